@@ -1,0 +1,70 @@
+// Encoding and decoding of Outpost payloads (nanopb), and their semantic validation.
+//
+// Thread safety: every function is reentrant; there is no shared state.
+// None of them throws (apart from std::bad_alloc) and none crashes on any input:
+// the decoder is fuzzed (tests/fuzz/decode_fuzzer.cpp).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "outpost/common/message.h"
+#include "outpost/common/reason.h"
+#include "outpost/common/result.h"
+
+namespace outpost::common {
+
+// Serialises an envelope. Fails (reason kOversized, kInvalidField or
+// kValueOutOfBounds) if it breaks a bound in limits.h that the decoder would
+// reject: an encoder never produces what the decoder refuses on size grounds.
+// Doubles that are exact short decimals are packed compactly (see outpost.proto).
+Result<std::vector<uint8_t>, Rejection> encode(const Envelope& envelope);
+
+// Like encode, but appends to `out` (cleared first), reusing its capacity.
+Status<Rejection> encode_into(const Envelope& envelope, std::vector<uint8_t>& out);
+
+// Structural decode: bytes -> Envelope. Rejects what is not a well-formed,
+// bounded schema-v1 Envelope with exactly one body (not_decodable, oversized,
+// unsupported_version, empty). No semantic checks; see validate().
+Result<Envelope, Rejection> decode(std::span<const uint8_t> bytes);
+
+// Semantic checks, configurable per deployment.
+struct ValidationOptions {
+  // Timestamps may be at most this far ahead of the receive time.
+  int64_t max_future_skew_us = 5 * 60 * 1'000'000LL;
+  // ...and at most this far behind it (store-and-forward can hold data for weeks).
+  int64_t max_past_age_us = 30LL * 24 * 3600 * 1'000'000LL;
+  // Devices without a synchronised clock (time_synced false) send whatever time
+  // they have; by default their timestamps are not bounds-checked, only flagged.
+  bool check_unsynced_timestamps = false;
+  // Accept NaN and +/-Inf readings.
+  bool allow_non_finite = false;
+};
+
+// What the receiver knows independently of the payload.
+struct Expectation {
+  PayloadKind kind;             // from the topic suffix
+  std::string_view device_id;   // from the topic; empty: do not check identity
+  int64_t receive_time_us = 0;  // the collector's clock when it arrived
+};
+
+// Checks a decoded envelope: body kind and device id match the expectation, ids
+// use the allowed charset, sensor indexes point into the name table, numbers are
+// finite (unless allowed), timestamps lie within the skew window, strings are UTF-8.
+Status<Rejection> validate(const Envelope& envelope, const Expectation& expect,
+                           const ValidationOptions& options);
+
+// decode() then validate(): the collector's one call per received message.
+Result<Envelope, Rejection> decode_and_validate(std::span<const uint8_t> bytes,
+                                                const Expectation& expect,
+                                                const ValidationOptions& options);
+
+// True if `id` is a valid device or site id: 1..64 bytes of [A-Za-z0-9._-].
+bool is_valid_id(std::string_view id);
+
+// True if `name` is a valid sensor name: 1..63 printable ASCII bytes (0x21-0x7e).
+bool is_valid_sensor_name(std::string_view name);
+
+}  // namespace outpost::common
