@@ -5,6 +5,7 @@
 #include <pb_encode.h>
 
 #include <array>
+#include <cstddef>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -18,8 +19,12 @@ namespace outpost::common {
 namespace {
 
 // The nanopb options file and limits.h must agree; a drift fails the build here.
+// nanopb bounds a bytes field by its struct size, padding included, so an odd
+// max_size would let one byte more in than the array holds: require no padding.
 template <typename Bytes>
 constexpr std::size_t capacity_of() {
+  static_assert(sizeof(Bytes) == offsetof(Bytes, bytes) + sizeof(Bytes::bytes),
+                "nanopb max_size must be even (see outpost.options)");
   return sizeof(Bytes::bytes);
 }
 static_assert(capacity_of<outpost_Envelope_device_id_t>() == kMaxIdLength);

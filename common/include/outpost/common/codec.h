@@ -64,7 +64,7 @@ Result<Envelope, Rejection> decode_and_validate(std::span<const uint8_t> bytes,
 // True if `id` is a valid device or site id: 1..64 bytes of [A-Za-z0-9._-].
 bool is_valid_id(std::string_view id);
 
-// True if `name` is a valid sensor name: 1..63 printable ASCII bytes (0x21-0x7e).
+// True if `name` is a valid sensor name: 1..64 printable ASCII bytes (0x21-0x7e).
 bool is_valid_sensor_name(std::string_view name);
 
 }  // namespace outpost::common

@@ -13,7 +13,7 @@ inline constexpr uint32_t kSchemaVersion = 1;
 inline constexpr std::size_t kMaxPayloadBytes = 256 * 1024;
 
 inline constexpr std::size_t kMaxIdLength = 64;            // device and site ids
-inline constexpr std::size_t kMaxSensorNameLength = 63;
+inline constexpr std::size_t kMaxSensorNameLength = 64;
 inline constexpr std::size_t kMaxSensorsPerBatch = 64;     // name table entries
 inline constexpr std::size_t kMaxUnitLength = 16;
 inline constexpr std::size_t kMaxReadingsPerBatch = 1000;

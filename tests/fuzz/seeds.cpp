@@ -1,0 +1,137 @@
+// Valid and broken payloads that seed the decoder fuzzer and its regression test.
+#include "seeds.h"
+
+#include <cmath>
+#include <limits>
+
+#include "outpost/common/limits.h"
+
+namespace outpost::common::seeds {
+namespace {
+
+constexpr int64_t kNow = kReceiveTimeUs;
+
+// Minimal protobuf writer for payloads the encoder refuses to produce.
+struct Proto {
+  std::vector<uint8_t> bytes;
+  Proto& varint(uint64_t v) {
+    while (v >= 0x80) {
+      bytes.push_back(static_cast<uint8_t>(v | 0x80));
+      v >>= 7;
+    }
+    bytes.push_back(static_cast<uint8_t>(v));
+    return *this;
+  }
+  Proto& tag(uint32_t field, uint32_t wire) { return varint(field << 3 | wire); }
+  Proto& uint(uint32_t field, uint64_t v) { return tag(field, 0).varint(v); }
+  Proto& len(uint32_t field, const std::vector<uint8_t>& b) {
+    tag(field, 2).varint(b.size());
+    bytes.insert(bytes.end(), b.begin(), b.end());
+    return *this;
+  }
+  Proto& str(uint32_t field, const std::string& s) {
+    return len(field, std::vector<uint8_t>(s.begin(), s.end()));
+  }
+};
+
+Envelope envelope(Body body, std::string device = kTopicDevice) {
+  return Envelope{kSchemaVersion, std::move(device), 0x5eed, 42, std::move(body)};
+}
+
+std::vector<uint8_t> bytes_of(const Envelope& e) {
+  auto r = encode(e);
+  return r.ok() ? r.value() : std::vector<uint8_t>{};
+}
+
+ReadingBatch typical_readings() {
+  ReadingBatch b;
+  b.time_synced = true;
+  b.sensor_names = {"temperature", "humidity", "pressure", "co2", "battery"};
+  b.units = {"Cel", "%RH", "hPa", "ppm", "V"};
+  for (int t = 0; t < 10; ++t) {
+    const int64_t ts = kNow - 10'000'000 + t * 1'000'000;
+    b.readings.push_back({0, ts, 21.37 + t * 0.01});
+    b.readings.push_back({1, ts, 45.2});
+    b.readings.push_back({2, ts, 1013.25});
+    b.readings.push_back({3, ts, int64_t{415 + t}});
+    b.readings.push_back({4, ts, 3.301});
+  }
+  return b;
+}
+
+}  // namespace
+
+std::vector<Seed> all_seeds() {
+  std::vector<Seed> out;
+  auto add = [&out](std::string name, std::vector<uint8_t> bytes) {
+    out.push_back({std::move(name) + ".bin", std::move(bytes)});
+  };
+
+  // Valid payloads of every kind.
+  const auto typical = bytes_of(envelope(typical_readings()));
+  add("valid-readings-typical", typical);
+  ReadingBatch mixed;
+  mixed.sensor_names = {"door", "state", "count", "raw"};
+  mixed.readings = {{0, kNow, true},
+                    {1, kNow, std::string("idle")},
+                    {2, kNow, std::numeric_limits<int64_t>::min()},
+                    {3, kNow, 0.1 + 0.2}};
+  add("valid-readings-mixed-types", bytes_of(envelope(mixed)));
+  LogBatch logs;
+  logs.time_synced = true;
+  logs.records = {{kNow, Severity::kWarning, "disk 91% full", {{"mount", "/data"}}},
+                  {kNow + 5, Severity::kError, "sensor timeout\nretrying", {}}};
+  add("valid-logs-two-records", bytes_of(envelope(logs)));
+  add("valid-status-online",
+      bytes_of(envelope(DeviceStatus{DeviceState::kOnline, kNow, true, "0.1.0", 60, 3, 300, 0,
+                                     0, 0, 1, 0})));
+  add("valid-status-lost-will",
+      bytes_of(envelope(DeviceStatus{DeviceState::kLost, 0, false, "0.1.0"})));
+  add("valid-ack-ranges", bytes_of(envelope(CommitAck{{{0x5eed, 1, 40}, {0x5eed, 42, 42}}})));
+  add("valid-event-threshold",
+      bytes_of(envelope(
+          Event{EventKind::kThresholdAbove, kNow, "site-a", "temperature", 81.5, 80, "hot"})));
+
+  // Broken payloads, one or more per reason.
+  add("reject-empty-zero-bytes", {});
+  Proto header;
+  header.uint(1, kSchemaVersion).str(2, kTopicDevice).uint(3, 1).uint(4, 1);
+  add("reject-empty-no-body", header.bytes);
+  add("reject-not_decodable-truncated",
+      std::vector<uint8_t>(typical.begin(), typical.begin() + typical.size() / 2));
+  add("reject-not_decodable-random",
+      {0x9f, 0x13, 0xff, 0x00, 0x42, 0xde, 0xad, 0xbe, 0xef, 0x07, 0x80, 0x80});
+  Proto wire;
+  wire.uint(1, kSchemaVersion).uint(2, 7);
+  add("reject-not_decodable-wrong-wire-type", wire.bytes);
+  Proto future;
+  future.uint(1, 2).str(2, kTopicDevice).tag(99, 7);
+  add("reject-unsupported_version-v2", future.bytes);
+  add("reject-wrong_message_type-logs-on-data-topic", bytes_of(envelope(logs)));
+  add("reject-identity_mismatch-other-device", bytes_of(envelope(typical_readings(), "dev-2")));
+  Proto long_id;
+  long_id.uint(1, kSchemaVersion).str(2, std::string(kMaxIdLength + 1, 'd'));
+  add("reject-oversized-device-id", long_id.bytes);
+  Proto reading;
+  reading.uint(5, 2);
+  Proto many;
+  many.str(3, "x");
+  for (std::size_t i = 0; i <= kMaxReadingsPerBatch; ++i) many.len(5, reading.bytes);
+  Proto too_many = header;
+  too_many.len(5, many.bytes);
+  add("reject-oversized-too-many-readings", too_many.bytes);
+  ReadingBatch nan;
+  nan.sensor_names = {"x"};
+  nan.readings = {{0, kNow, std::nan("")}};
+  add("reject-value_out_of_bounds-nan", bytes_of(envelope(nan)));
+  ReadingBatch future_time = typical_readings();
+  future_time.readings.back().time_us = kNow + 24LL * 3600 * 1'000'000;
+  add("reject-timestamp_out_of_bounds-tomorrow", bytes_of(envelope(future_time)));
+  ReadingBatch bad_index;
+  bad_index.sensor_names = {"x"};
+  bad_index.readings = {{3, kNow, 1.0}};
+  add("reject-invalid_field-sensor-index", bytes_of(envelope(bad_index)));
+  return out;
+}
+
+}  // namespace outpost::common::seeds
