@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "outpost/common/limits.h"
 #include "outpost/common/message.h"
 #include "outpost/common/reason.h"
 #include "outpost/common/result.h"

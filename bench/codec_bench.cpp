@@ -1,0 +1,160 @@
+// Codec throughput (readings/s) and wire size (bytes/reading) against compact JSON.
+//
+//   build/bench/codec_bench                     # all benchmarks
+//   build/bench/codec_bench --benchmark_filter=Size
+#include <benchmark/benchmark.h>
+
+#include <charconv>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "outpost/common/codec.h"
+
+namespace {
+
+using namespace outpost::common;
+
+constexpr int64_t kNow = 1'700'000'000'000'000;
+
+// PRODUCT.md's typical batch: 5 sensors, 1 s period, 50 readings, realistic
+// resolutions (0.01 degC, 0.1 %RH, 0.01 hPa, 1 ppm, 1 mV) and slowly moving values.
+Envelope typical_batch(int readings_per_sensor = 10, uint64_t seed = 1) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> noise(0, 1);
+  ReadingBatch b;
+  b.time_synced = true;
+  b.sensor_names = {"temperature", "humidity", "pressure", "co2", "battery"};
+  b.units = {"Cel", "%RH", "hPa", "ppm", "V"};
+  double temp = 21.5, hum = 45.0, press = 1013.25, batt = 3.3;
+  int64_t co2 = 415;
+  for (int t = 0; t < readings_per_sensor; ++t) {
+    const int64_t ts = kNow + t * 1'000'000LL;
+    temp += noise(rng) * 0.05;
+    hum += noise(rng) * 0.2;
+    press += noise(rng) * 0.1;
+    batt -= 0.001;
+    co2 += static_cast<int64_t>(std::lround(noise(rng) * 3));
+    b.readings.push_back({0, ts, std::round(temp * 100) / 100});
+    b.readings.push_back({1, ts, std::round(hum * 10) / 10});
+    b.readings.push_back({2, ts, std::round(press * 100) / 100});
+    b.readings.push_back({3, ts, co2});
+    b.readings.push_back({4, ts, std::round(batt * 1000) / 1000});
+  }
+  return Envelope{kSchemaVersion, "gw-0042", 0x9e3779b97f4a7c15ULL, 123456, std::move(b)};
+}
+
+void append_double(std::string& out, double v) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest round-trip form
+  out.append(buf, r.ptr);
+}
+
+// What a hand-written MQTT script would send: one compact JSON object per batch,
+// short keys, millisecond timestamps, shortest round-trip numbers.
+std::string to_json(const Envelope& e) {
+  const auto& b = std::get<ReadingBatch>(e.body);
+  std::string out = "{\"v\":1,\"device\":\"" + e.device_id + "\",\"epoch\":" +
+                    std::to_string(e.epoch) + ",\"seq\":" + std::to_string(e.seq) +
+                    ",\"readings\":[";
+  for (std::size_t i = 0; i < b.readings.size(); ++i) {
+    const Reading& r = b.readings[i];
+    if (i) out += ',';
+    out += "{\"sensor\":\"" + b.sensor_names[r.sensor] + "\",\"t\":" +
+           std::to_string(r.time_us / 1000) + ",\"value\":";
+    if (auto* d = std::get_if<double>(&r.value)) {
+      append_double(out, *d);
+    } else if (auto* n = std::get_if<int64_t>(&r.value)) {
+      out += std::to_string(*n);
+    }
+    if (r.sensor < b.units.size()) out += ",\"unit\":\"" + b.units[r.sensor] + "\"";
+    out += '}';
+  }
+  return out + "]}";
+}
+
+void BM_Encode(benchmark::State& state) {
+  const Envelope e = typical_batch(static_cast<int>(state.range(0)) / 5);
+  const auto n = std::get<ReadingBatch>(e.body).readings.size();
+  std::vector<uint8_t> out;
+  for (auto _ : state) {
+    if (!encode_into(e, out).ok()) state.SkipWithError("encode failed");
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["readings/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
+  state.counters["bytes/reading"] = static_cast<double>(out.size()) / n;
+}
+BENCHMARK(BM_Encode)->Arg(50)->Arg(500);
+
+void BM_Decode(benchmark::State& state) {
+  const Envelope e = typical_batch(static_cast<int>(state.range(0)) / 5);
+  const auto n = std::get<ReadingBatch>(e.body).readings.size();
+  const auto bytes = encode(e).value();
+  for (auto _ : state) {
+    auto d = decode(bytes);
+    if (!d.ok()) state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(d);
+  }
+  state.counters["readings/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Decode)->Arg(50)->Arg(500);
+
+// The collector's per-message path: decode plus every semantic check.
+void BM_DecodeAndValidate(benchmark::State& state) {
+  const Envelope e = typical_batch(static_cast<int>(state.range(0)) / 5);
+  const auto n = std::get<ReadingBatch>(e.body).readings.size();
+  const auto bytes = encode(e).value();
+  const Expectation expect{PayloadKind::kReadings, "gw-0042", kNow};
+  for (auto _ : state) {
+    auto d = decode_and_validate(bytes, expect, {});
+    if (!d.ok()) state.SkipWithError("rejected");
+    benchmark::DoNotOptimize(d);
+  }
+  state.counters["readings/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_DecodeAndValidate)->Arg(50)->Arg(500);
+
+// Random 17-digit doubles defeat the decimal packing: the worst case for size.
+void BM_EncodeRandomDoubles(benchmark::State& state) {
+  Envelope e = typical_batch();
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(-1000, 1000);
+  for (auto& r : std::get<ReadingBatch>(e.body).readings) r.value = u(rng);
+  const auto n = std::get<ReadingBatch>(e.body).readings.size();
+  std::vector<uint8_t> out;
+  for (auto _ : state) {
+    if (!encode_into(e, out).ok()) state.SkipWithError("encode failed");
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["readings/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
+  state.counters["bytes/reading"] = static_cast<double>(out.size()) / n;
+}
+BENCHMARK(BM_EncodeRandomDoubles);
+
+// Wire size only: Outpost vs compact JSON for the typical batch, averaged over
+// 100 batches with different noise so the figure is not one lucky draw.
+void BM_SizeTypicalBatch(benchmark::State& state) {
+  double outpost_bytes = 0, json_bytes = 0, readings = 0;
+  for (auto _ : state) {
+    outpost_bytes = json_bytes = readings = 0;
+    for (uint64_t seed = 1; seed <= 100; ++seed) {
+      const Envelope e = typical_batch(10, seed);
+      outpost_bytes += static_cast<double>(encode(e).value().size());
+      json_bytes += static_cast<double>(to_json(e).size());
+      readings += static_cast<double>(std::get<ReadingBatch>(e.body).readings.size());
+    }
+  }
+  state.counters["outpost_bytes/reading"] = outpost_bytes / readings;
+  state.counters["json_bytes/reading"] = json_bytes / readings;
+  state.counters["json/outpost"] = json_bytes / outpost_bytes;
+}
+BENCHMARK(BM_SizeTypicalBatch)->Iterations(1);
+
+}  // namespace
+
+BENCHMARK_MAIN();
