@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <span>
+#include <string>
 
 #include "outpost/common/codec.h"
+#include "outpost/common/json.h"
 
 namespace {
 
@@ -29,6 +31,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)outpost::common::validate(decoded.value(), Expectation{kind, "dev-1", kReceiveTimeUs},
                                     {});
   }
+
+  // Rendering is how decoded data reaches people and webhooks: it must cope too.
+  const std::string json = outpost::common::to_json(decoded.value());
+  if (json.empty() || json.front() != '{' || json.back() != '}') std::abort();
 
   auto once = outpost::common::encode(decoded.value());
   if (!once.ok()) std::abort();  // decoded, so within every bound: must re-encode
