@@ -4,13 +4,13 @@
 //   build/bench/codec_bench --benchmark_filter=Size
 #include <benchmark/benchmark.h>
 
-#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "outpost/common/codec.h"
 #include "outpost/common/json.h"
+#include "outpost/common/sample.h"
 
 namespace {
 
@@ -18,31 +18,8 @@ using namespace outpost::common;
 
 constexpr int64_t kNow = 1'700'000'000'000'000;
 
-// PRODUCT.md's typical batch: 5 sensors, 1 s period, 50 readings, realistic
-// resolutions (0.01 degC, 0.1 %RH, 0.01 hPa, 1 ppm, 1 mV) and slowly moving values.
-Envelope typical_batch(int readings_per_sensor = 10, uint64_t seed = 1) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> noise(0, 1);
-  ReadingBatch b;
-  b.time_synced = true;
-  b.sensor_names = {"temperature", "humidity", "pressure", "co2", "battery"};
-  b.units = {"Cel", "%RH", "hPa", "ppm", "V"};
-  double temp = 21.5, hum = 45.0, press = 1013.25, batt = 3.3;
-  int64_t co2 = 415;
-  for (int t = 0; t < readings_per_sensor; ++t) {
-    const int64_t ts = kNow + t * 1'000'000LL;
-    temp += noise(rng) * 0.05;
-    hum += noise(rng) * 0.2;
-    press += noise(rng) * 0.1;
-    batt -= 0.001;
-    co2 += static_cast<int64_t>(std::lround(noise(rng) * 3));
-    b.readings.push_back({0, ts, std::round(temp * 100) / 100});
-    b.readings.push_back({1, ts, std::round(hum * 10) / 10});
-    b.readings.push_back({2, ts, std::round(press * 100) / 100});
-    b.readings.push_back({3, ts, co2});
-    b.readings.push_back({4, ts, std::round(batt * 1000) / 1000});
-  }
-  return Envelope{kSchemaVersion, "gw-0042", 0x9e3779b97f4a7c15ULL, 123456, std::move(b)};
+Envelope typical_batch(int instants = 10, uint64_t seed = 1) {
+  return sample_reading_batch("gw-0042", kNow, instants, seed);
 }
 
 void BM_Encode(benchmark::State& state) {
@@ -53,8 +30,8 @@ void BM_Encode(benchmark::State& state) {
     if (!encode_into(e, out).ok()) state.SkipWithError("encode failed");
     benchmark::DoNotOptimize(out.data());
   }
-  state.counters["readings/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
+  state.counters["readings/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
   state.counters["bytes/reading"] = static_cast<double>(out.size()) / n;
 }
 BENCHMARK(BM_Encode)->Arg(50)->Arg(500);
@@ -68,8 +45,8 @@ void BM_Decode(benchmark::State& state) {
     if (!d.ok()) state.SkipWithError("decode failed");
     benchmark::DoNotOptimize(d);
   }
-  state.counters["readings/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
+  state.counters["readings/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Decode)->Arg(50)->Arg(500);
 
@@ -84,8 +61,8 @@ void BM_DecodeAndValidate(benchmark::State& state) {
     if (!d.ok()) state.SkipWithError("rejected");
     benchmark::DoNotOptimize(d);
   }
-  state.counters["readings/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
+  state.counters["readings/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_DecodeAndValidate)->Arg(50)->Arg(500);
 
@@ -101,8 +78,8 @@ void BM_EncodeRandomDoubles(benchmark::State& state) {
     if (!encode_into(e, out).ok()) state.SkipWithError("encode failed");
     benchmark::DoNotOptimize(out.data());
   }
-  state.counters["readings/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
+  state.counters["readings/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate);
   state.counters["bytes/reading"] = static_cast<double>(out.size()) / n;
 }
 BENCHMARK(BM_EncodeRandomDoubles);

@@ -9,8 +9,7 @@ namespace outpost::common {
 
 void add_common_options(CLI::App& app, CommonOptions& opts) {
   app.set_version_flag("--version", app.get_name() + " " + OUTPOST_VERSION);
-  app.add_option("-c,--config", opts.config_path, "Configuration file (TOML)")
-      ->type_name("FILE");
+  app.add_option("-c,--config", opts.config_path, "Configuration file (TOML)")->type_name("FILE");
   app.add_option("--log-level", opts.log_level,
                  "Log level, overriding the config file: " + std::string(kLogLevelNames))
       ->type_name("LEVEL")

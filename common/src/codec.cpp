@@ -5,8 +5,9 @@
 #include <pb_encode.h>
 
 #include <array>
-#include <cstddef>
 #include <cmath>
+#include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -176,9 +177,9 @@ bool encode_readings_body(pb_ostream_t* stream, const pb_field_t* field, void* c
   b.sensor_names_count = static_cast<pb_size_t>(in.sensor_names.size());
   for (std::size_t i = 0; i < in.sensor_names.size(); ++i) {
     if (!from_string(in.sensor_names[i], b.sensor_names[i])) {
-      return fail(ctx, Reason::kOversized, "sensor name '" + in.sensor_names[i] +
-                                               "' longer than " +
-                                               std::to_string(kMaxSensorNameLength) + " bytes");
+      return fail(ctx, Reason::kOversized,
+                  "sensor name '" + in.sensor_names[i] + "' longer than " +
+                      std::to_string(kMaxSensorNameLength) + " bytes");
     }
   }
   b.units_count = static_cast<pb_size_t>(in.units.size());
@@ -208,13 +209,14 @@ bool encode_log_list(pb_ostream_t* stream, const pb_field_t* field, void* const*
     previous = in.time_us;
     r.severity = static_cast<outpost_Severity>(in.severity);
     if (!from_string(in.message, r.message)) {
-      return fail(ctx, Reason::kOversized, "log record " + std::to_string(i) +
-                                               ": message longer than " +
-                                               std::to_string(kMaxLogMessageLength) + " bytes");
+      return fail(ctx, Reason::kOversized,
+                  "log record " + std::to_string(i) + ": message longer than " +
+                      std::to_string(kMaxLogMessageLength) + " bytes");
     }
     if (in.fields.size() > kMaxLogFieldsPerRecord) {
-      return fail(ctx, Reason::kOversized, "log record " + std::to_string(i) + ": more than " +
-                                               std::to_string(kMaxLogFieldsPerRecord) + " fields");
+      return fail(ctx, Reason::kOversized,
+                  "log record " + std::to_string(i) + ": more than " +
+                      std::to_string(kMaxLogFieldsPerRecord) + " fields");
     }
     r.fields_count = static_cast<pb_size_t>(in.fields.size());
     for (std::size_t f = 0; f < in.fields.size(); ++f) {
@@ -256,8 +258,8 @@ Status<Rejection> fill_status(const DeviceStatus& in, outpost_DeviceStatus& out)
   out.time_us = in.time_us;
   out.time_synced = in.time_synced;
   if (!from_string(in.agent_version, out.agent_version)) {
-    return reject(Reason::kOversized, "agent version longer than " +
-                                          std::to_string(kMaxAgentVersionLength) + " bytes");
+    return reject(Reason::kOversized,
+                  "agent version longer than " + std::to_string(kMaxAgentVersionLength) + " bytes");
   }
   out.uptime_s = in.uptime_s;
   out.queue_depth = in.queue_depth;
@@ -342,10 +344,18 @@ bool decode_reading(pb_istream_t* stream, const pb_field_t*, void** arg) {
       out.value = *v;
       break;
     }
-    case outpost_Reading_f64_tag: out.value = r.value.f64; break;
-    case outpost_Reading_i64_tag: out.value = r.value.i64; break;
-    case outpost_Reading_b_tag: out.value = r.value.b; break;
-    case outpost_Reading_s_tag: out.value = to_string(r.value.s); break;
+    case outpost_Reading_f64_tag:
+      out.value = r.value.f64;
+      break;
+    case outpost_Reading_i64_tag:
+      out.value = r.value.i64;
+      break;
+    case outpost_Reading_b_tag:
+      out.value = r.value.b;
+      break;
+    case outpost_Reading_s_tag:
+      out.value = to_string(r.value.s);
+      break;
     default:
       return fail(ctx, Reason::kInvalidField,
                   "reading " + std::to_string(readings.size() - 1) + " has no value");
@@ -392,15 +402,17 @@ bool decode_log_record(pb_istream_t* stream, const pb_field_t*, void** arg) {
   auto& ctx = *static_cast<DecodeContext*>(*arg);
   auto& records = std::get<LogBatch>(ctx.out->body).records;
   if (records.size() >= kMaxLogRecordsPerBatch) {
-    return fail(ctx, Reason::kOversized, "more than " + std::to_string(kMaxLogRecordsPerBatch) +
-                                             " log records in one batch");
+    return fail(
+        ctx, Reason::kOversized,
+        "more than " + std::to_string(kMaxLogRecordsPerBatch) + " log records in one batch");
   }
   outpost_LogRecord r = outpost_LogRecord_init_zero;
   if (!pb_decode(stream, outpost_LogRecord_fields, &r)) return false;
   const int32_t severity = raw_enum(r.severity);
   if (severity < 0 || severity > static_cast<int32_t>(Severity::kCritical)) {
-    return fail(ctx, Reason::kInvalidField, "log record " + std::to_string(records.size()) +
-                                                ": unknown severity " + std::to_string(severity));
+    return fail(ctx, Reason::kInvalidField,
+                "log record " + std::to_string(records.size()) + ": unknown severity " +
+                    std::to_string(severity));
   }
   LogRecord& out = records.emplace_back();
   out.time_us = r.time_delta_us;
@@ -540,10 +552,11 @@ class TimeWindow {
   Status<Rejection> check(int64_t t, const std::string& what) const {
     if (!check_ || (t >= min_ && t <= max_)) return {};
     const double seconds = (static_cast<double>(t) - static_cast<double>(now_)) / 1e6;
+    char offset[64];
+    std::snprintf(offset, sizeof offset, "%.1f s %s", std::fabs(seconds),
+                  seconds > 0 ? "ahead of" : "behind");
     return reject(Reason::kTimestampOutOfBounds,
-                  what + ": timestamp " + std::to_string(t) + " us is " +
-                      std::to_string(std::fabs(seconds)) + " s " +
-                      (seconds > 0 ? "ahead of" : "behind") + " the receive time");
+                  what + ": " + offset + " the receive time (t = " + std::to_string(t) + " us)");
   }
 
  private:
@@ -588,8 +601,7 @@ Status<Rejection> validate_readings(const ReadingBatch& b, const Expectation& ex
     if (const double* d = std::get_if<double>(&r.value)) {
       if (!options.allow_non_finite && !std::isfinite(*d)) {
         return reject(Reason::kValueOutOfBounds, "reading " + std::to_string(i) + " (" + name +
-                                                     "): non-finite value " +
-                                                     std::to_string(*d));
+                                                     "): non-finite value " + std::to_string(*d));
       }
     } else if (const std::string* s = std::get_if<std::string>(&r.value)) {
       if (!is_valid_text(*s)) {
@@ -747,9 +759,9 @@ Result<Envelope, Rejection> decode(std::span<const uint8_t> bytes) {
   const std::optional<uint64_t> version =
       decoded ? std::optional<uint64_t>(e.schema_version) : peek_schema_version(bytes);
   if (version && *version != kSchemaVersion) {
-    return reject(Reason::kUnsupportedVersion,
-                  "schema version " + std::to_string(*version) + ", this build reads " +
-                      std::to_string(kSchemaVersion));
+    return reject(Reason::kUnsupportedVersion, "schema version " + std::to_string(*version) +
+                                                   ", this build reads " +
+                                                   std::to_string(kSchemaVersion));
   }
   if (!decoded) {
     if (ctx.error) return *ctx.error;
@@ -819,8 +831,7 @@ Status<Rejection> validate(const Envelope& envelope, const Expectation& expect,
   }
   if (!expect.device_id.empty() && envelope.device_id != expect.device_id) {
     return reject(Reason::kIdentityMismatch, "payload device id " + quoted(envelope.device_id) +
-                                                 " but topic device " +
-                                                 quoted(expect.device_id));
+                                                 " but topic device " + quoted(expect.device_id));
   }
   switch (envelope.kind()) {
     case PayloadKind::kReadings:

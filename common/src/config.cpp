@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -32,16 +32,26 @@ std::pair<std::string_view, std::string_view> split_number_unit(std::string_view
 
 std::string type_name(const toml::node& node) {
   switch (node.type()) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    case toml::node_type::none: break;
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
   }
   return "nothing";
 }
@@ -71,12 +81,8 @@ std::optional<int64_t> parse_duration_us(std::string_view text) {
   const auto n = parse_whole_number(digits);
   if (!n) return std::nullopt;
   static constexpr std::pair<std::string_view, int64_t> kUnits[] = {
-      {"us", 1},
-      {"ms", 1'000},
-      {"s", 1'000'000},
-      {"m", 60'000'000},
-      {"h", 3'600'000'000},
-      {"d", 86'400'000'000},
+      {"us", 1},         {"ms", 1'000},        {"s", 1'000'000},
+      {"m", 60'000'000}, {"h", 3'600'000'000}, {"d", 86'400'000'000},
   };
   for (const auto& [name, scale] : kUnits) {
     if (unit != name) continue;
@@ -272,10 +278,12 @@ void ConfigReader::read_duration_us(std::string_view path, int64_t& out_us, int6
   if (!v) {
     error_at(path, node,
              "expected a duration such as \"200ms\", \"5s\", \"10m\", \"2h\" or \"7d\" "
-             "(units us, ms, s, m, h, d), got " + shown(path, *text));
+             "(units us, ms, s, m, h, d), got " +
+                 shown(path, *text));
   } else if (*v < min_us || *v > max_us) {
-    error_at(path, node, shown(path, *text) + " is out of range [" + std::to_string(min_us) +
-                             " us, " + std::to_string(max_us) + " us]");
+    error_at(path, node,
+             shown(path, *text) + " is out of range [" + std::to_string(min_us) + " us, " +
+                 std::to_string(max_us) + " us]");
   } else {
     out_us = *v;
   }
@@ -294,8 +302,8 @@ void ConfigReader::read_size_bytes(std::string_view path, uint64_t& out, uint64_
     as_text = *s;
     v = parse_size_bytes(*s);
   } else {
-    error_at(path, node, "expected a size such as \"64MiB\" or a number of bytes, got " +
-                             type_name(*node));
+    error_at(path, node,
+             "expected a size such as \"64MiB\" or a number of bytes, got " + type_name(*node));
     return;
   }
   if (!v) {
@@ -303,8 +311,9 @@ void ConfigReader::read_size_bytes(std::string_view path, uint64_t& out, uint64_
              "expected a size such as \"512KiB\", \"64MiB\", \"1GiB\" or \"10MB\", got " +
                  shown(path, as_text));
   } else if (*v < min || *v > max) {
-    error_at(path, node, std::to_string(*v) + " bytes is out of range [" + std::to_string(min) +
-                             ", " + std::to_string(max) + "]");
+    error_at(path, node,
+             std::to_string(*v) + " bytes is out of range [" + std::to_string(min) + ", " +
+                 std::to_string(max) + "]");
   } else {
     out = *v;
   }
@@ -352,8 +361,7 @@ Status<ConfigError> ConfigReader::finish() {
   return *first;
 }
 
-void read_validation_options(ConfigReader& reader, std::string_view table,
-                             ValidationOptions& out) {
+void read_validation_options(ConfigReader& reader, std::string_view table, ValidationOptions& out) {
   const std::string prefix = std::string(table) + ".";
   reader.read_duration_us(prefix + "max_future_skew", out.max_future_skew_us);
   reader.read_duration_us(prefix + "max_past_age", out.max_past_age_us);

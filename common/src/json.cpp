@@ -55,10 +55,14 @@ std::string_view severity_name(Severity s) {
 
 std::string_view state_name(DeviceState s) {
   switch (s) {
-    case DeviceState::kOnline: return "online";
-    case DeviceState::kOffline: return "offline";
-    case DeviceState::kLost: return "lost";
-    case DeviceState::kUnspecified: break;
+    case DeviceState::kOnline:
+      return "online";
+    case DeviceState::kOffline:
+      return "offline";
+    case DeviceState::kLost:
+      return "lost";
+    case DeviceState::kUnspecified:
+      break;
   }
   return "unspecified";
 }
@@ -187,11 +191,21 @@ void append_json_string(std::string& out, std::string_view text) {
   out += '"';
   for (char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];

@@ -16,9 +16,8 @@ std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name) 
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   using L = spdlog::level::level_enum;
   static constexpr std::pair<std::string_view, L> kLevels[] = {
-      {"trace", L::trace}, {"debug", L::debug},     {"info", L::info},
-      {"warn", L::warn},   {"warning", L::warn},    {"error", L::err},
-      {"critical", L::critical}, {"off", L::off},
+      {"trace", L::trace},  {"debug", L::debug}, {"info", L::info},         {"warn", L::warn},
+      {"warning", L::warn}, {"error", L::err},   {"critical", L::critical}, {"off", L::off},
   };
   for (const auto& [n, level] : kLevels) {
     if (n == lower) return level;
@@ -31,8 +30,8 @@ void read_log_config(ConfigReader& reader, LogConfig& out) {
   reader.read("log.level", level);
   if (level == out.level) return;
   if (!parse_log_level(level)) {
-    reader.add_error("log.level", "expected one of " + std::string(kLogLevelNames) + ", got \"" +
-                                      level + "\"");
+    reader.add_error("log.level",
+                     "expected one of " + std::string(kLogLevelNames) + ", got \"" + level + "\"");
     return;
   }
   out.level = level;

@@ -11,10 +11,10 @@ namespace {
 
 constexpr std::array kDeviceKinds = {PayloadKind::kReadings, PayloadKind::kLogs,
                                      PayloadKind::kStatus, PayloadKind::kAck};
-constexpr std::array kEventKinds = {
-    EventKind::kDeviceOnline,     EventKind::kDeviceOffline, EventKind::kDataGap,
-    EventKind::kDeviceRestarted,  EventKind::kDlqRate,       EventKind::kThresholdAbove,
-    EventKind::kThresholdBelow,   EventKind::kThresholdCleared};
+constexpr std::array kEventKinds = {EventKind::kDeviceOnline,   EventKind::kDeviceOffline,
+                                    EventKind::kDataGap,        EventKind::kDeviceRestarted,
+                                    EventKind::kDlqRate,        EventKind::kThresholdAbove,
+                                    EventKind::kThresholdBelow, EventKind::kThresholdCleared};
 
 // Longest topic we ever produce: root + events + kind + two ids, with slashes.
 constexpr std::size_t kMaxTopicLength = 200;
@@ -74,11 +74,16 @@ std::optional<Rejection> check_root(const std::vector<std::string_view>& levels,
 
 std::string_view topic_suffix(PayloadKind kind) {
   switch (kind) {
-    case PayloadKind::kReadings: return "data";
-    case PayloadKind::kLogs: return "logs";
-    case PayloadKind::kStatus: return "status";
-    case PayloadKind::kAck: return "ack";
-    case PayloadKind::kEvent: break;
+    case PayloadKind::kReadings:
+      return "data";
+    case PayloadKind::kLogs:
+      return "logs";
+    case PayloadKind::kStatus:
+      return "status";
+    case PayloadKind::kAck:
+      return "ack";
+    case PayloadKind::kEvent:
+      break;
   }
   return "";
 }

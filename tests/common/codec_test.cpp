@@ -146,8 +146,8 @@ TEST(Codec, EveryValueTypeRoundTripsAtItsBounds) {
       std::string("d\xc3\xa9j\xc3\xa0 vu \xe2\x82\xac"),
   };
   for (std::size_t i = 0; i < values.size(); ++i) {
-    b.readings.push_back({static_cast<uint32_t>(values[i].index()),
-                          kNow + static_cast<int64_t>(i), values[i]});
+    b.readings.push_back(
+        {static_cast<uint32_t>(values[i].index()), kNow + static_cast<int64_t>(i), values[i]});
   }
   const Envelope e = with_body(b);
   const Envelope back = round_trip(e);
@@ -211,10 +211,13 @@ TEST(Codec, FullSizeLogBatchRoundTrips) {
   LogBatch b;
   b.time_synced = true;
   for (std::size_t i = 0; i < kMaxLogRecordsPerBatch; ++i) {
-    LogRecord r{kNow + static_cast<int64_t>(i), static_cast<Severity>(i % 8),
-                std::string(kMaxLogMessageLength, 'm'), {}};
+    LogRecord r{kNow + static_cast<int64_t>(i),
+                static_cast<Severity>(i % 8),
+                std::string(kMaxLogMessageLength, 'm'),
+                {}};
     for (std::size_t f = 0; f < kMaxLogFieldsPerRecord; ++f) {
-      r.fields.push_back({std::string(kMaxLogKeyLength, 'k'), std::string(kMaxLogValueLength, 'v')});
+      r.fields.push_back(
+          {std::string(kMaxLogKeyLength, 'k'), std::string(kMaxLogValueLength, 'v')});
     }
     b.records.push_back(std::move(r));
   }
@@ -464,8 +467,7 @@ TEST(Codec, NanAndInfinityAreOutOfBoundsUnlessAllowed) {
     ValidationOptions allow;
     allow.allow_non_finite = true;
     EXPECT_TRUE(
-        decode_and_validate(must_encode(with_body(b)), expect(PayloadKind::kReadings), allow)
-            .ok());
+        decode_and_validate(must_encode(with_body(b)), expect(PayloadKind::kReadings), allow).ok());
   }
 }
 
@@ -500,8 +502,8 @@ TEST(Codec, SensorIndexOutsideTheNameTableIsInvalid) {
 }
 
 TEST(Codec, TimestampsFarInTheFutureOrPastAreOutOfBounds) {
-  for (int64_t t : std::vector<int64_t>{kNow + 3600 * kSecond, kNow - 400 * 24 * 3600 * kSecond,
-                                        0, std::numeric_limits<int64_t>::max()}) {
+  for (int64_t t : std::vector<int64_t>{kNow + 3600 * kSecond, kNow - 400 * 24 * 3600 * kSecond, 0,
+                                        std::numeric_limits<int64_t>::max()}) {
     ReadingBatch b;
     b.time_synced = true;
     b.sensor_names = {"x"};
@@ -518,8 +520,8 @@ TEST(Codec, TimestampsJustInsideTheWindowAreAccepted) {
   b.time_synced = true;
   b.sensor_names = {"x"};
   b.readings = {{0, kNow + o.max_future_skew_us, 1.0}, {0, kNow - o.max_past_age_us, 2.0}};
-  EXPECT_TRUE(decode_and_validate(must_encode(with_body(b)), expect(PayloadKind::kReadings), o)
-                  .ok());
+  EXPECT_TRUE(
+      decode_and_validate(must_encode(with_body(b)), expect(PayloadKind::kReadings), o).ok());
 }
 
 TEST(Codec, UnsyncedClockIsNotBoundsCheckedUnlessConfigured) {
@@ -577,8 +579,7 @@ TEST(Codec, StatusValidation) {
   s.time_us = kNow - 365LL * 24 * 3600 * kSecond;
   EXPECT_TRUE(validate(with_body(s), expect(PayloadKind::kStatus), {}).ok());
   s.state = DeviceState::kOnline;
-  EXPECT_EQ(must_reject(with_body(s), PayloadKind::kStatus).reason,
-            Reason::kTimestampOutOfBounds);
+  EXPECT_EQ(must_reject(with_body(s), PayloadKind::kStatus).reason, Reason::kTimestampOutOfBounds);
 }
 
 TEST(Codec, AckRangeBackwardsIsInvalid) {

@@ -143,9 +143,9 @@ TEST(Config, OutOfRangeIsAnError) {
 }
 
 TEST(Config, BadDurationIsAnErrorAndABareNumberIsRefused) {
-  for (const char* text : {"flush_interval = \"12abc\"", "flush_interval = \"fast\"",
-                           "flush_interval = \"-5s\"", "flush_interval = \"1.5s\"",
-                           "flush_interval = \"5 s\"", "flush_interval = 200"}) {
+  for (const char* text :
+       {"flush_interval = \"12abc\"", "flush_interval = \"fast\"", "flush_interval = \"-5s\"",
+        "flush_interval = \"1.5s\"", "flush_interval = \"5 s\"", "flush_interval = 200"}) {
     auto r = parse(std::string("[store]\n") + text + "\n");
     StoreConfig c;
     read_store(r, c);
@@ -162,8 +162,8 @@ TEST(Config, BadDurationIsAnErrorAndABareNumberIsRefused) {
 }
 
 TEST(Config, BadSizeIsAnError) {
-  for (const char* text : {"\"64MB2\"", "\"64mib\"", "\"MiB\"", "\"\"", "\"99999999999TiB\"",
-                           "true"}) {
+  for (const char* text :
+       {"\"64MB2\"", "\"64mib\"", "\"MiB\"", "\"\"", "\"99999999999TiB\"", "true"}) {
     auto r = parse(std::string("[store]\nmax_bytes = ") + text + "\n");
     StoreConfig c;
     read_store(r, c);
@@ -242,9 +242,9 @@ TEST(Durations, Parse) {
   EXPECT_EQ(parse_duration_us("2h"), 7'200'000'000);
   EXPECT_EQ(parse_duration_us("7d"), 604'800'000'000);
   EXPECT_EQ(parse_duration_us("0s"), 0);
-  for (const char* bad : {"", "5", "s", "5x", "5 s", "-5s", "+5s", "1.5s", "5S", "5ms ",
-                          "106751992d" /* overflows int64 microseconds */,
-                          "99999999999999999999s"}) {
+  for (const char* bad :
+       {"", "5", "s", "5x", "5 s", "-5s", "+5s", "1.5s", "5S", "5ms ",
+        "106751992d" /* overflows int64 microseconds */, "99999999999999999999s"}) {
     EXPECT_EQ(parse_duration_us(bad), std::nullopt) << bad;
   }
   EXPECT_EQ(parse_duration_us("106751991d"), 106751991LL * 86'400'000'000);

@@ -58,8 +58,8 @@ TEST(Json, LogsStatusAckAndEventRender) {
   EXPECT_NE(status.find("\"store_resets\":8"), std::string::npos) << status;
   const std::string ack = to_json(Envelope{1, "d", 1, 1, CommitAck{{{7, 1, 9}}}});
   EXPECT_NE(ack.find("\"committed\":[{\"epoch\":7,\"first\":1,\"last\":9}]"), std::string::npos);
-  const std::string event = to_json(
-      Envelope{1, "d", 1, 1, Event{EventKind::kDataGap, 1, "s", "", 0, 0, "seq 5-9"}});
+  const std::string event =
+      to_json(Envelope{1, "d", 1, 1, Event{EventKind::kDataGap, 1, "s", "", 0, 0, "seq 5-9"}});
   EXPECT_NE(event.find("\"event\":\"data_gap\""), std::string::npos) << event;
 }
 

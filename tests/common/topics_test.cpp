@@ -19,8 +19,8 @@ Reason parse_failure(std::string_view topic) {
 }
 
 TEST(Topics, EveryDeviceSuffixRoundTrips) {
-  for (auto kind : {PayloadKind::kReadings, PayloadKind::kLogs, PayloadKind::kStatus,
-                    PayloadKind::kAck}) {
+  for (auto kind :
+       {PayloadKind::kReadings, PayloadKind::kLogs, PayloadKind::kStatus, PayloadKind::kAck}) {
     auto topic = device_topic("site-a", "gw-0042", kind);
     ASSERT_TRUE(topic.ok()) << topic.error().detail;
     auto parsed = parse_device_topic(topic.value());

@@ -82,15 +82,13 @@ std::vector<Seed> all_seeds() {
   logs.records = {{kNow, Severity::kWarning, "disk 91% full", {{"mount", "/data"}}},
                   {kNow + 5, Severity::kError, "sensor timeout\nretrying", {}}};
   add("valid-logs-two-records", bytes_of(envelope(logs)));
-  add("valid-status-online",
-      bytes_of(envelope(DeviceStatus{DeviceState::kOnline, kNow, true, "0.1.0", 60, 3, 300, 0,
-                                     0, 0, 1, 0})));
+  add("valid-status-online", bytes_of(envelope(DeviceStatus{DeviceState::kOnline, kNow, true,
+                                                            "0.1.0", 60, 3, 300, 0, 0, 0, 1, 0})));
   add("valid-status-lost-will",
       bytes_of(envelope(DeviceStatus{DeviceState::kLost, 0, false, "0.1.0"})));
   add("valid-ack-ranges", bytes_of(envelope(CommitAck{{{0x5eed, 1, 40}, {0x5eed, 42, 42}}})));
-  add("valid-event-threshold",
-      bytes_of(envelope(
-          Event{EventKind::kThresholdAbove, kNow, "site-a", "temperature", 81.5, 80, "hot"})));
+  add("valid-event-threshold", bytes_of(envelope(Event{EventKind::kThresholdAbove, kNow, "site-a",
+                                                       "temperature", 81.5, 80, "hot"})));
 
   // Broken payloads, one or more per reason.
   add("reject-empty-zero-bytes", {});

@@ -14,6 +14,8 @@
 // No function here throws.
 #pragma once
 
+#include <toml++/toml.h>
+
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
@@ -23,8 +25,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <toml++/toml.h>
 
 #include "outpost/common/result.h"
 
@@ -68,15 +68,13 @@ class ConfigReader {
   void read(std::string_view path, bool& out);
   void read(std::string_view path, std::string& out);
   void read(std::string_view path, std::vector<std::string>& out);
-  void read(std::string_view path, int64_t& out,
-            int64_t min = std::numeric_limits<int64_t>::min(),
+  void read(std::string_view path, int64_t& out, int64_t min = std::numeric_limits<int64_t>::min(),
             int64_t max = std::numeric_limits<int64_t>::max());
   void read(std::string_view path, uint32_t& out, uint32_t min = 0,
             uint32_t max = std::numeric_limits<uint32_t>::max());
   void read(std::string_view path, uint64_t& out, uint64_t min = 0,
             uint64_t max = std::numeric_limits<int64_t>::max());
-  void read(std::string_view path, double& out,
-            double min = std::numeric_limits<double>::lowest(),
+  void read(std::string_view path, double& out, double min = std::numeric_limits<double>::lowest(),
             double max = std::numeric_limits<double>::max());
 
   // A duration string (see parse_duration_us), stored in microseconds.
@@ -128,7 +126,6 @@ class ConfigReader {
 
 // Reads the codec's validation options from [<table>]: max_future_skew and
 // max_past_age (durations), check_unsynced_timestamps, allow_non_finite (bools).
-void read_validation_options(ConfigReader& reader, std::string_view table,
-                             ValidationOptions& out);
+void read_validation_options(ConfigReader& reader, std::string_view table, ValidationOptions& out);
 
 }  // namespace outpost::common

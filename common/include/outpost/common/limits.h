@@ -12,9 +12,9 @@ inline constexpr uint32_t kSchemaVersion = 1;
 // Larger than the largest valid Envelope, so size alone rejects floods early.
 inline constexpr std::size_t kMaxPayloadBytes = 256 * 1024;
 
-inline constexpr std::size_t kMaxIdLength = 64;            // device and site ids
+inline constexpr std::size_t kMaxIdLength = 64;  // device and site ids
 inline constexpr std::size_t kMaxSensorNameLength = 64;
-inline constexpr std::size_t kMaxSensorsPerBatch = 64;     // name table entries
+inline constexpr std::size_t kMaxSensorsPerBatch = 64;  // name table entries
 inline constexpr std::size_t kMaxUnitLength = 16;
 inline constexpr std::size_t kMaxReadingsPerBatch = 1000;
 inline constexpr std::size_t kMaxStringValueLength = 128;

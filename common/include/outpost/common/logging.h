@@ -33,7 +33,8 @@ void init_logging(std::string_view program, spdlog::level::level_enum level);
 // Lets through at most `burst` events per `period`; the rest are counted, so a
 // flood of bad input costs a counter increment, not a log line each.
 //
-//   if (limiter.allow(now)) spdlog::warn("bad line ({} more suppressed)", limiter.take_suppressed());
+//   if (limiter.allow(now)) spdlog::warn("bad line ({} more suppressed)",
+//   limiter.take_suppressed());
 //
 // Not thread-safe: one per thread or guard it. Time is passed in, so tests need no sleeps.
 class RateLimiter {

@@ -63,7 +63,6 @@ Result<std::string, Rejection> device_filter(PayloadKind kind, std::string_view 
 
 // "$share/<group>/<filter>": brokers (MQTT 5) split matching messages among the
 // group's subscribers. The group must be is_valid_id().
-Result<std::string, Rejection> shared_subscription(std::string_view group,
-                                                   std::string_view filter);
+Result<std::string, Rejection> shared_subscription(std::string_view group, std::string_view filter);
 
 }  // namespace outpost::common
