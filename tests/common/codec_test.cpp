@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "outpost/common/limits.h"
+#include "support/proto_writer.h"
 
 namespace outpost::common {
 
@@ -58,28 +59,7 @@ Expectation expect(PayloadKind kind, std::string_view device = "") {
   return Expectation{kind, device, kNow};
 }
 
-// Hand-built protobuf, for payloads our encoder would never produce.
-struct Proto {
-  std::vector<uint8_t> bytes;
-  Proto& varint(uint64_t v) {
-    while (v >= 0x80) {
-      bytes.push_back(static_cast<uint8_t>(v | 0x80));
-      v >>= 7;
-    }
-    bytes.push_back(static_cast<uint8_t>(v));
-    return *this;
-  }
-  Proto& tag(uint32_t field, uint32_t wire) { return varint(field << 3 | wire); }
-  Proto& uint(uint32_t field, uint64_t v) { return tag(field, 0).varint(v); }
-  Proto& len(uint32_t field, const std::vector<uint8_t>& b) {
-    tag(field, 2).varint(b.size());
-    bytes.insert(bytes.end(), b.begin(), b.end());
-    return *this;
-  }
-  Proto& str(uint32_t field, std::string_view s) {
-    return len(field, std::vector<uint8_t>(s.begin(), s.end()));
-  }
-};
+using Proto = outpost::test_support::ProtoWriter;
 
 Proto envelope_header(uint64_t version = kSchemaVersion) {
   Proto p;

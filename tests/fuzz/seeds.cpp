@@ -5,34 +5,14 @@
 #include <limits>
 
 #include "outpost/common/limits.h"
+#include "support/proto_writer.h"
 
 namespace outpost::common::seeds {
 namespace {
 
 constexpr int64_t kNow = kReceiveTimeUs;
 
-// Minimal protobuf writer for payloads the encoder refuses to produce.
-struct Proto {
-  std::vector<uint8_t> bytes;
-  Proto& varint(uint64_t v) {
-    while (v >= 0x80) {
-      bytes.push_back(static_cast<uint8_t>(v | 0x80));
-      v >>= 7;
-    }
-    bytes.push_back(static_cast<uint8_t>(v));
-    return *this;
-  }
-  Proto& tag(uint32_t field, uint32_t wire) { return varint(field << 3 | wire); }
-  Proto& uint(uint32_t field, uint64_t v) { return tag(field, 0).varint(v); }
-  Proto& len(uint32_t field, const std::vector<uint8_t>& b) {
-    tag(field, 2).varint(b.size());
-    bytes.insert(bytes.end(), b.begin(), b.end());
-    return *this;
-  }
-  Proto& str(uint32_t field, const std::string& s) {
-    return len(field, std::vector<uint8_t>(s.begin(), s.end()));
-  }
-};
+using Proto = outpost::test_support::ProtoWriter;
 
 Envelope envelope(Body body, std::string device = kTopicDevice) {
   return Envelope{kSchemaVersion, std::move(device), 0x5eed, 42, std::move(body)};
