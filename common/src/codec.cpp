@@ -867,6 +867,8 @@ bool is_valid_id(std::string_view id) {
   return true;
 }
 
+bool is_valid_utf8_text(std::string_view text) { return is_valid_text(text); }
+
 bool is_valid_sensor_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxSensorNameLength) return false;
   for (char c : name) {

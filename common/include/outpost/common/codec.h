@@ -65,6 +65,10 @@ Result<Envelope, Rejection> decode_and_validate(std::span<const uint8_t> bytes,
 // True if `id` is a valid device or site id: 1..64 bytes of [A-Za-z0-9._-].
 bool is_valid_id(std::string_view id);
 
+// True if `text` is valid UTF-8 without NUL or control characters other than tab,
+// CR and LF: what string values, log messages and log values must be.
+bool is_valid_utf8_text(std::string_view text);
+
 // True if `name` is a valid sensor name: 1..64 printable ASCII bytes (0x21-0x7e).
 bool is_valid_sensor_name(std::string_view name);
 
