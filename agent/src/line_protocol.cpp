@@ -202,10 +202,10 @@ Result<ParsedLine, LineRejection> parse_line_protocol(std::string_view line,
     std::string key = unescape_name(series_parts[i].substr(0, eq));
     std::string value = unescape_name(series_parts[i].substr(eq + 1));
     if (key == "unit") {
-      if (value.size() > common::kMaxUnitLength || !common::is_valid_utf8_text(value)) {
-        return reject(LineError::kInvalidName, "unit " + shown(value) + " is longer than " +
+      if (!common::is_valid_unit(value)) {
+        return reject(LineError::kInvalidName, "unit " + shown(value) + " must be at most " +
                                                    std::to_string(common::kMaxUnitLength) +
-                                                   " bytes or not text");
+                                                   " bytes of UTF-8 without control characters");
       }
       unit = std::move(value);
     } else {

@@ -585,7 +585,7 @@ Status<Rejection> validate_readings(const ReadingBatch& b, const Expectation& ex
     }
   }
   for (const auto& unit : b.units) {
-    if (!is_valid_utf8(unit, false)) {
+    if (!is_valid_unit(unit)) {
       return reject(Reason::kInvalidField, "invalid unit " + quoted(unit));
     }
   }
@@ -868,6 +868,10 @@ bool is_valid_id(std::string_view id) {
 }
 
 bool is_valid_utf8_text(std::string_view text) { return is_valid_text(text); }
+
+bool is_valid_unit(std::string_view unit) {
+  return unit.size() <= kMaxUnitLength && is_valid_utf8(unit, false);
+}
 
 bool is_valid_sensor_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxSensorNameLength) return false;

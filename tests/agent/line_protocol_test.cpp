@@ -140,6 +140,7 @@ TEST(LineProtocol, MalformedLinesAreRejectedByKind) {
       {"temp value=1 99999999999999999999", LineError::kInvalidTimestamp},
       {"t,unit=" + std::string(17, 'u') + " value=1", LineError::kInvalidName},
       {"temp\\ room value=1", LineError::kInvalidName},
+      {"mp,unit=\t\tr f=0", LineError::kInvalidName},  // found by the fuzzer
       {std::string(70, 'm') + " value=1", LineError::kInvalidName},
       {"temp " + std::string(4100, 'x'), LineError::kTooLong},
       {std::string("temp value=1\0", 13), LineError::kSyntax},

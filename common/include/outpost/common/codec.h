@@ -69,6 +69,9 @@ bool is_valid_id(std::string_view id);
 // CR and LF: what string values, log messages and log values must be.
 bool is_valid_utf8_text(std::string_view text);
 
+// True if `unit` is a valid unit: at most 16 bytes of UTF-8 without any control character.
+bool is_valid_unit(std::string_view unit);
+
 // True if `name` is a valid sensor name: 1..64 printable ASCII bytes (0x21-0x7e).
 bool is_valid_sensor_name(std::string_view name);
 
