@@ -1,0 +1,69 @@
+// outpost-agent's configuration: a plain struct with defaults, read from TOML.
+// The annotated example with every key is docs/agent.toml.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "outpost/agent/batcher.h"
+#include "outpost/agent/line_protocol.h"
+#include "outpost/agent/store.h"
+#include "outpost/common/config.h"
+#include "outpost/common/logging.h"
+
+namespace outpost::agent {
+
+enum class DeliveryMode : uint8_t {
+  kFireAndForget,  // QoS 0; a message leaves the queue once handed to the network
+  kAtLeastOnce,    // QoS 1; a message leaves the queue on the broker's PUBACK
+};
+
+struct AgentConfig {
+  // [device]
+  std::string site = "default";  // site id, the <site> topic level
+  std::string device_id;         // device id; empty: this machine's hostname
+
+  // [inputs]
+  std::string udp_listen = "127.0.0.1:8094";            // host:port for line datagrams; "" = off
+  std::string unix_socket = "/run/outpost/agent.sock";  // datagram socket path; "" = off
+  LineOptions line;                                     // timestamp precision of line protocol
+
+  // [store]
+  StoreOptions store{.path = "/var/lib/outpost/agent.db"};
+  int64_t flush_interval_us = 200'000;  // input is persisted this often: the kill -9 window
+
+  // [batch]
+  BatchLimits batch;
+  int64_t max_batch_delay_us = 1'000'000;  // send a partial batch after this long
+
+  // [mqtt]
+  std::string broker = "tcp://127.0.0.1:1883";  // tcp://host:port or ssl://host:port
+  std::string client_id;                        // empty: outpost-<site>-<device>
+  std::string username;
+  std::string password;   // never logged
+  std::string ca_file;    // TLS: CA certificates to verify the broker
+  std::string cert_file;  // TLS: client certificate
+  std::string key_file;   // TLS: client key
+  bool verify_hostname = true;
+  int64_t keepalive_us = 30'000'000;
+  int64_t reconnect_min_us = 1'000'000;
+  int64_t reconnect_max_us = 60'000'000;
+  uint32_t max_inflight = 16;  // messages published and not yet acknowledged
+  DeliveryMode data_delivery = DeliveryMode::kAtLeastOnce;
+  DeliveryMode logs_delivery = DeliveryMode::kAtLeastOnce;
+  int64_t status_interval_us = 60'000'000;  // retained status refresh
+
+  // [log]
+  common::LogConfig log;
+};
+
+// Reads every section into `config` (keeping defaults for absent keys), checks
+// the values that depend on each other, and reports unknown keys. Fills the
+// defaults derived from the machine (device id from the hostname).
+common::Status<common::ConfigError> read_agent_config(common::ConfigReader& reader,
+                                                      AgentConfig& config);
+
+// Applies the machine-derived defaults to a config that was not read from a file.
+void finish_agent_defaults(AgentConfig& config);
+
+}  // namespace outpost::agent

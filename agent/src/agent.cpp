@@ -1,0 +1,490 @@
+// The running agent: inputs, persistence, batching and MQTT delivery on one thread.
+#include "agent.h"
+
+#include <sys/timex.h>
+
+#include <charconv>
+#include <filesystem>
+#include <random>
+
+#include "outpost/agent/batcher.h"
+#include "outpost/common/codec.h"
+#include "outpost/common/limits.h"
+#include "outpost/common/topics.h"
+
+namespace outpost::agent {
+namespace {
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+constexpr auto kTick = 20ms;
+// Received items held in memory before a flush is forced regardless of the interval.
+constexpr std::size_t kMaxPending = 50'000;
+
+int64_t wall_now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The kernel knows whether NTP (or similar) disciplines the clock.
+bool clock_synchronised() {
+  struct timex tx = {};
+  const int state = ::adjtimex(&tx);
+  return state != TIME_ERROR && (tx.status & STA_UNSYNC) == 0;
+}
+
+uint64_t random_epoch() {
+  std::random_device rd;
+  const uint64_t v = (uint64_t{rd()} << 32) ^ rd();
+  return (v & 0x7fff'ffff'ffff'ffffULL) | 1;  // non-zero, fits SQLite's signed integer
+}
+
+// Completed: true; failed: false; still pending: nullopt. Never throws.
+template <typename Token>
+std::optional<bool> poll(const Token& token) {
+  try {
+    if (!token->wait_for(std::chrono::milliseconds(0))) return std::nullopt;
+    return true;
+  } catch (const mqtt::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+uint64_t AgentCounters::rejected_total() const {
+  uint64_t n = 0;
+  for (const auto& [reason, count] : rejected) n += count;
+  return n;
+}
+
+Agent::Agent(AgentConfig config, asio::io_context& io)
+    : config_(std::move(config)),
+      io_(io),
+      epoch_(random_epoch()),
+      udp_(io),
+      unix_(io),
+      flush_timer_(io),
+      tick_timer_(io),
+      backoff_(std::chrono::milliseconds(config_.reconnect_min_us / 1000),
+               std::chrono::milliseconds(config_.reconnect_max_us / 1000), 0.3, epoch_),
+      bad_input_log_(10, std::chrono::seconds(10)),
+      started_(Clock::now()) {}
+
+Agent::~Agent() {
+  if (!config_.unix_socket.empty() && unix_.is_open()) {
+    std::error_code ec;
+    std::filesystem::remove(config_.unix_socket, ec);
+  }
+}
+
+common::Status<> Agent::start() {
+  auto store = Store::open(config_.store, epoch_);
+  if (!store.ok()) return store.error();
+  store_ = std::move(store).value();
+  auto stats = store_->stats();
+  if (!stats.ok()) return stats.error();
+  if (stats.value().store_resets > 0) {
+    spdlog::error("store {} was corrupt: moved aside, started a fresh one", config_.store.path);
+  }
+  spdlog::info("store {}: {} queued items, {} unsent messages, last seq {}; epoch {}",
+               config_.store.path, stats.value().queued_items, stats.value().outbox_messages,
+               store_->last_seq(), epoch_);
+  if (auto s = open_inputs(); !s.ok()) return s;
+
+  try {
+    client_ = std::make_unique<mqtt::async_client>(config_.broker, config_.client_id,
+                                                   mqtt::create_options(MQTTVERSION_3_1_1));
+  } catch (const mqtt::exception& e) {
+    return common::Error{"MQTT client for " + config_.broker + ": " + e.what()};
+  }
+  // Items left from a previous run are sent at once, not after max_delay.
+  waiting_since_ = {Clock::now() - std::chrono::microseconds(config_.max_batch_delay_us),
+                    Clock::now() - std::chrono::microseconds(config_.max_batch_delay_us)};
+  next_connect_ = Clock::now();
+  schedule_flush();
+  schedule_tick();
+  return {};
+}
+
+common::Status<> Agent::open_inputs() {
+  if (!config_.udp_listen.empty()) {
+    const auto colon = config_.udp_listen.rfind(':');
+    if (colon == std::string::npos) {
+      return common::Error{"inputs.udp_listen '" + config_.udp_listen + "' is not host:port"};
+    }
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(config_.udp_listen.substr(0, colon), ec);
+    unsigned port = 0;
+    const std::string port_text = config_.udp_listen.substr(colon + 1);
+    auto [p, perr] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec || perr != std::errc() || p != port_text.data() + port_text.size() || port > 65535) {
+      return common::Error{"inputs.udp_listen '" + config_.udp_listen + "' is not host:port"};
+    }
+    const asio::ip::udp::endpoint endpoint(address, static_cast<uint16_t>(port));
+    udp_.open(endpoint.protocol(), ec);
+    if (!ec) udp_.bind(endpoint, ec);
+    if (ec)
+      return common::Error{"cannot listen on udp " + config_.udp_listen + ": " + ec.message()};
+    // A large receive buffer absorbs bursts while the thread is busy flushing.
+    udp_.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
+    spdlog::info("listening for lines on udp {}", config_.udp_listen);
+    receive_udp();
+  }
+  if (!config_.unix_socket.empty()) {
+    std::error_code fs_ec;
+    // A socket file left by a previous run (kill -9) would make bind fail.
+    if (std::filesystem::is_socket(config_.unix_socket, fs_ec)) {
+      std::filesystem::remove(config_.unix_socket, fs_ec);
+    }
+    boost::system::error_code ec;
+    unix_.open(asio::local::datagram_protocol(), ec);
+    if (!ec) unix_.bind(asio::local::datagram_protocol::endpoint(config_.unix_socket), ec);
+    if (ec) {
+      return common::Error{"cannot listen on unix socket " + config_.unix_socket + ": " +
+                           ec.message()};
+    }
+    unix_.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
+    spdlog::info("listening for lines on unix socket {}", config_.unix_socket);
+    receive_unix();
+  }
+  return {};
+}
+
+void Agent::receive_udp() {
+  udp_.async_receive_from(asio::buffer(udp_buffer_), udp_peer_,
+                          [this](const boost::system::error_code& ec, std::size_t n) {
+                            if (ec == asio::error::operation_aborted || stopping_) return;
+                            if (!ec) on_datagram(std::string_view(udp_buffer_.data(), n));
+                            receive_udp();
+                          });
+}
+
+void Agent::receive_unix() {
+  unix_.async_receive_from(asio::buffer(unix_buffer_), unix_peer_,
+                           [this](const boost::system::error_code& ec, std::size_t n) {
+                             if (ec == asio::error::operation_aborted || stopping_) return;
+                             if (!ec) on_datagram(std::string_view(unix_buffer_.data(), n));
+                             receive_unix();
+                           });
+}
+
+void Agent::on_datagram(std::string_view datagram) {
+  const int64_t now = wall_now_us();
+  auto result = parse_datagram(datagram, now, config_.line);
+  for (auto& line : result.accepted) {
+    if (line.log) {
+      QueueItem item;
+      item.stream = Stream::kLogs;
+      item.time_us = line.log->time_us;
+      item.log = std::move(*line.log);
+      pending_.push_back(std::move(item));
+      ++counters_.accepted_logs;
+    }
+    for (auto& r : line.readings) {
+      QueueItem item;
+      item.time_us = r.time_us;
+      item.sensor = std::move(r.sensor);
+      item.unit = std::move(r.unit);
+      item.value = std::move(r.value);
+      pending_.push_back(std::move(item));
+      ++counters_.accepted_readings;
+    }
+  }
+  for (const auto& rejected : result.rejected) {
+    ++counters_.rejected[rejected.rejection.error];
+    if (bad_input_log_.allow(Clock::now())) {
+      spdlog::warn("rejected input line {} ({}): {} [{} similar messages suppressed]",
+                   rejected.line_number, line_error_name(rejected.rejection.error),
+                   rejected.rejection.detail, bad_input_log_.take_suppressed());
+    }
+  }
+  if (pending_.size() >= kMaxPending) flush();
+}
+
+void Agent::schedule_flush() {
+  flush_timer_.expires_after(std::chrono::microseconds(config_.flush_interval_us));
+  flush_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    flush();
+    schedule_flush();
+  });
+}
+
+void Agent::flush() {
+  if (pending_.empty()) return;
+  auto result = store_->append(pending_);
+  if (!result.ok()) {
+    // Disk full or I/O error: what was received cannot be kept. Count it as
+    // refused by policy and carry on; the agent never exits on it.
+    spdlog::error("store: cannot persist {} items: {}", pending_.size(), result.error().message);
+    pending_.clear();
+    return;
+  }
+  counters_.persisted += result.value().accepted;
+  if (result.value().refused + result.value().evicted > 0 && bad_input_log_.allow(Clock::now())) {
+    spdlog::warn("store quota reached: {} refused, {} oldest evicted", result.value().refused,
+                 result.value().evicted);
+  }
+  for (const auto& item : pending_) {
+    auto& since = waiting_since_[static_cast<std::size_t>(item.stream)];
+    if (!since) since = Clock::now();
+  }
+  pending_.clear();
+}
+
+void Agent::schedule_tick() {
+  tick_timer_.expires_after(kTick);
+  tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    tick();
+    schedule_tick();
+  });
+}
+
+void Agent::tick() {
+  const auto now = Clock::now();
+  maintain_connection(now);
+  if (!connected_) return;
+  poll_inflight();
+  send(now);
+  if (now >= next_status_) {
+    try {
+      client_->publish(topic(common::PayloadKind::kStatus),
+                       status_payload(common::DeviceState::kOnline), 1, true);
+    } catch (const mqtt::exception& e) {
+      spdlog::warn("status publish failed: {}", e.what());
+    }
+    next_status_ = now + std::chrono::microseconds(config_.status_interval_us);
+  }
+  if (config_.store.max_age_us > 0) (void)store_->expire(wall_now_us());
+}
+
+void Agent::maintain_connection(Clock::time_point now) {
+  if (connected_ && !client_->is_connected()) {
+    connected_ = false;
+    // In-flight deliveries are lost with the connection: they are re-published
+    // from the outbox on reconnect (the collector drops any duplicate).
+    inflight_.clear();
+    spdlog::warn("connection to {} lost", config_.broker);
+    next_connect_ = now + backoff_.next();
+  }
+  if (connected_) return;
+  if (connect_token_) {
+    auto done = poll(connect_token_);
+    if (!done) return;
+    connect_token_.reset();
+    if (*done) {
+      on_connected();
+      return;
+    }
+    const auto delay = backoff_.next();
+    spdlog::warn("cannot connect to {}; retrying in {} ms", config_.broker, delay.count());
+    next_connect_ = now + delay;
+    return;
+  }
+  if (now < next_connect_) return;
+  mqtt::connect_options_builder options;
+  options.clean_session(true)
+      .keep_alive_interval(std::chrono::microseconds(config_.keepalive_us))
+      .connect_timeout(std::chrono::seconds(10))
+      .max_inflight(static_cast<int>(config_.max_inflight))
+      .will(mqtt::message(topic(common::PayloadKind::kStatus),
+                          status_payload(common::DeviceState::kLost), 1, true));
+  if (!config_.username.empty()) options.user_name(config_.username);
+  if (!config_.password.empty()) options.password(config_.password);
+  if (!config_.ca_file.empty() || !config_.cert_file.empty()) {
+    mqtt::ssl_options_builder ssl;
+    if (!config_.ca_file.empty()) ssl.trust_store(config_.ca_file);
+    if (!config_.cert_file.empty()) ssl.key_store(config_.cert_file).private_key(config_.key_file);
+    ssl.enable_server_cert_auth(true).verify(config_.verify_hostname);
+    options.ssl(ssl.finalize());
+  }
+  try {
+    connect_token_ = client_->connect(options.finalize());
+  } catch (const mqtt::exception& e) {
+    const auto delay = backoff_.next();
+    spdlog::warn("cannot connect to {}: {}; retrying in {} ms", config_.broker, e.what(),
+                 delay.count());
+    next_connect_ = now + delay;
+  }
+}
+
+void Agent::on_connected() {
+  connected_ = true;
+  backoff_.reset();
+  ++counters_.reconnects;
+  spdlog::info("connected to {} as {}", config_.broker, config_.client_id);
+  next_status_ = Clock::now();  // birth at once
+}
+
+void Agent::poll_inflight() {
+  for (auto it = inflight_.begin(); it != inflight_.end();) {
+    auto done = poll(it->second);
+    if (!done) {
+      ++it;
+      continue;
+    }
+    if (*done) {
+      if (auto s = store_->acknowledge(it->first); !s.ok()) {
+        spdlog::error("store: cannot remove acknowledged message: {}", s.error().message);
+      }
+      ++counters_.acked;
+    }
+    // A failed delivery stays in the outbox and is published again.
+    it = inflight_.erase(it);
+  }
+}
+
+void Agent::send(Clock::time_point now) {
+  // Unsent or failed messages first, oldest first: order per device is preserved.
+  if (inflight_.size() < config_.max_inflight) {
+    auto outbox = store_->outbox(config_.max_inflight + inflight_.size());
+    if (outbox.ok()) {
+      for (const auto& message : outbox.value()) {
+        if (inflight_.size() >= config_.max_inflight) return;
+        if (inflight_.count(message.id)) continue;
+        if (!publish(message)) return;
+      }
+    }
+  }
+  for (Stream stream : {Stream::kData, Stream::kLogs}) {
+    while (inflight_.size() < config_.max_inflight) {
+      const auto before = counters_.published;
+      seal_ready(stream, now);
+      if (counters_.published == before) break;
+    }
+  }
+}
+
+void Agent::seal_ready(Stream stream, Clock::time_point now) {
+  auto& since = waiting_since_[static_cast<std::size_t>(stream)];
+  if (!since) return;
+  const std::size_t full =
+      stream == Stream::kData ? config_.batch.max_readings : config_.batch.max_records;
+  auto items = store_->peek(stream, full);
+  if (!items.ok() || items.value().empty()) {
+    since.reset();
+    return;
+  }
+  const bool due = now - *since >= std::chrono::microseconds(config_.max_batch_delay_us);
+  if (items.value().size() < full && !due && !stopping_) return;
+  const bool synced = clock_synchronised();
+  auto built = build_batch(stream, items.value(), config_.batch, synced);
+  std::vector<int64_t> ids;
+  for (std::size_t i = 0; i < built.used; ++i) ids.push_back(items.value()[i].id);
+  auto sealed =
+      store_->seal(stream, ids, [&](uint64_t seq) -> common::Result<std::vector<uint8_t>> {
+        common::Envelope envelope{common::kSchemaVersion, config_.device_id, epoch_, seq,
+                                  built.body};
+        auto bytes = common::encode(envelope);
+        if (!bytes.ok()) return common::Error{bytes.error().detail};
+        return std::move(bytes).value();
+      });
+  if (!sealed.ok()) {
+    spdlog::error("cannot seal a batch: {}", sealed.error().message);
+    return;
+  }
+  // Caught up: the next flush starts a new wait. Otherwise what is left waited
+  // at least as long and is due as well.
+  if (built.used == items.value().size() && items.value().size() < full) since.reset();
+  publish(sealed.value());
+}
+
+bool Agent::publish(const OutboxMessage& message) {
+  const auto kind =
+      message.stream == Stream::kData ? common::PayloadKind::kReadings : common::PayloadKind::kLogs;
+  try {
+    auto token = client_->publish(topic(kind), message.payload.data(), message.payload.size(),
+                                  qos(message.stream), false);
+    inflight_[message.id] = token;
+    ++counters_.published;
+    return true;
+  } catch (const mqtt::exception& e) {
+    spdlog::warn("publish failed: {}", e.what());
+    return false;
+  }
+}
+
+std::string Agent::status_payload(common::DeviceState state) {
+  common::DeviceStatus s;
+  s.state = state;
+  s.time_us = wall_now_us();
+  s.time_synced = clock_synchronised();
+  s.agent_version = OUTPOST_VERSION;
+  s.uptime_s = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count());
+  if (store_) {
+    if (auto stats = store_->stats(); stats.ok()) {
+      s.queue_depth = stats.value().queued_items + stats.value().outbox_messages;
+      s.queue_bytes = stats.value().bytes;
+      s.dropped_oldest = stats.value().dropped_oldest;
+      s.dropped_newest = stats.value().dropped_newest;
+      s.dropped_expired = stats.value().dropped_expired;
+      s.store_resets = stats.value().store_resets;
+    }
+  }
+  s.rejected_input = counters_.rejected_total();
+  auto bytes = common::encode(
+      common::Envelope{common::kSchemaVersion, config_.device_id, epoch_, 0, std::move(s)});
+  return bytes.ok() ? std::string(bytes.value().begin(), bytes.value().end()) : std::string();
+}
+
+std::string Agent::topic(common::PayloadKind kind) const {
+  auto t = common::device_topic(config_.site, config_.device_id, kind);
+  return t.ok() ? t.value() : std::string();
+}
+
+int Agent::qos(Stream stream) const {
+  const DeliveryMode mode = stream == Stream::kData ? config_.data_delivery : config_.logs_delivery;
+  return mode == DeliveryMode::kFireAndForget ? 0 : 1;
+}
+
+void Agent::stop(std::function<void()> done) {
+  stopping_ = true;
+  boost::system::error_code ec;
+  udp_.close(ec);
+  unix_.close(ec);
+  flush_timer_.cancel();
+  flush();
+  tick_timer_.cancel();
+  // Drain briefly: deliver what is ready within a bounded time, then leave the
+  // rest in the store for the next start.
+  stop_deadline_ = Clock::now() + 5s;
+  stop_done_ = std::move(done);
+  drain_step();
+}
+
+void Agent::drain_step() {
+  const auto now = Clock::now();
+  if (connected_ && now < stop_deadline_) {
+    maintain_connection(now);
+    poll_inflight();
+    send(now);
+    auto stats = store_->stats();
+    const bool empty = stats.ok() && stats.value().queued_items == 0 &&
+                       stats.value().outbox_messages == 0 && inflight_.empty();
+    if (!empty) {
+      tick_timer_.expires_after(kTick);
+      tick_timer_.async_wait([this](const boost::system::error_code&) { drain_step(); });
+      return;
+    }
+  }
+  if (connected_) {
+    try {
+      client_
+          ->publish(topic(common::PayloadKind::kStatus),
+                    status_payload(common::DeviceState::kOffline), 1, true)
+          ->wait_for(2s);
+      client_->disconnect()->wait_for(2s);
+    } catch (const mqtt::exception& e) {
+      spdlog::warn("clean disconnect failed: {}", e.what());
+    }
+  }
+  poll_inflight();
+  if (stop_done_) std::exchange(stop_done_, nullptr)();
+}
+
+}  // namespace outpost::agent

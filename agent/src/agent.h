@@ -1,0 +1,109 @@
+// The running agent: datagram inputs -> SQLite queue -> batched MQTT messages.
+//
+// Everything runs on one thread, the io_context's: socket reads, the flush timer,
+// the send loop and signal handling. Paho runs its own network thread; we call it
+// from ours and poll its tokens instead of taking callbacks, so no exception or
+// state change ever happens on Paho's thread.
+#pragma once
+
+#include <mqtt/async_client.h>
+
+#include <array>
+#include <boost/asio.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outpost/agent/backoff.h"
+#include "outpost/agent/config.h"
+#include "outpost/agent/store.h"
+#include "outpost/common/logging.h"
+
+namespace outpost::agent {
+
+struct AgentCounters {
+  uint64_t accepted_readings = 0;
+  uint64_t accepted_logs = 0;
+  std::map<LineError, uint64_t> rejected;  // malformed input lines by reason
+  uint64_t persisted = 0;                  // items committed to the store
+  uint64_t published = 0;                  // messages handed to Paho
+  uint64_t acked = 0;                      // messages whose delivery completed
+  uint64_t reconnects = 0;
+  uint64_t rejected_total() const;
+};
+
+class Agent {
+ public:
+  Agent(AgentConfig config, boost::asio::io_context& io);
+  ~Agent();
+
+  // Opens the store, binds the inputs, starts the timers. Fails with a clear
+  // message if a socket cannot be bound or the store cannot be created.
+  common::Status<> start();
+
+  // Graceful stop (SIGTERM): stop reading input, persist what was received,
+  // give in-flight messages a moment to complete, publish the offline status,
+  // disconnect. Calls `done` on the io thread when finished.
+  void stop(std::function<void()> done);
+
+  const AgentCounters& counters() const { return counters_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  common::Status<> open_inputs();
+  void receive_udp();
+  void receive_unix();
+  void on_datagram(std::string_view datagram);
+  void flush();
+  void schedule_flush();
+  void schedule_tick();
+  void tick();
+  void maintain_connection(Clock::time_point now);
+  void on_connected();
+  void poll_inflight();
+  void send(Clock::time_point now);
+  bool publish(const OutboxMessage& message);
+  void seal_ready(Stream stream, Clock::time_point now);
+  std::string status_payload(common::DeviceState state);  // binary, as Paho takes it
+  std::string topic(common::PayloadKind kind) const;
+  void drain_step();
+  int qos(Stream stream) const;
+
+  AgentConfig config_;
+  boost::asio::io_context& io_;
+  uint64_t epoch_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<mqtt::async_client> client_;
+
+  boost::asio::ip::udp::socket udp_;
+  boost::asio::local::datagram_protocol::socket unix_;
+  std::array<char, 65536> udp_buffer_{};
+  std::array<char, 65536> unix_buffer_{};
+  boost::asio::ip::udp::endpoint udp_peer_;
+  boost::asio::local::datagram_protocol::endpoint unix_peer_;
+  boost::asio::steady_timer flush_timer_;
+  boost::asio::steady_timer tick_timer_;
+
+  std::vector<QueueItem> pending_;                                 // received, not yet persisted
+  std::array<std::optional<Clock::time_point>, 2> waiting_since_;  // per stream
+  // Messages published and not yet acknowledged: outbox id -> token.
+  std::map<int64_t, mqtt::delivery_token_ptr> inflight_;
+  mqtt::token_ptr connect_token_;
+  bool connected_ = false;
+  Clock::time_point next_connect_;
+  Clock::time_point next_status_;
+  Backoff backoff_;
+  common::RateLimiter bad_input_log_;
+  AgentCounters counters_;
+  Clock::time_point started_;
+  bool stopping_ = false;
+  Clock::time_point stop_deadline_;
+  std::function<void()> stop_done_;
+};
+
+}  // namespace outpost::agent
