@@ -222,13 +222,6 @@ Result<ParsedLine, LineRejection> parse_line_protocol(std::string_view line,
     return reject(LineError::kTooManyFields, std::to_string(fields.size()) + " fields, at most " +
                                                  std::to_string(common::kMaxSensorsPerBatch));
   }
-  int64_t time_us = receive_time_us;
-  if (!time_raw.empty()) {
-    auto t = parse_timestamp(time_raw, options.precision);
-    if (!t.ok()) return t.error();
-    time_us = t.value();
-  }
-
   ParsedLine out;
   out.readings.reserve(fields.size());
   for (std::string_view field : fields) {
@@ -246,8 +239,16 @@ Result<ParsedLine, LineRejection> parse_line_protocol(std::string_view line,
                                                  std::to_string(common::kMaxSensorNameLength) +
                                                  " printable bytes without spaces");
     }
-    out.readings.push_back({std::move(sensor), unit, std::move(value).value(), time_us});
+    out.readings.push_back({std::move(sensor), unit, std::move(value).value(), 0});
   }
+  // The timestamp last, so that a line missing its field set reads as a syntax error.
+  int64_t time_us = receive_time_us;
+  if (!time_raw.empty()) {
+    auto t = parse_timestamp(time_raw, options.precision);
+    if (!t.ok()) return t.error();
+    time_us = t.value();
+  }
+  for (auto& r : out.readings) r.time_us = time_us;
   return out;
 }
 

@@ -1,0 +1,300 @@
+// outpost-agent end to end: a real mosquitto on a free loopback port, the real agent binary,
+// real SQLite files, real signals. Messages are checked by decoding what the broker delivers.
+#include <gtest/gtest.h>
+#include <mqtt/async_client.h>
+#include <signal.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "outpost/common/codec.h"
+#include "outpost/common/topics.h"
+#include "support/process.h"
+
+namespace outpost {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using test_support::Mosquitto;
+using test_support::Process;
+using test_support::wait_until;
+
+// Subscribes to everything under outpost/v1/ and keeps what arrives, decoded.
+class Subscriber {
+ public:
+  explicit Subscriber(const std::string& uri)
+      : client_(uri, "test-subscriber-" + std::to_string(::getpid())) {
+    client_.start_consuming();
+    auto options = mqtt::connect_options_builder().clean_session(true).finalize();
+    client_.connect(options)->wait_for(10s);
+    client_.subscribe("outpost/v1/#", 1)->wait_for(10s);
+  }
+  ~Subscriber() {
+    try {
+      client_.disconnect()->wait_for(2s);
+    } catch (const mqtt::exception&) {
+    }
+  }
+
+  // Pulls whatever has arrived.
+  void pump() {
+    mqtt::const_message_ptr msg;
+    while (client_.try_consume_message(&msg)) {
+      if (!msg) continue;
+      auto topic = common::parse_device_topic(msg->get_topic());
+      if (!topic.ok()) continue;
+      const std::string& payload = msg->get_payload_str();
+      auto env = common::decode(
+          std::span(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()));
+      ASSERT_TRUE(env.ok()) << msg->get_topic() << ": " << env.error().detail;
+      messages.push_back({topic.value(), std::move(env).value()});
+    }
+  }
+
+  // Integer readings of data messages, deduplicated by (epoch, seq) as the
+  // collector does, in (seal order) sequence order: value -> times stored.
+  std::map<int64_t, int> stored_values() {
+    pump();
+    std::map<std::pair<uint64_t, uint64_t>, const common::Envelope*> unique;
+    for (const auto& [topic, env] : messages) {
+      if (topic.kind == common::PayloadKind::kReadings) unique[{env.epoch, env.seq}] = &env;
+    }
+    std::map<int64_t, int> values;
+    for (const auto& [id, env] : unique) {
+      for (const auto& r : std::get<common::ReadingBatch>(env->body).readings) {
+        if (auto* v = std::get_if<int64_t>(&r.value)) ++values[*v];
+      }
+    }
+    return values;
+  }
+
+  std::vector<std::pair<common::DeviceTopic, common::Envelope>> messages;
+
+ private:
+  mqtt::async_client client_;
+};
+
+class AgentIntegration : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("outpost_agent_it_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    broker_ = std::make_unique<Mosquitto>(dir_ / "broker");
+    broker_->start();
+    udp_port_ = test_support::free_port();
+    config_ = dir_ / "agent.toml";
+    std::ofstream(config_) << "[device]\nsite = \"lab\"\nid = \"gw-1\"\n"
+                           << "[inputs]\nudp_listen = \"127.0.0.1:" << udp_port_ << "\"\n"
+                           << "unix_socket = \"" << (dir_ / "agent.sock").string() << "\"\n"
+                           << "[store]\npath = \"" << (dir_ / "agent.db").string() << "\"\n"
+                           << "flush_interval = \"50ms\"\n"
+                           << "[batch]\nmax_delay = \"100ms\"\nmax_readings = 50\n"
+                           << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\n"
+                           << "reconnect_min = \"1s\"\nreconnect_max = \"2s\"\n";
+  }
+  void TearDown() override {
+    agent_.reset();
+    broker_.reset();
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  // Starts the agent and waits until its inputs listen (datagrams sent earlier are lost).
+  void start_agent() {
+    const auto starts_before = count_of("started:");
+    agent_ = std::make_unique<Process>(
+        std::vector<std::string>{OUTPOST_AGENT_BIN, "--config", config_.string()},
+        dir_ / "agent.log");
+    ASSERT_TRUE(wait_until([&] { return count_of("started:") > starts_before; }, 10s))
+        << agent_log();
+  }
+
+  std::size_t count_of(const std::string& needle) {
+    const std::string log = agent_log();
+    std::size_t n = 0;
+    for (auto at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
+    return n;
+  }
+
+  std::string agent_status() {
+    Process p({OUTPOST_AGENT_BIN, "--config", config_.string(), "status"}, dir_ / "status.log");
+    p.stop(0, 10s);
+    const std::string text = test_support::read_text(dir_ / "status.log");
+    fs::remove(dir_ / "status.log");
+    return text;
+  }
+
+  // Sends `count` lines "count value=<i>i" starting at `first`, 10 per datagram.
+  void send_counts(int first, int count) {
+    for (int i = first; i < first + count; i += 10) {
+      std::string datagram;
+      for (int k = i; k < std::min(first + count, i + 10); ++k) {
+        datagram += "count value=" + std::to_string(k) + "i\n";
+      }
+      test_support::send_udp(udp_port_, datagram);
+    }
+  }
+
+  std::string agent_log() { return test_support::read_text(dir_ / "agent.log"); }
+
+  fs::path dir_;
+  fs::path config_;
+  int udp_port_ = 0;
+  std::unique_ptr<Mosquitto> broker_;
+  std::unique_ptr<Process> agent_;
+};
+
+TEST_F(AgentIntegration, LinesSentToTheSocketArriveDecodedOnTheBroker) {
+  Subscriber sub(broker_->uri());
+  start_agent();
+  ASSERT_TRUE(
+      wait_until([&] { return agent_log().find("connected to") != std::string::npos; }, 10s))
+      << agent_log();
+  test_support::send_udp(udp_port_,
+                         "temp,room=lab,unit=Cel value=21.5\nnot line protocol\n"
+                         "warn: disk almost full | mount=/data\n");
+  bool data = false, logs = false;
+  ASSERT_TRUE(wait_until(
+      [&]() -> bool {
+        sub.pump();
+        for (const auto& [topic, env] : sub.messages) {
+          EXPECT_EQ(topic.site, "lab");
+          EXPECT_EQ(topic.device, "gw-1");
+          EXPECT_EQ(env.device_id, "gw-1");
+          if (topic.kind == common::PayloadKind::kReadings) {
+            const auto& b = std::get<common::ReadingBatch>(env.body);
+            EXPECT_EQ(b.readings.size(), 1u);
+            if (b.readings.empty()) return true;
+            EXPECT_EQ(b.sensor_names[b.readings[0].sensor], "temp,room=lab");
+            EXPECT_EQ(b.unit_of(b.readings[0].sensor), "Cel");
+            EXPECT_EQ(b.readings[0].value, common::Value(21.5));
+            data = true;
+          }
+          if (topic.kind == common::PayloadKind::kLogs) {
+            const auto& b = std::get<common::LogBatch>(env.body);
+            EXPECT_EQ(b.records.size(), 1u);
+            if (b.records.empty()) return true;
+            EXPECT_EQ(b.records[0].message, "disk almost full");
+            logs = true;
+          }
+        }
+        return data && logs;
+      },
+      10s))
+      << agent_log();
+  EXPECT_NE(agent_log().find("rejected input line 2 (syntax)"), std::string::npos);
+
+  // SIGTERM: clean exit, and the retained status says offline.
+  EXPECT_EQ(agent_->stop(SIGTERM), 0) << agent_log();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        sub.pump();
+        for (const auto& [topic, env] : sub.messages) {
+          if (topic.kind == common::PayloadKind::kStatus &&
+              std::get<common::DeviceStatus>(env.body).state == common::DeviceState::kOffline) {
+            return true;
+          }
+        }
+        return false;
+      },
+      5s));
+}
+
+TEST_F(AgentIntegration, BrokerOutageLosesNothingAndKeepsOrder) {
+  start_agent();
+  ASSERT_TRUE(
+      wait_until([&] { return agent_log().find("connected to") != std::string::npos; }, 10s));
+  broker_->stop();
+  ASSERT_TRUE(
+      wait_until([&] { return agent_log().find("connection to") != std::string::npos; }, 20s))
+      << agent_log();
+  send_counts(0, 300);
+  broker_->start();
+  Subscriber sub(broker_->uri());
+  ASSERT_TRUE(wait_until([&] { return sub.stored_values().size() == 300; }, 30s))
+      << sub.stored_values().size() << " of 300 arrived\n"
+      << agent_log();
+  for (const auto& [value, times] : sub.stored_values()) EXPECT_EQ(times, 1) << value;
+  // Order per device: by sequence number, values never go backwards.
+  std::map<uint64_t, const common::Envelope*> by_seq;
+  for (const auto& [topic, env] : sub.messages) {
+    if (topic.kind == common::PayloadKind::kReadings) by_seq[env.seq] = &env;
+  }
+  int64_t last = -1;
+  for (const auto& [seq, env] : by_seq) {
+    for (const auto& r : std::get<common::ReadingBatch>(env->body).readings) {
+      const int64_t v = std::get<int64_t>(r.value);
+      EXPECT_GT(v, last) << "seq " << seq;
+      last = v;
+    }
+  }
+}
+
+TEST_F(AgentIntegration, KillNineKeepsWhatWasPersistedAndNeverReusesASequenceNumber) {
+  Subscriber before(broker_->uri());
+  start_agent();
+  send_counts(0, 10);
+  ASSERT_TRUE(wait_until([&] { return before.stored_values().size() == 10; }, 10s)) << agent_log();
+  uint64_t max_seq_before = 0;
+  for (const auto& [topic, env] : before.messages) {
+    if (topic.kind == common::PayloadKind::kReadings)
+      max_seq_before = std::max(max_seq_before, env.seq);
+  }
+
+  broker_->stop();
+  send_counts(10, 100);
+  // Persisted: the store says so (read by another process, as an operator would).
+  ASSERT_TRUE(wait_until(
+      [&] { return agent_status().find("queued items     100\n") != std::string::npos; }, 10s))
+      << agent_status();
+  EXPECT_EQ(agent_->stop(SIGKILL), 128 + SIGKILL);
+
+  broker_->start();
+  Subscriber after(broker_->uri());
+  start_agent();
+  ASSERT_TRUE(wait_until([&] { return after.stored_values().size() == 100; }, 20s))
+      << after.stored_values().size() << " of 100 arrived\n"
+      << agent_log();
+  for (const auto& [value, times] : after.stored_values()) {
+    EXPECT_EQ(times, 1) << value;
+    EXPECT_GE(value, 10);
+  }
+  std::set<std::pair<uint64_t, uint64_t>> ids;
+  for (const auto& [topic, env] : after.messages) {
+    if (topic.kind != common::PayloadKind::kReadings) continue;
+    EXPECT_GT(env.seq, max_seq_before) << "sequence number reused after restart";
+    ids.insert({env.epoch, env.seq});
+  }
+  EXPECT_FALSE(ids.empty());
+}
+
+TEST_F(AgentIntegration, BrokenConfigNamesFileLineAndKeyAndStartsNothing) {
+  std::ofstream(config_) << "[store]\n\nflush_interval = \"fast\"\n";
+  Process p({OUTPOST_AGENT_BIN, "--config", config_.string()}, dir_ / "agent.log");
+  EXPECT_EQ(p.stop(0, 10s), 78);
+  EXPECT_NE(agent_log().find("agent.toml:3:18: store.flush_interval: expected a duration"),
+            std::string::npos)
+      << agent_log();
+  EXPECT_FALSE(fs::exists(dir_ / "agent.db"));
+}
+
+TEST_F(AgentIntegration, CorruptStoreIsMovedAsideAndTheAgentRuns) {
+  std::ofstream(dir_ / "agent.db") << "not a database at all, but it has the right name";
+  Subscriber sub(broker_->uri());
+  start_agent();
+  send_counts(0, 5);
+  ASSERT_TRUE(wait_until([&] { return sub.stored_values().size() == 5; }, 10s)) << agent_log();
+  EXPECT_NE(agent_log().find("was corrupt: moved aside"), std::string::npos);
+  bool moved = false;
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    moved |= e.path().filename().string().starts_with("agent.db.corrupt-");
+  }
+  EXPECT_TRUE(moved);
+}
+
+}  // namespace
+}  // namespace outpost

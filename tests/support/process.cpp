@@ -1,0 +1,141 @@
+// Test support: processes, ports, mosquitto, deadlines.
+#include "support/process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace outpost::test_support {
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    throw std::runtime_error("free_port: bind failed");
+  }
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+Process::Process(std::vector<std::string> argv, const std::filesystem::path& log_file) {
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    const int log = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log >= 0) {
+      ::dup2(log, STDOUT_FILENO);
+      ::dup2(log, STDERR_FILENO);
+    }
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+}
+
+Process::~Process() {
+  if (running()) stop(SIGKILL);
+}
+
+bool Process::running() {
+  if (reaped_) return false;
+  if (::waitpid(pid_, &status_, WNOHANG) == pid_) reaped_ = true;
+  return !reaped_;
+}
+
+int Process::stop(int signal, std::chrono::milliseconds timeout) {
+  if (running()) ::kill(pid_, signal);
+  if (!wait_until([this] { return !running(); }, timeout)) return -1;
+  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+  if (WIFSIGNALED(status_)) return 128 + WTERMSIG(status_);
+  return -1;
+}
+
+Mosquitto::Mosquitto(std::filesystem::path dir, bool persistence)
+    : dir_(std::move(dir)), port_(free_port()), persistence_(persistence) {
+  std::filesystem::create_directories(dir_);
+}
+
+Mosquitto::~Mosquitto() {
+  if (process_) process_->stop(SIGKILL);
+}
+
+void Mosquitto::start() {
+  const auto conf = dir_ / "mosquitto.conf";
+  std::ofstream(conf) << "listener " << port_ << " 127.0.0.1\n"
+                      << "allow_anonymous true\n"
+                      << "persistence " << (persistence_ ? "true" : "false") << "\n"
+                      << "persistence_location " << dir_.string() << "/\n"
+                      << "max_queued_messages 100000\n";
+  process_ = std::make_unique<Process>(std::vector<std::string>{"mosquitto", "-c", conf.string()},
+                                       dir_ / "mosquitto.log");
+  const bool up = wait_until(
+      [this] {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons(static_cast<uint16_t>(port_));
+        const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+        ::close(fd);
+        return ok;
+      },
+      std::chrono::seconds(10));
+  if (!up)
+    throw std::runtime_error("mosquitto did not start: " + read_text(dir_ / "mosquitto.log"));
+}
+
+void Mosquitto::stop() {
+  if (process_) process_->stop(SIGTERM);
+  process_.reset();
+}
+
+void Mosquitto::kill() {
+  if (process_) process_->stop(SIGKILL);
+  process_.reset();
+}
+
+void send_udp(int port, const std::string& datagram) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ::sendto(fd, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&addr),
+           sizeof addr);
+  ::close(fd);
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace outpost::test_support

@@ -1,0 +1,66 @@
+// Test support: real child processes, free loopback ports, a mosquitto broker, deadlines.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace outpost::test_support {
+
+// Waits until `condition` holds, polling every 10 ms, for at most `timeout`.
+// Returns whether it held: tests wait on conditions, never on fixed sleeps.
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// A free TCP/UDP port on 127.0.0.1 (bound and released; good enough for tests).
+int free_port();
+
+// A child process; killed with SIGKILL on destruction if still running.
+class Process {
+ public:
+  // Starts `argv[0]` with stdout and stderr appended to `log_file`.
+  Process(std::vector<std::string> argv, const std::filesystem::path& log_file);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  // Sends `signal` and waits (up to `timeout`) for the exit; returns the exit code,
+  // 128 + signal number if killed by a signal, or -1 if still running.
+  int stop(int signal, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool reaped_ = false;
+};
+
+// A mosquitto broker on a free loopback port, with its own config and log in `dir`.
+class Mosquitto {
+ public:
+  explicit Mosquitto(std::filesystem::path dir, bool persistence = false);
+  ~Mosquitto();
+  void start();  // waits until it accepts connections
+  void stop();   // SIGTERM and wait
+  void kill();   // SIGKILL
+  int port() const { return port_; }
+  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  std::filesystem::path dir_;
+  int port_;
+  bool persistence_;
+  std::unique_ptr<Process> process_;
+};
+
+// Sends one UDP datagram to 127.0.0.1:port.
+void send_udp(int port, const std::string& datagram);
+
+// The whole text of a file ("" if missing).
+std::string read_text(const std::filesystem::path& path);
+
+}  // namespace outpost::test_support
