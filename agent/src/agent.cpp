@@ -196,9 +196,11 @@ void Agent::on_datagram(std::string_view datagram) {
   for (const auto& rejected : result.rejected) {
     ++counters_.rejected[rejected.rejection.error];
     if (bad_input_log_.allow(Clock::now())) {
-      spdlog::warn("rejected input line {} ({}): {} [{} similar messages suppressed]",
-                   rejected.line_number, line_error_name(rejected.rejection.error),
-                   rejected.rejection.detail, bad_input_log_.take_suppressed());
+      const uint64_t suppressed = bad_input_log_.take_suppressed();
+      spdlog::warn("rejected input line {} ({}): {}{}", rejected.line_number,
+                   line_error_name(rejected.rejection.error), rejected.rejection.detail,
+                   suppressed ? fmt::format(" ({} more rejected lines not logged)", suppressed)
+                              : std::string());
     }
   }
   if (pending_.size() >= kMaxPending) flush();
