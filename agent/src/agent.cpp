@@ -97,6 +97,8 @@ common::Status<> Agent::start() {
   try {
     client_ = std::make_unique<mqtt::async_client>(config_.broker, config_.client_id,
                                                    mqtt::create_options(MQTTVERSION_3_1_1));
+    // Incoming acks are queued by Paho and read on our thread (poll_acks), not in a callback.
+    client_->start_consuming();
   } catch (const mqtt::exception& e) {
     return common::Error{"MQTT client for " + config_.broker + ": " + e.what()};
   }
@@ -251,6 +253,7 @@ void Agent::tick() {
   maintain_connection(now);
   if (!connected_) return;
   poll_inflight();
+  poll_acks();
   send(now);
   if (now >= next_status_) {
     try {
@@ -268,7 +271,8 @@ void Agent::maintain_connection(Clock::time_point now) {
   if (connected_ && !client_->is_connected()) {
     connected_ = false;
     // In-flight deliveries are lost with the connection: they are re-published
-    // from the outbox on reconnect (the collector drops any duplicate).
+    // from the outbox on reconnect (the collector drops any duplicate). Messages
+    // awaiting a commit ack keep their timers: an ack may still come.
     inflight_.clear();
     spdlog::warn("connection to {} lost", config_.broker);
     next_connect_ = now + backoff_.next();
@@ -320,16 +324,70 @@ void Agent::on_connected() {
   ++counters_.reconnects;
   spdlog::info("connected to {} as {}", config_.broker, config_.client_id);
   next_status_ = Clock::now();  // birth at once
+  // A clean session forgets subscriptions: every connect subscribes again.
+  if (uses_end_to_end()) {
+    try {
+      client_->subscribe(topic(common::PayloadKind::kAck), 1);
+    } catch (const mqtt::exception& e) {
+      spdlog::warn("cannot subscribe to {}: {}", topic(common::PayloadKind::kAck), e.what());
+    }
+  }
+}
+
+bool Agent::uses_end_to_end() const {
+  return config_.data_delivery == DeliveryMode::kEndToEnd ||
+         config_.logs_delivery == DeliveryMode::kEndToEnd;
+}
+
+DeliveryMode Agent::mode(Stream stream) const {
+  return stream == Stream::kData ? config_.data_delivery : config_.logs_delivery;
+}
+
+void Agent::poll_acks() {
+  mqtt::const_message_ptr msg;
+  while (client_->try_consume_message(&msg)) {
+    if (!msg) continue;  // Paho's marker for a lost connection
+    const std::string& payload = msg->get_payload_str();
+    auto ack = common::decode_and_validate(
+        std::span(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()),
+        {common::PayloadKind::kAck, config_.device_id, wall_now_us()}, {});
+    if (!ack.ok()) {
+      if (bad_input_log_.allow(Clock::now())) {
+        spdlog::warn("ignoring a bad ack on {}: {}: {}", msg->get_topic(),
+                     common::reason_name(ack.error().reason), ack.error().detail);
+      }
+      continue;
+    }
+    for (const auto& range : std::get<common::CommitAck>(ack.value().body).committed) {
+      auto removed = store_->acknowledge_range(range.epoch, range.first, range.last);
+      if (!removed.ok()) {
+        spdlog::error("store: cannot remove acknowledged messages: {}", removed.error().message);
+        continue;
+      }
+      counters_.commit_acks += removed.value();
+      auto in_range = [&](uint64_t epoch, uint64_t seq) {
+        return epoch == range.epoch && seq >= range.first && seq <= range.last;
+      };
+      std::erase_if(awaiting_ack_,
+                    [&](const auto& e) { return in_range(e.second.epoch, e.second.seq); });
+      // The collector may confirm before our PUBACK is polled: forget those too.
+      std::erase_if(inflight_,
+                    [&](const auto& e) { return in_range(e.second.epoch, e.second.seq); });
+    }
+  }
 }
 
 void Agent::poll_inflight() {
   for (auto it = inflight_.begin(); it != inflight_.end();) {
-    auto done = poll(it->second);
+    auto done = poll(it->second.token);
     if (!done) {
       ++it;
       continue;
     }
-    if (*done) {
+    if (*done && mode(it->second.stream) == DeliveryMode::kEndToEnd) {
+      // The broker has it; the queue keeps it until the collector says it is stored.
+      awaiting_ack_[it->first] = {Clock::now(), it->second.epoch, it->second.seq};
+    } else if (*done) {
       if (auto s = store_->acknowledge(it->first); !s.ok()) {
         spdlog::error("store: cannot remove acknowledged message: {}", s.error().message);
       }
@@ -341,17 +399,26 @@ void Agent::poll_inflight() {
 }
 
 void Agent::send(Clock::time_point now) {
-  // Unsent or failed messages first, oldest first: order per device is preserved.
+  const auto ack_timeout = std::chrono::microseconds(config_.ack_timeout_us);
+  // Unsent, failed or unacknowledged-for-too-long messages first, oldest first:
+  // order per device is preserved.
   if (inflight_.size() < config_.max_inflight) {
-    auto outbox = store_->outbox(config_.max_inflight + inflight_.size());
+    auto outbox = store_->outbox(config_.max_inflight + inflight_.size() + awaiting_ack_.size());
     if (outbox.ok()) {
       for (const auto& message : outbox.value()) {
         if (inflight_.size() >= config_.max_inflight) return;
         if (inflight_.count(message.id)) continue;
+        if (auto a = awaiting_ack_.find(message.id); a != awaiting_ack_.end()) {
+          if (now - a->second.sent < ack_timeout) continue;
+          awaiting_ack_.erase(a);
+          ++counters_.resent;
+        }
         if (!publish(message)) return;
       }
     }
   }
+  // end_to_end: no new messages while too many await the collector.
+  if (awaiting_ack_.size() >= config_.max_awaiting_ack) return;
   for (Stream stream : {Stream::kData, Stream::kLogs}) {
     while (inflight_.size() < config_.max_inflight) {
       const auto before = counters_.published;
@@ -401,7 +468,7 @@ bool Agent::publish(const OutboxMessage& message) {
   try {
     auto token = client_->publish(topic(kind), message.payload.data(), message.payload.size(),
                                   qos(message.stream), false);
-    inflight_[message.id] = token;
+    inflight_[message.id] = {token, message.stream, message.epoch, message.seq};
     ++counters_.published;
     return true;
   } catch (const mqtt::exception& e) {
@@ -439,10 +506,7 @@ std::string Agent::topic(common::PayloadKind kind) const {
   return t.ok() ? t.value() : std::string();
 }
 
-int Agent::qos(Stream stream) const {
-  const DeliveryMode mode = stream == Stream::kData ? config_.data_delivery : config_.logs_delivery;
-  return mode == DeliveryMode::kFireAndForget ? 0 : 1;
-}
+int Agent::qos(Stream stream) const { return mode(stream) == DeliveryMode::kFireAndForget ? 0 : 1; }
 
 void Agent::stop(std::function<void()> done) {
   stopping_ = true;
@@ -464,6 +528,7 @@ void Agent::drain_step() {
   if (connected_ && now < stop_deadline_) {
     maintain_connection(now);
     poll_inflight();
+    poll_acks();
     send(now);
     auto stats = store_->stats();
     const bool empty = stats.ok() && stats.value().queued_items == 0 &&

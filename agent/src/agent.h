@@ -33,6 +33,8 @@ struct AgentCounters {
   uint64_t published = 0;                  // messages handed to Paho
   uint64_t acked = 0;                      // messages whose delivery completed
   uint64_t reconnects = 0;
+  uint64_t commit_acks = 0;  // end_to_end messages the collector confirmed
+  uint64_t resent = 0;       // end_to_end messages sent again after ack_timeout
   uint64_t rejected_total() const;
 };
 
@@ -66,6 +68,9 @@ class Agent {
   void maintain_connection(Clock::time_point now);
   void on_connected();
   void poll_inflight();
+  void poll_acks();
+  bool uses_end_to_end() const;
+  DeliveryMode mode(Stream stream) const;
   void send(Clock::time_point now);
   bool publish(const OutboxMessage& message);
   void seal_ready(Stream stream, Clock::time_point now);
@@ -91,8 +96,21 @@ class Agent {
 
   std::vector<QueueItem> pending_;                                 // received, not yet persisted
   std::array<std::optional<Clock::time_point>, 2> waiting_since_;  // per stream
-  // Messages published and not yet acknowledged: outbox id -> token.
-  std::map<int64_t, mqtt::delivery_token_ptr> inflight_;
+  // Messages published, delivery not yet complete: outbox id -> token.
+  struct InFlight {
+    mqtt::delivery_token_ptr token;
+    Stream stream;
+    uint64_t epoch;
+    uint64_t seq;
+  };
+  std::map<int64_t, InFlight> inflight_;
+  // end_to_end messages the broker has, waiting for the collector's commit ack.
+  struct AwaitingAck {
+    Clock::time_point sent;
+    uint64_t epoch;
+    uint64_t seq;
+  };
+  std::map<int64_t, AwaitingAck> awaiting_ack_;
   mqtt::token_ptr connect_token_;
   bool connected_ = false;
   Clock::time_point next_connect_;

@@ -66,10 +66,13 @@ common::Status<common::ConfigError> read_agent_config(common::ConfigReader& r, A
   r.read("mqtt.max_inflight", c.max_inflight, 1, 1000);
   const std::initializer_list<std::pair<std::string_view, DeliveryMode>> modes = {
       {"fire_and_forget", DeliveryMode::kFireAndForget},
-      {"at_least_once", DeliveryMode::kAtLeastOnce}};
+      {"at_least_once", DeliveryMode::kAtLeastOnce},
+      {"end_to_end", DeliveryMode::kEndToEnd}};
   r.read_enum("mqtt.data_delivery", c.data_delivery, modes);
   r.read_enum("mqtt.logs_delivery", c.logs_delivery, modes);
   r.read_duration_us("mqtt.status_interval", c.status_interval_us, 1'000'000, 86'400'000'000);
+  r.read_duration_us("mqtt.ack_timeout", c.ack_timeout_us, 100'000, 86'400'000'000);
+  r.read("mqtt.max_awaiting_ack", c.max_awaiting_ack, 1, 100'000);
 
   common::read_log_config(r, c.log);
 

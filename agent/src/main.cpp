@@ -75,7 +75,7 @@ int run_status(const agent::AgentConfig& config) {
                        .count();
   std::printf("store            %s\n", config.store.path.c_str());
   std::printf("queued items     %llu\n", static_cast<unsigned long long>(s.queued_items));
-  std::printf("unsent messages  %llu\n", static_cast<unsigned long long>(s.outbox_messages));
+  std::printf("unacked messages %llu\n", static_cast<unsigned long long>(s.outbox_messages));
   std::printf("bytes            %llu of %llu\n", static_cast<unsigned long long>(s.bytes),
               static_cast<unsigned long long>(config.store.max_bytes));
   if (s.oldest_time_us) {

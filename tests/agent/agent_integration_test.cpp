@@ -272,6 +272,45 @@ TEST_F(AgentIntegration, KillNineKeepsWhatWasPersistedAndNeverReusesASequenceNum
   EXPECT_FALSE(ids.empty());
 }
 
+TEST_F(AgentIntegration, EndToEndKeepsAMessageUntilTheCollectorAcksIt) {
+  std::ofstream(config_, std::ios::app) << "data_delivery = \"end_to_end\"\n"
+                                        << "ack_timeout = \"1s\"\n";
+  Subscriber sub(broker_->uri());
+  start_agent();
+  send_counts(0, 5);
+  // PUBACKed by the broker, yet kept: it comes again after ack_timeout, same epoch and seq.
+  uint64_t epoch = 0, seq = 0;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        sub.pump();
+        std::map<std::pair<uint64_t, uint64_t>, int> copies;
+        for (const auto& [topic, env] : sub.messages) {
+          if (topic.kind != common::PayloadKind::kReadings) continue;
+          if (++copies[{env.epoch, env.seq}] == 2) {
+            epoch = env.epoch;
+            seq = env.seq;
+            return true;
+          }
+        }
+        return false;
+      },
+      10s))
+      << agent_log();
+  EXPECT_NE(agent_status().find("unacked messages 1\n"), std::string::npos) << agent_status();
+
+  // The collector's commit ack (sent here by the test) removes it from the queue.
+  mqtt::async_client collector(broker_->uri(), "test-collector");
+  collector.connect()->wait_for(10s);
+  common::Envelope ack{common::kSchemaVersion, "gw-1", 99, 1,
+                       common::CommitAck{{{epoch, seq, seq}}}};
+  const auto bytes = common::encode(ack).value();
+  collector.publish("outpost/v1/lab/gw-1/ack", bytes.data(), bytes.size(), 1, false)->wait_for(10s);
+  EXPECT_TRUE(wait_until(
+      [&] { return agent_status().find("unacked messages 0\n") != std::string::npos; }, 10s))
+      << agent_status() << agent_log();
+  collector.disconnect()->wait_for(5s);
+}
+
 TEST_F(AgentIntegration, BrokenConfigNamesFileLineAndKeyAndStartsNothing) {
   std::ofstream(config_) << "[store]\n\nflush_interval = \"fast\"\n";
   Process p({OUTPOST_AGENT_BIN, "--config", config_.string()}, dir_ / "agent.log");

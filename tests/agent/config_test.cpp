@@ -37,6 +37,8 @@ TEST(AgentConfig, TheDocumentedExampleIsValidAndMatchesTheDefaults) {
   EXPECT_EQ(from_file.reconnect_max_us, defaults.reconnect_max_us);
   EXPECT_EQ(from_file.status_interval_us, defaults.status_interval_us);
   EXPECT_EQ(from_file.data_delivery, defaults.data_delivery);
+  EXPECT_EQ(from_file.ack_timeout_us, defaults.ack_timeout_us);
+  EXPECT_EQ(from_file.max_awaiting_ack, defaults.max_awaiting_ack);
 }
 
 TEST(AgentConfig, DefaultsFillDeviceAndClientIds) {
@@ -79,7 +81,7 @@ TEST(AgentConfig, CrossKeyErrorsPointAtTheKeyToChange) {
             "agent.toml:2:13: mqtt.cert_file: cert_file and key_file go together");
   EXPECT_EQ(error_of("[mqtt]\ndata_delivery = \"exactly_once\"\n"),
             "agent.toml:2:17: mqtt.data_delivery: expected one of fire_and_forget, "
-            "at_least_once, got \"exactly_once\"");
+            "at_least_once, end_to_end, got \"exactly_once\"");
   EXPECT_EQ(error_of("[batch]\nmax_readings = 5000\n"),
             "agent.toml:2:16: batch.max_readings: 5000 is out of range [1, 1000]");
 }

@@ -16,6 +16,7 @@ namespace outpost::agent {
 enum class DeliveryMode : uint8_t {
   kFireAndForget,  // QoS 0; a message leaves the queue once handed to the network
   kAtLeastOnce,    // QoS 1; a message leaves the queue on the broker's PUBACK
+  kEndToEnd,       // QoS 1; a message leaves the queue when the collector's commit ack names it
 };
 
 struct AgentConfig {
@@ -52,6 +53,8 @@ struct AgentConfig {
   DeliveryMode data_delivery = DeliveryMode::kAtLeastOnce;
   DeliveryMode logs_delivery = DeliveryMode::kAtLeastOnce;
   int64_t status_interval_us = 60'000'000;  // retained status refresh
+  int64_t ack_timeout_us = 30'000'000;      // end_to_end: re-send a message not acked by then
+  uint32_t max_awaiting_ack = 256;          // end_to_end: messages sent and not yet acked
 
   // [log]
   common::LogConfig log;
