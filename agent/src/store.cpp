@@ -142,14 +142,14 @@ sqlite3* open_checked(const std::string& path, std::string& problem) {
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
     problem = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
+    sqlite3_close_v2(db);
     return nullptr;
   }
   sqlite3_extended_result_codes(db, 1);
   Stmt check(db, "PRAGMA quick_check");
   if (!check.ok()) {
     problem = sqlite3_errmsg(db);
-    sqlite3_close(db);
+    sqlite3_close_v2(db);
     return nullptr;
   }
   const int rc = check.step();
@@ -157,7 +157,7 @@ sqlite3* open_checked(const std::string& path, std::string& problem) {
   if (verdict != "ok") {
     problem = "integrity check: " + verdict;
     check.reset();
-    sqlite3_close(db);
+    sqlite3_close_v2(db);
     return nullptr;
   }
   return db;
@@ -168,7 +168,7 @@ sqlite3* open_checked(const std::string& path, std::string& problem) {
 Store::Store(sqlite3* db, StoreOptions options, uint64_t epoch)
     : db_(db), options_(std::move(options)), epoch_(epoch) {}
 
-Store::~Store() { sqlite3_close(db_); }
+Store::~Store() { sqlite3_close_v2(db_); }
 
 Status<> Store::exec(const char* sql) {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
