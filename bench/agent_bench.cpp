@@ -104,7 +104,9 @@ struct Setup {
                           << "\"\nmax_bytes = \"1GiB\"\n[batch]\nmax_delay = \"200ms\"\n"
                           << "[mqtt]\nbroker = \"" << broker->uri()
                           << "\"\nreconnect_min = \"100ms\"\nreconnect_max = \"500ms\"\n"
-                          << "max_inflight = 64\n[log]\nlevel = \"warn\"\n";
+                          << "max_inflight = 64\n[log]\nlevel = \"warn\"\n"
+                          << "[metrics]\nlisten = \"127.0.0.1:" << test_support::free_port()
+                          << "\"\n";
   }
   ~Setup() { fs::remove_all(dir); }
   std::unique_ptr<test_support::Process> start_agent() {

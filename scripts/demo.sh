@@ -34,6 +34,7 @@ broker_up() { mosquitto_pub -p "$mqtt_port" -t outpost-demo/ping -n >/dev/null 2
 
 mqtt_port=$(free_port)
 udp_port=$(free_port)
+metrics_port=$(free_port)
 cat >"$demo/mosquitto.conf" <<EOF
 listener $mqtt_port 127.0.0.1
 allow_anonymous true
@@ -54,6 +55,8 @@ max_delay = "500ms"
 broker = "tcp://127.0.0.1:$mqtt_port"
 reconnect_min = "1s"
 reconnect_max = "2s"
+[metrics]
+listen = "127.0.0.1:$metrics_port"
 EOF
 
 start_broker() {
@@ -108,7 +111,13 @@ count_readings() {
 }
 wait_for 20 test "$(count_readings)" -ge "$expected" || true
 
-echo "== 4. SIGTERM: the agent persists, delivers, publishes 'offline' and exits"
+echo "== 4. the agent's metrics (http://127.0.0.1:$metrics_port/metrics), a few of them:"
+python3 - "$metrics_port" <<'PY' | grep -E '^outpost_agent_(accepted|rejected_lines|acked|queue_items|reconnects)' | sed 's/^/     /'
+import sys, urllib.request
+print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode())
+PY
+
+echo "== 5. SIGTERM: the agent persists, delivers, publishes 'offline' and exits"
 kill -TERM "$agent_pid"
 wait "$agent_pid" || true
 
@@ -129,5 +138,5 @@ echo "   Files: demo/agent.log, demo/agent.db (the queue), demo/received.txt (to
 echo "   The collector and the fleet simulator are not built yet (issues 4-5): here a plain"
 echo "   mosquitto_sub stands in for the collector."
 echo
-echo "== 5. The wire format: compactness, and malformed payloads refused with reason codes"
+echo "== 6. The wire format: compactness, and malformed payloads refused with reason codes"
 build/common/outpost-wire demo

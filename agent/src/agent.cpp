@@ -71,6 +71,7 @@ Agent::Agent(AgentConfig config, asio::io_context& io)
       backoff_(std::chrono::milliseconds(config_.reconnect_min_us / 1000),
                std::chrono::milliseconds(config_.reconnect_max_us / 1000), 0.3, epoch_),
       bad_input_log_(10, std::chrono::seconds(10)),
+      metrics_(io, "/metrics", [this] { return render_metrics(snapshot()); }),
       started_(Clock::now()) {}
 
 Agent::~Agent() {
@@ -93,6 +94,13 @@ common::Status<> Agent::start() {
                config_.store.path, stats.value().queued_items, stats.value().outbox_messages,
                store_->last_seq(), epoch_);
   if (auto s = open_inputs(); !s.ok()) return s;
+  if (!config_.metrics_listen.empty()) {
+    const auto where = parse_host_port(config_.metrics_listen);
+    if (!where)
+      return common::Error{"metrics.listen '" + config_.metrics_listen + "' is not host:port"};
+    if (auto s = metrics_.listen(where->host, where->port); !s.ok()) return s;
+    spdlog::info("metrics on http://{}/metrics", config_.metrics_listen);
+  }
 
   try {
     client_ = std::make_unique<mqtt::async_client>(config_.broker, config_.client_id,
@@ -113,19 +121,14 @@ common::Status<> Agent::start() {
 
 common::Status<> Agent::open_inputs() {
   if (!config_.udp_listen.empty()) {
-    const auto colon = config_.udp_listen.rfind(':');
-    if (colon == std::string::npos) {
-      return common::Error{"inputs.udp_listen '" + config_.udp_listen + "' is not host:port"};
-    }
+    const auto where = parse_host_port(config_.udp_listen);
     boost::system::error_code ec;
-    const auto address = asio::ip::make_address(config_.udp_listen.substr(0, colon), ec);
-    unsigned port = 0;
-    const std::string port_text = config_.udp_listen.substr(colon + 1);
-    auto [p, perr] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec || perr != std::errc() || p != port_text.data() + port_text.size() || port > 65535) {
+    const auto address = asio::ip::make_address(where ? where->host : "", ec);
+    if (!where || ec) {
       return common::Error{"inputs.udp_listen '" + config_.udp_listen + "' is not host:port"};
     }
-    const asio::ip::udp::endpoint endpoint(address, static_cast<uint16_t>(port));
+    const uint16_t port = where->port;
+    const asio::ip::udp::endpoint endpoint(address, port);
     udp_.open(endpoint.protocol(), ec);
     if (!ec) udp_.bind(endpoint, ec);
     if (ec)
@@ -508,8 +511,39 @@ std::string Agent::topic(common::PayloadKind kind) const {
 
 int Agent::qos(Stream stream) const { return mode(stream) == DeliveryMode::kFireAndForget ? 0 : 1; }
 
+MetricsSnapshot Agent::snapshot() {
+  MetricsSnapshot m;
+  m.accepted_readings = counters_.accepted_readings;
+  m.accepted_logs = counters_.accepted_logs;
+  m.rejected = counters_.rejected;
+  m.persisted = counters_.persisted;
+  m.published = counters_.published;
+  m.acked = counters_.acked;
+  m.commit_acks = counters_.commit_acks;
+  m.resent = counters_.resent;
+  m.reconnects = counters_.reconnects;
+  m.connected = connected_;
+  m.queue_max_bytes = config_.store.max_bytes;
+  m.uptime_s = std::chrono::duration<double>(Clock::now() - started_).count();
+  if (auto stats = store_->stats(); stats.ok()) {
+    const auto& s = stats.value();
+    m.queue_items = s.queued_items;
+    m.queue_messages = s.outbox_messages;
+    m.queue_bytes = s.bytes;
+    if (s.oldest_time_us) {
+      m.oldest_item_age_s = static_cast<double>(wall_now_us() - *s.oldest_time_us) / 1e6;
+    }
+    m.dropped_oldest = s.dropped_oldest;
+    m.dropped_newest = s.dropped_newest;
+    m.dropped_expired = s.dropped_expired;
+    m.store_resets = s.store_resets;
+  }
+  return m;
+}
+
 void Agent::stop(std::function<void()> done) {
   stopping_ = true;
+  metrics_.close();
   boost::system::error_code ec;
   udp_.close(ec);
   unix_.close(ec);

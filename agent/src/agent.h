@@ -18,8 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "http_server.h"
 #include "outpost/agent/backoff.h"
 #include "outpost/agent/config.h"
+#include "outpost/agent/metrics.h"
 #include "outpost/agent/store.h"
 #include "outpost/common/logging.h"
 
@@ -53,6 +55,9 @@ class Agent {
   void stop(std::function<void()> done);
 
   const AgentCounters& counters() const { return counters_; }
+
+  // Counters and store state now; called on the io thread (the metrics endpoint).
+  MetricsSnapshot snapshot();
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -118,6 +123,7 @@ class Agent {
   Backoff backoff_;
   common::RateLimiter bad_input_log_;
   AgentCounters counters_;
+  HttpServer metrics_;
   Clock::time_point started_;
   bool stopping_ = false;
   Clock::time_point stop_deadline_;

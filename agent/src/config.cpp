@@ -3,9 +3,31 @@
 
 #include <unistd.h>
 
+#include <charconv>
+
 #include "outpost/common/codec.h"
 
 namespace outpost::agent {
+
+std::optional<HostPort> parse_host_port(std::string_view text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  std::string_view host = text.substr(0, colon);
+  if (host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string_view port_text = text.substr(colon + 1);
+  unsigned port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port == 0 ||
+      port > 65535 || host.empty()) {
+    return std::nullopt;
+  }
+  for (char c : host) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                    c == '.' || c == ':';
+    if (!ok) return std::nullopt;
+  }
+  return HostPort{std::string(host), static_cast<uint16_t>(port)};
+}
 
 void finish_agent_defaults(AgentConfig& config) {
   if (config.device_id.empty()) {
@@ -74,6 +96,7 @@ common::Status<common::ConfigError> read_agent_config(common::ConfigReader& r, A
   r.read_duration_us("mqtt.ack_timeout", c.ack_timeout_us, 100'000, 86'400'000'000);
   r.read("mqtt.max_awaiting_ack", c.max_awaiting_ack, 1, 100'000);
 
+  r.read("metrics.listen", c.metrics_listen);
   common::read_log_config(r, c.log);
 
   // Checks that span keys, reported at the key that must change.
@@ -82,6 +105,12 @@ common::Status<common::ConfigError> read_agent_config(common::ConfigReader& r, A
   }
   if (!c.device_id.empty() && !common::is_valid_id(c.device_id)) {
     r.add_error("device.id", "must be 1-64 characters of [A-Za-z0-9._-]");
+  }
+  if (!c.udp_listen.empty() && !parse_host_port(c.udp_listen)) {
+    r.add_error("inputs.udp_listen", "expected an address and port such as \"127.0.0.1:8094\"");
+  }
+  if (!c.metrics_listen.empty() && !parse_host_port(c.metrics_listen)) {
+    r.add_error("metrics.listen", "expected an address and port such as \"127.0.0.1:9108\"");
   }
   if (c.udp_listen.empty() && c.unix_socket.empty()) {
     r.add_error("inputs.udp_listen", "no input: set inputs.udp_listen or inputs.unix_socket");

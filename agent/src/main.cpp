@@ -32,16 +32,12 @@ int run_send(const agent::AgentConfig& config, const std::vector<std::string>& l
       return common::kExitFailure;
     }
   }
-  const auto colon = config.udp_listen.rfind(':');
-  asio::ip::udp::endpoint endpoint;
-  try {
-    endpoint = asio::ip::udp::endpoint(
-        asio::ip::make_address(config.udp_listen.substr(0, colon)),
-        static_cast<uint16_t>(std::stoi(config.udp_listen.substr(colon + 1))));
-  } catch (const std::exception&) {
+  const auto where = agent::parse_host_port(config.udp_listen);
+  if (!where) {
     std::cerr << "outpost-agent: inputs.udp_listen is not host:port\n";
     return common::kExitConfigError;
   }
+  const asio::ip::udp::endpoint endpoint(asio::ip::make_address(where->host, ec), where->port);
   asio::ip::udp::socket s(io);
   s.open(endpoint.protocol(), ec);
   if (!ec) s.send_to(asio::buffer(datagram), endpoint, 0, ec);

@@ -87,8 +87,10 @@ class AgentIntegration : public ::testing::Test {
     broker_ = std::make_unique<Mosquitto>(dir_ / "broker");
     broker_->start();
     udp_port_ = test_support::free_port();
+    metrics_port_ = test_support::free_port();
     config_ = dir_ / "agent.toml";
-    std::ofstream(config_) << "[device]\nsite = \"lab\"\nid = \"gw-1\"\n"
+    std::ofstream(config_) << "[metrics]\nlisten = \"127.0.0.1:" << metrics_port_ << "\"\n"
+                           << "[device]\nsite = \"lab\"\nid = \"gw-1\"\n"
                            << "[inputs]\nudp_listen = \"127.0.0.1:" << udp_port_ << "\"\n"
                            << "unix_socket = \"" << (dir_ / "agent.sock").string() << "\"\n"
                            << "[store]\npath = \"" << (dir_ / "agent.db").string() << "\"\n"
@@ -144,6 +146,7 @@ class AgentIntegration : public ::testing::Test {
   fs::path dir_;
   fs::path config_;
   int udp_port_ = 0;
+  int metrics_port_ = 0;
   std::unique_ptr<Mosquitto> broker_;
   std::unique_ptr<Process> agent_;
 };
@@ -309,6 +312,29 @@ TEST_F(AgentIntegration, EndToEndKeepsAMessageUntilTheCollectorAcksIt) {
       [&] { return agent_status().find("unacked messages 0\n") != std::string::npos; }, 10s))
       << agent_status() << agent_log();
   collector.disconnect()->wait_for(5s);
+}
+
+TEST_F(AgentIntegration, MetricsEndpointCountsAcceptedRejectedAndQueue) {
+  start_agent();
+  test_support::send_udp(udp_port_, "a value=1\nb value=2\nbroken\nc value=oops\n");
+  std::string body;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        body = test_support::http_get(metrics_port_, "/metrics");
+        return body.find("outpost_agent_accepted_total{kind=\"reading\"} 2\n") != std::string::npos;
+      },
+      10s))
+      << body;
+  EXPECT_NE(body.find("HTTP/1.1 200 OK"), std::string::npos);
+  EXPECT_NE(body.find("outpost_agent_rejected_lines_total{reason=\"syntax\"} 1\n"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find("outpost_agent_rejected_lines_total{reason=\"invalid_value\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(body.find("# TYPE outpost_agent_queue_bytes gauge"), std::string::npos);
+  EXPECT_NE(body.find("outpost_agent_dropped_total{reason=\"oldest\"} 0\n"), std::string::npos);
+  EXPECT_NE(test_support::http_get(metrics_port_, "/other").find("404 Not Found"),
+            std::string::npos);
 }
 
 TEST_F(AgentIntegration, BrokenConfigNamesFileLineAndKeyAndStartsNothing) {

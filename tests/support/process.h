@@ -60,6 +60,9 @@ class Mosquitto {
 // Sends one UDP datagram to 127.0.0.1:port.
 void send_udp(int port, const std::string& datagram);
 
+// GET http://127.0.0.1:port<path>; the raw response (status line, headers, body), "" on error.
+std::string http_get(int port, const std::string& path);
+
 // The whole text of a file ("" if missing).
 std::string read_text(const std::filesystem::path& path);
 

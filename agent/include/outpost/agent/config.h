@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "outpost/agent/batcher.h"
@@ -56,9 +57,20 @@ struct AgentConfig {
   int64_t ack_timeout_us = 30'000'000;      // end_to_end: re-send a message not acked by then
   uint32_t max_awaiting_ack = 256;          // end_to_end: messages sent and not yet acked
 
+  // [metrics]
+  std::string metrics_listen = "127.0.0.1:9108";  // Prometheus endpoint host:port; "" = off
+
   // [log]
   common::LogConfig log;
 };
+
+struct HostPort {
+  std::string host;  // an IPv4 or IPv6 address (no names: nothing to resolve at start)
+  uint16_t port = 0;
+};
+
+// Parses "127.0.0.1:8094" or "[::1]:8094"; nullopt if malformed or the port is 0.
+std::optional<HostPort> parse_host_port(std::string_view text);
 
 // Reads every section into `config` (keeping defaults for absent keys), checks
 // the values that depend on each other, and reports unknown keys. Fills the
