@@ -105,6 +105,7 @@ struct Setup {
                           << "[mqtt]\nbroker = \"" << broker->uri()
                           << "\"\nreconnect_min = \"100ms\"\nreconnect_max = \"500ms\"\n"
                           << "max_inflight = 64\n[log]\nlevel = \"warn\"\n"
+                          << "[system]\ninterval = \"0s\"\n"
                           << "[metrics]\nlisten = \"127.0.0.1:" << test_support::free_port()
                           << "\"\n";
   }

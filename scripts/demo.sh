@@ -55,6 +55,8 @@ max_delay = "500ms"
 broker = "tcp://127.0.0.1:$mqtt_port"
 reconnect_min = "1s"
 reconnect_max = "2s"
+[system]
+interval = "0s"
 [metrics]
 listen = "127.0.0.1:$metrics_port"
 EOF

@@ -68,6 +68,8 @@ Agent::Agent(AgentConfig config, asio::io_context& io)
       unix_(io),
       flush_timer_(io),
       tick_timer_(io),
+      system_timer_(io),
+      system_metrics_("", config_.system_disk_paths),
       backoff_(std::chrono::milliseconds(config_.reconnect_min_us / 1000),
                std::chrono::milliseconds(config_.reconnect_max_us / 1000), 0.3, epoch_),
       bad_input_log_(10, std::chrono::seconds(10)),
@@ -116,6 +118,10 @@ common::Status<> Agent::start() {
   next_connect_ = Clock::now();
   schedule_flush();
   schedule_tick();
+  if (config_.system_interval_us > 0) {
+    (void)system_metrics_.sample(wall_now_us());  // primes the CPU counters
+    schedule_system_sample();
+  }
   return {};
 }
 
@@ -188,15 +194,7 @@ void Agent::on_datagram(std::string_view datagram) {
       pending_.push_back(std::move(item));
       ++counters_.accepted_logs;
     }
-    for (auto& r : line.readings) {
-      QueueItem item;
-      item.time_us = r.time_us;
-      item.sensor = std::move(r.sensor);
-      item.unit = std::move(r.unit);
-      item.value = std::move(r.value);
-      pending_.push_back(std::move(item));
-      ++counters_.accepted_readings;
-    }
+    add_readings(std::move(line.readings));
   }
   for (const auto& rejected : result.rejected) {
     ++counters_.rejected[rejected.rejection.error];
@@ -209,6 +207,27 @@ void Agent::on_datagram(std::string_view datagram) {
     }
   }
   if (pending_.size() >= kMaxPending) flush();
+}
+
+void Agent::schedule_system_sample() {
+  system_timer_.expires_after(std::chrono::microseconds(config_.system_interval_us));
+  system_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    add_readings(system_metrics_.sample(wall_now_us()));
+    schedule_system_sample();
+  });
+}
+
+void Agent::add_readings(std::vector<InputReading> readings) {
+  for (auto& r : readings) {
+    QueueItem item;
+    item.time_us = r.time_us;
+    item.sensor = std::move(r.sensor);
+    item.unit = std::move(r.unit);
+    item.value = std::move(r.value);
+    pending_.push_back(std::move(item));
+    ++counters_.accepted_readings;
+  }
 }
 
 void Agent::schedule_flush() {
@@ -548,6 +567,7 @@ void Agent::stop(std::function<void()> done) {
   udp_.close(ec);
   unix_.close(ec);
   flush_timer_.cancel();
+  system_timer_.cancel();
   flush();
   tick_timer_.cancel();
   // Drain briefly: deliver what is ready within a bounded time, then leave the

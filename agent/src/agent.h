@@ -23,6 +23,7 @@
 #include "outpost/agent/config.h"
 #include "outpost/agent/metrics.h"
 #include "outpost/agent/store.h"
+#include "outpost/agent/system_metrics.h"
 #include "outpost/common/logging.h"
 
 namespace outpost::agent {
@@ -69,6 +70,8 @@ class Agent {
   void flush();
   void schedule_flush();
   void schedule_tick();
+  void schedule_system_sample();
+  void add_readings(std::vector<InputReading> readings);
   void tick();
   void maintain_connection(Clock::time_point now);
   void on_connected();
@@ -98,6 +101,8 @@ class Agent {
   boost::asio::local::datagram_protocol::endpoint unix_peer_;
   boost::asio::steady_timer flush_timer_;
   boost::asio::steady_timer tick_timer_;
+  boost::asio::steady_timer system_timer_;
+  SystemMetrics system_metrics_;
 
   std::vector<QueueItem> pending_;                                 // received, not yet persisted
   std::array<std::optional<Clock::time_point>, 2> waiting_since_;  // per stream

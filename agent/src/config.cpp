@@ -96,6 +96,8 @@ common::Status<common::ConfigError> read_agent_config(common::ConfigReader& r, A
   r.read_duration_us("mqtt.ack_timeout", c.ack_timeout_us, 100'000, 86'400'000'000);
   r.read("mqtt.max_awaiting_ack", c.max_awaiting_ack, 1, 100'000);
 
+  r.read_duration_us("system.interval", c.system_interval_us, 0, 86'400'000'000);
+  r.read("system.disk_paths", c.system_disk_paths);
   r.read("metrics.listen", c.metrics_listen);
   common::read_log_config(r, c.log);
 

@@ -90,6 +90,7 @@ class AgentIntegration : public ::testing::Test {
     metrics_port_ = test_support::free_port();
     config_ = dir_ / "agent.toml";
     std::ofstream(config_) << "[metrics]\nlisten = \"127.0.0.1:" << metrics_port_ << "\"\n"
+                           << "[system]\ninterval = \"0s\"\n"
                            << "[device]\nsite = \"lab\"\nid = \"gw-1\"\n"
                            << "[inputs]\nudp_listen = \"127.0.0.1:" << udp_port_ << "\"\n"
                            << "unix_socket = \"" << (dir_ / "agent.sock").string() << "\"\n"
@@ -335,6 +336,30 @@ TEST_F(AgentIntegration, MetricsEndpointCountsAcceptedRejectedAndQueue) {
   EXPECT_NE(body.find("outpost_agent_dropped_total{reason=\"oldest\"} 0\n"), std::string::npos);
   EXPECT_NE(test_support::http_get(metrics_port_, "/other").find("404 Not Found"),
             std::string::npos);
+}
+
+TEST_F(AgentIntegration, SystemReadingsArriveWithNoOtherInput) {
+  std::string text = test_support::read_text(config_);
+  text.replace(text.find("interval = \"0s\""), 15, "interval = \"200ms\"");
+  std::ofstream(config_) << text;
+  Subscriber sub(broker_->uri());
+  start_agent();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        sub.pump();
+        for (const auto& [topic, env] : sub.messages) {
+          if (topic.kind != common::PayloadKind::kReadings) continue;
+          const auto& b = std::get<common::ReadingBatch>(env.body);
+          for (const auto& r : b.readings) {
+            if (b.sensor_names[r.sensor] == "system.mem_available") {
+              return b.unit_of(r.sensor) == "By" && std::get<int64_t>(r.value) > 0;
+            }
+          }
+        }
+        return false;
+      },
+      10s))
+      << agent_log();
 }
 
 TEST_F(AgentIntegration, BrokenConfigNamesFileLineAndKeyAndStartsNothing) {

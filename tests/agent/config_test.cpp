@@ -38,6 +38,9 @@ TEST(AgentConfig, TheDocumentedExampleIsValidAndMatchesTheDefaults) {
   EXPECT_EQ(from_file.status_interval_us, defaults.status_interval_us);
   EXPECT_EQ(from_file.data_delivery, defaults.data_delivery);
   EXPECT_EQ(from_file.ack_timeout_us, defaults.ack_timeout_us);
+  EXPECT_EQ(from_file.system_interval_us, defaults.system_interval_us);
+  EXPECT_EQ(from_file.system_disk_paths, defaults.system_disk_paths);
+  EXPECT_EQ(from_file.metrics_listen, defaults.metrics_listen);
   EXPECT_EQ(from_file.max_awaiting_ack, defaults.max_awaiting_ack);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "outpost/agent/batcher.h"
 #include "outpost/agent/line_protocol.h"
@@ -56,6 +57,10 @@ struct AgentConfig {
   int64_t status_interval_us = 60'000'000;  // retained status refresh
   int64_t ack_timeout_us = 30'000'000;      // end_to_end: re-send a message not acked by then
   uint32_t max_awaiting_ack = 256;          // end_to_end: messages sent and not yet acked
+
+  // [system]
+  int64_t system_interval_us = 10'000'000;             // built-in system readings; 0 = off
+  std::vector<std::string> system_disk_paths = {"/"};  // mount points for disk_free
 
   // [metrics]
   std::string metrics_listen = "127.0.0.1:9108";  // Prometheus endpoint host:port; "" = off
