@@ -1,6 +1,7 @@
 // outpost-agent: load config -> open store -> logging -> inputs and MQTT -> signals -> run.
 #include <boost/asio.hpp>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 
 #include "agent.h"
@@ -138,10 +139,39 @@ int main(int argc, char** argv) {
                config.device_id, config.site, config.broker);
 
   // 4. Signals, handled on the event loop.
+  // SIGHUP: re-read the file; the log level is applied at once, other changes
+  // need a restart (the agent says so rather than half-applying them).
+  asio::signal_set hangup(io, SIGHUP);
+  std::function<void()> wait_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      if (common_options.config_path.empty()) {
+        spdlog::warn("SIGHUP: no --config file to reload");
+      } else {
+        auto reader = common::ConfigReader::load_file(common_options.config_path);
+        agent::AgentConfig fresh;
+        if (!reader.ok()) {
+          spdlog::error("SIGHUP: keeping the running configuration: {}",
+                        reader.error().to_string());
+        } else if (auto s = agent::read_agent_config(reader.value(), fresh); !s.ok()) {
+          spdlog::error("SIGHUP: keeping the running configuration: {}", s.error().to_string());
+        } else {
+          const std::string lvl =
+              common_options.log_level.empty() ? fresh.log.level : common_options.log_level;
+          spdlog::set_level(common::parse_log_level(lvl).value_or(spdlog::level::info));
+          spdlog::warn("SIGHUP: log level is now {}; other settings apply after a restart", lvl);
+        }
+      }
+      wait_hangup();
+    });
+  };
+  wait_hangup();
+
   asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
     spdlog::info("signal {}: stopping", signal);
+    hangup.cancel();
     agent.stop([&io] { io.stop(); });
   });
 

@@ -362,6 +362,23 @@ TEST_F(AgentIntegration, SystemReadingsArriveWithNoOtherInput) {
       << agent_log();
 }
 
+TEST_F(AgentIntegration, SighupReloadsTheLogLevelAndRefusesABrokenFile) {
+  start_agent();
+  std::ofstream(config_, std::ios::app) << "[log]\nlevel = \"debug\"\n";
+  ::kill(agent_->pid(), SIGHUP);
+  ASSERT_TRUE(wait_until(
+      [&] { return agent_log().find("log level is now debug") != std::string::npos; }, 10s))
+      << agent_log();
+  std::ofstream(config_, std::ios::app) << "this is not toml\n";
+  ::kill(agent_->pid(), SIGHUP);
+  ASSERT_TRUE(wait_until(
+      [&] { return agent_log().find("keeping the running configuration") != std::string::npos; },
+      10s))
+      << agent_log();
+  EXPECT_TRUE(agent_->running());
+  EXPECT_EQ(agent_->stop(SIGTERM), 0);
+}
+
 TEST_F(AgentIntegration, BrokenConfigNamesFileLineAndKeyAndStartsNothing) {
   std::ofstream(config_) << "[store]\n\nflush_interval = \"fast\"\n";
   Process p({OUTPOST_AGENT_BIN, "--config", config_.string()}, dir_ / "agent.log");
