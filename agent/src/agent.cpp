@@ -69,6 +69,7 @@ Agent::Agent(AgentConfig config, asio::io_context& io)
       flush_timer_(io),
       tick_timer_(io),
       system_timer_(io),
+      tail_timer_(io),
       system_metrics_("", config_.system_disk_paths),
       backoff_(std::chrono::milliseconds(config_.reconnect_min_us / 1000),
                std::chrono::milliseconds(config_.reconnect_max_us / 1000), 0.3, epoch_),
@@ -118,6 +119,15 @@ common::Status<> Agent::start() {
   next_connect_ = Clock::now();
   schedule_flush();
   schedule_tick();
+  for (const auto& path : config_.tail_files) {
+    auto saved = store_->tail_offset(path);
+    std::optional<TailPosition> position;
+    if (saved.ok() && saved.value())
+      position = TailPosition{saved.value()->inode, saved.value()->offset};
+    tails_.push_back(std::make_unique<FileTail>(path, config_.tail_from_beginning, position));
+    spdlog::info("following {}", path);
+  }
+  if (!tails_.empty()) schedule_tail();
   if (config_.system_interval_us > 0) {
     (void)system_metrics_.sample(wall_now_us());  // primes the CPU counters
     schedule_system_sample();
@@ -218,6 +228,70 @@ void Agent::schedule_system_sample() {
   });
 }
 
+void Agent::schedule_tail() {
+  tail_timer_.expires_after(std::chrono::microseconds(config_.tail_interval_us));
+  tail_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    poll_tails();
+    schedule_tail();
+  });
+}
+
+namespace {
+
+// A file line as log text: invalid UTF-8 and control characters become '?', and a
+// line longer than a record holds is cut (the record says so in a field).
+std::string as_log_text(std::string_view line, bool& cut) {
+  std::string out;
+  for (std::size_t i = 0; i < line.size() && out.size() < common::kMaxLogMessageLength;) {
+    const auto c = static_cast<unsigned char>(line[i]);
+    std::size_t len = c < 0x80         ? 1
+                      : (c >> 5) == 6  ? 2
+                      : (c >> 4) == 14 ? 3
+                      : (c >> 3) == 30 ? 4
+                                       : 0;
+    if (len == 0 || i + len > line.size() || out.size() + len > common::kMaxLogMessageLength ||
+        !common::is_valid_utf8_text(line.substr(i, len)) || (len == 1 && c < 0x20 && c != '\t')) {
+      out += '?';
+      i += len == 0 ? 1 : std::min(len, line.size() - i);
+      continue;
+    }
+    out.append(line.substr(i, len));
+    i += len;
+  }
+  cut = out.size() >= common::kMaxLogMessageLength && line.size() > out.size();
+  return out;
+}
+
+}  // namespace
+
+void Agent::poll_tails() {
+  const int64_t now = wall_now_us();
+  for (const auto& tail : tails_) {
+    for (const std::string& line : tail->poll()) {
+      if (line.empty()) continue;
+      QueueItem item;
+      item.stream = Stream::kLogs;
+      item.time_us = now;
+      auto parsed = parse_line(line, now, config_.line);
+      if (parsed.ok() && parsed.value().log) {
+        item.log = std::move(*parsed.value().log);
+      } else {
+        bool cut = false;
+        item.log = {now, config_.tail_severity, as_log_text(line, cut), {}};
+        if (cut) item.log.fields.push_back({"truncated_from", std::to_string(line.size())});
+      }
+      const std::string source = tail->path().substr(0, common::kMaxLogValueLength);
+      if (item.log.fields.size() < common::kMaxLogFieldsPerRecord &&
+          common::is_valid_utf8_text(source)) {
+        item.log.fields.push_back({"file", source});
+      }
+      pending_.push_back(std::move(item));
+      ++counters_.accepted_logs;
+    }
+  }
+}
+
 void Agent::add_readings(std::vector<InputReading> readings) {
   for (auto& r : readings) {
     QueueItem item;
@@ -250,6 +324,14 @@ void Agent::flush() {
     return;
   }
   counters_.persisted += result.value().accepted;
+  // Tail positions follow the lines now in the store. A crash between the two
+  // writes re-reads some lines (duplicates), never skips any.
+  for (const auto& tail : tails_) {
+    const auto p = tail->position();
+    if (auto s = store_->set_tail_offset(tail->path(), {p.inode, p.offset}); !s.ok()) {
+      spdlog::error("store: cannot save the position in {}: {}", tail->path(), s.error().message);
+    }
+  }
   if (result.value().refused + result.value().evicted > 0 && bad_input_log_.allow(Clock::now())) {
     spdlog::warn("store quota reached: {} refused, {} oldest evicted", result.value().refused,
                  result.value().evicted);
@@ -568,6 +650,8 @@ void Agent::stop(std::function<void()> done) {
   unix_.close(ec);
   flush_timer_.cancel();
   system_timer_.cancel();
+  tail_timer_.cancel();
+  poll_tails();
   flush();
   tick_timer_.cancel();
   // Drain briefly: deliver what is ready within a bounded time, then leave the

@@ -21,6 +21,7 @@
 #include "http_server.h"
 #include "outpost/agent/backoff.h"
 #include "outpost/agent/config.h"
+#include "outpost/agent/file_tail.h"
 #include "outpost/agent/metrics.h"
 #include "outpost/agent/store.h"
 #include "outpost/agent/system_metrics.h"
@@ -71,6 +72,8 @@ class Agent {
   void schedule_flush();
   void schedule_tick();
   void schedule_system_sample();
+  void schedule_tail();
+  void poll_tails();
   void add_readings(std::vector<InputReading> readings);
   void tick();
   void maintain_connection(Clock::time_point now);
@@ -102,6 +105,8 @@ class Agent {
   boost::asio::steady_timer flush_timer_;
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer system_timer_;
+  boost::asio::steady_timer tail_timer_;
+  std::vector<std::unique_ptr<FileTail>> tails_;
   SystemMetrics system_metrics_;
 
   std::vector<QueueItem> pending_;                                 // received, not yet persisted

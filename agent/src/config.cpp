@@ -96,6 +96,17 @@ common::Status<common::ConfigError> read_agent_config(common::ConfigReader& r, A
   r.read_duration_us("mqtt.ack_timeout", c.ack_timeout_us, 100'000, 86'400'000'000);
   r.read("mqtt.max_awaiting_ack", c.max_awaiting_ack, 1, 100'000);
 
+  r.read("tail.files", c.tail_files);
+  r.read_enum("tail.start_at", c.tail_from_beginning, {{"end", false}, {"beginning", true}});
+  r.read_duration_us("tail.interval", c.tail_interval_us, 10'000, 3'600'000'000);
+  r.read_enum("tail.severity", c.tail_severity,
+              {{"trace", common::Severity::kTrace},
+               {"debug", common::Severity::kDebug},
+               {"info", common::Severity::kInfo},
+               {"notice", common::Severity::kNotice},
+               {"warn", common::Severity::kWarning},
+               {"error", common::Severity::kError},
+               {"critical", common::Severity::kCritical}});
   r.read_duration_us("system.interval", c.system_interval_us, 0, 86'400'000'000);
   r.read("system.disk_paths", c.system_disk_paths);
   r.read("metrics.listen", c.metrics_listen);

@@ -379,6 +379,44 @@ TEST_F(AgentIntegration, SighupReloadsTheLogLevelAndRefusesABrokenFile) {
   EXPECT_EQ(agent_->stop(SIGTERM), 0);
 }
 
+TEST_F(AgentIntegration, TailedFileLinesArriveThroughRotationAndRestart) {
+  const fs::path log = dir_ / "app.log";
+  std::ofstream(log) << "before the agent started\n";
+  std::ofstream(config_, std::ios::app) << "[tail]\nfiles = [\"" << log.string() << "\"]\n"
+                                        << "interval = \"50ms\"\n";
+  Subscriber sub(broker_->uri());
+  auto messages_of = [&] {
+    sub.pump();
+    std::vector<std::string> out;
+    std::set<std::pair<uint64_t, uint64_t>> seen;
+    for (const auto& [topic, env] : sub.messages) {
+      if (topic.kind != common::PayloadKind::kLogs || !seen.insert({env.epoch, env.seq}).second) {
+        continue;
+      }
+      for (const auto& r : std::get<common::LogBatch>(env.body).records) {
+        out.push_back(r.message);
+        EXPECT_EQ(r.fields.back().key, "file");
+        EXPECT_EQ(r.fields.back().value, log.string());
+      }
+    }
+    return out;
+  };
+  start_agent();
+  std::ofstream(log, std::ios::app) << "one\nerror: two\n";
+  ASSERT_TRUE(wait_until([&] { return messages_of().size() == 2; }, 10s)) << agent_log();
+  EXPECT_EQ(messages_of(), (std::vector<std::string>{"one", "two"}));  // start_at = end
+
+  fs::rename(log, dir_ / "app.log.1");
+  std::ofstream(log) << "three\n";
+  ASSERT_TRUE(wait_until([&] { return messages_of().size() == 3; }, 10s)) << agent_log();
+
+  EXPECT_EQ(agent_->stop(SIGTERM), 0);
+  std::ofstream(log, std::ios::app) << "four\n";  // written while the agent is down
+  start_agent();
+  ASSERT_TRUE(wait_until([&] { return messages_of().size() == 4; }, 10s)) << agent_log();
+  EXPECT_EQ(messages_of(), (std::vector<std::string>{"one", "two", "three", "four"}));
+}
+
 TEST_F(AgentIntegration, BrokenConfigNamesFileLineAndKeyAndStartsNothing) {
   std::ofstream(config_) << "[store]\n\nflush_interval = \"fast\"\n";
   Process p({OUTPOST_AGENT_BIN, "--config", config_.string()}, dir_ / "agent.log");

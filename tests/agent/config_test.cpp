@@ -41,6 +41,10 @@ TEST(AgentConfig, TheDocumentedExampleIsValidAndMatchesTheDefaults) {
   EXPECT_EQ(from_file.system_interval_us, defaults.system_interval_us);
   EXPECT_EQ(from_file.system_disk_paths, defaults.system_disk_paths);
   EXPECT_EQ(from_file.metrics_listen, defaults.metrics_listen);
+  EXPECT_EQ(from_file.tail_files, defaults.tail_files);
+  EXPECT_EQ(from_file.tail_from_beginning, defaults.tail_from_beginning);
+  EXPECT_EQ(from_file.tail_interval_us, defaults.tail_interval_us);
+  EXPECT_EQ(from_file.tail_severity, defaults.tail_severity);
   EXPECT_EQ(from_file.max_awaiting_ack, defaults.max_awaiting_ack);
 }
 

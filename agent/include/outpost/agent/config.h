@@ -58,6 +58,12 @@ struct AgentConfig {
   int64_t ack_timeout_us = 30'000'000;      // end_to_end: re-send a message not acked by then
   uint32_t max_awaiting_ack = 256;          // end_to_end: messages sent and not yet acked
 
+  // [tail]
+  std::vector<std::string> tail_files;   // log files to follow
+  bool tail_from_beginning = false;      // start_at = "beginning" (default "end")
+  int64_t tail_interval_us = 1'000'000;  // how often the files are polled
+  common::Severity tail_severity = common::Severity::kInfo;  // of lines without a prefix
+
   // [system]
   int64_t system_interval_us = 10'000'000;             // built-in system readings; 0 = off
   std::vector<std::string> system_disk_paths = {"/"};  // mount points for disk_free
