@@ -417,6 +417,56 @@ TEST_F(AgentIntegration, TailedFileLinesArriveThroughRotationAndRestart) {
   EXPECT_EQ(messages_of(), (std::vector<std::string>{"one", "two", "three", "four"}));
 }
 
+TEST_F(AgentIntegration, FullQuotaShedsByPolicyCountsAndKeepsRunning) {
+  std::string text = test_support::read_text(config_);
+  text.replace(text.find("flush_interval"), 0, "max_bytes = \"64KiB\"\npolicy = \"drop_newest\"\n");
+  std::ofstream(config_) << text;
+  broker_->stop();  // nothing leaves: the queue only fills
+  start_agent();
+  send_counts(0, 3000);
+  std::string body;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        body = test_support::http_get(metrics_port_, "/metrics");
+        const std::string prefix = "outpost_agent_dropped_total{reason=\"newest\"} ";
+        const auto at = body.find(prefix);
+        return at != std::string::npos && std::stol(body.substr(at + prefix.size())) > 0;
+      },
+      10s))
+      << body;
+  EXPECT_TRUE(agent_->running());
+  const std::string status = agent_status();
+  EXPECT_NE(status.find("dropped newest   "), std::string::npos);
+  EXPECT_EQ(status.find("dropped newest   0\n"), std::string::npos) << status;
+  // The oldest readings were kept and are delivered when the broker returns.
+  broker_->start();
+  Subscriber sub(broker_->uri());
+  ASSERT_TRUE(wait_until([&] { return sub.stored_values().count(0) == 1; }, 20s)) << agent_log();
+}
+
+TEST_F(AgentIntegration, TimestampsGoingBackwardsNeverReorderDelivery) {
+  // A device clock that jumps back (stale time restored at boot): order is by sequence.
+  Subscriber sub(broker_->uri());
+  start_agent();
+  for (int i = 0; i < 30; ++i) {
+    const int64_t t_ns = (1'700'000'000LL - (i % 10) * 3600) * 1'000'000'000LL;
+    test_support::send_udp(udp_port_,
+                           "count value=" + std::to_string(i) + "i " + std::to_string(t_ns) + "\n");
+  }
+  ASSERT_TRUE(wait_until([&] { return sub.stored_values().size() == 30; }, 10s)) << agent_log();
+  std::map<uint64_t, const common::Envelope*> by_seq;
+  for (const auto& [topic, env] : sub.messages) {
+    if (topic.kind == common::PayloadKind::kReadings) by_seq[env.seq] = &env;
+  }
+  int64_t expected = 0;
+  for (const auto& [seq, env] : by_seq) {
+    for (const auto& r : std::get<common::ReadingBatch>(env->body).readings) {
+      EXPECT_EQ(std::get<int64_t>(r.value), expected++);
+    }
+  }
+  EXPECT_EQ(expected, 30);
+}
+
 TEST_F(AgentIntegration, BrokenConfigNamesFileLineAndKeyAndStartsNothing) {
   std::ofstream(config_) << "[store]\n\nflush_interval = \"fast\"\n";
   Process p({OUTPOST_AGENT_BIN, "--config", config_.string()}, dir_ / "agent.log");
