@@ -467,6 +467,37 @@ TEST_F(AgentIntegration, TimestampsGoingBackwardsNeverReorderDelivery) {
   EXPECT_EQ(expected, 30);
 }
 
+TEST_F(AgentIntegration, TlsWithATestCaDeliversAndAWrongCaIsRefused) {
+  std::string error;
+  ASSERT_TRUE(test_support::make_test_ca(dir_ / "ca", error)) << error;
+  ASSERT_TRUE(test_support::make_test_ca(dir_ / "other-ca", error)) << error;
+  broker_->stop();
+  broker_->enable_tls(dir_ / "ca");
+  broker_->start();
+  const std::string plain = test_support::read_text(config_);
+  auto use_ca = [&](const fs::path& ca) {
+    std::string text = plain;
+    text.replace(text.find(broker_->uri()), broker_->uri().size(),
+                 "ssl://127.0.0.1:" + std::to_string(broker_->tls_port()));
+    std::ofstream(config_) << text << "ca_file = \"" << (ca / "ca.pem").string() << "\"\n";
+  };
+
+  use_ca(dir_ / "other-ca");  // a broker certificate this CA did not sign: no connection
+  start_agent();
+  ASSERT_TRUE(wait_until(
+      [&] { return agent_log().find("cannot connect to ssl://") != std::string::npos; }, 15s))
+      << agent_log();
+  EXPECT_EQ(agent_log().find("connected to ssl://"), std::string::npos);
+  EXPECT_EQ(agent_->stop(SIGTERM), 0);
+
+  use_ca(dir_ / "ca");
+  Subscriber sub(broker_->uri());  // the test listens on the plain listener
+  start_agent();
+  send_counts(0, 5);
+  ASSERT_TRUE(wait_until([&] { return sub.stored_values().size() == 5; }, 15s)) << agent_log();
+  EXPECT_NE(agent_log().find("connected to ssl://"), std::string::npos);
+}
+
 TEST_F(AgentIntegration, BrokenConfigNamesFileLineAndKeyAndStartsNothing) {
   std::ofstream(config_) << "[store]\n\nflush_interval = \"fast\"\n";
   Process p({OUTPOST_AGENT_BIN, "--config", config_.string()}, dir_ / "agent.log");

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -85,13 +86,53 @@ Mosquitto::~Mosquitto() {
   if (process_) process_->stop(SIGKILL);
 }
 
+void Mosquitto::enable_tls(const std::filesystem::path& ca_dir) {
+  tls_dir_ = ca_dir;
+  tls_port_ = free_port();
+}
+
+bool make_test_ca(const std::filesystem::path& dir, std::string& error) {
+  std::filesystem::create_directories(dir);
+  const std::string d = dir.string();
+  const std::string log = d + "/openssl.log";
+  const std::string commands[] = {
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=outpost-test-ca -keyout " + d +
+          "/ca.key -out " + d + "/ca.pem",
+      "openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout " + d + "/server.key -out " +
+          d + "/server.csr",
+      "printf 'subjectAltName=IP:127.0.0.1\\n' > " + d + "/san.ext",
+      "openssl x509 -req -in " + d + "/server.csr -CA " + d + "/ca.pem -CAkey " + d +
+          "/ca.key -CAcreateserial -days 2 -extfile " + d + "/san.ext -out " + d + "/server.pem",
+  };
+  for (const auto& c : commands) {
+    if (std::system((c + " >>" + log + " 2>&1").c_str()) != 0) {
+      error = c + ": " + read_text(log);
+      return false;
+    }
+  }
+  // mosquitto started as root drops to its own user: let it read these throwaway keys.
+  for (const char* f : {"/ca.key", "/server.key"}) {
+    std::filesystem::permissions(
+        d + f, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                   std::filesystem::perms::group_read | std::filesystem::perms::others_read);
+  }
+  return true;
+}
+
 void Mosquitto::start() {
   const auto conf = dir_ / "mosquitto.conf";
-  std::ofstream(conf) << "listener " << port_ << " 127.0.0.1\n"
+  std::ofstream(conf) << "per_listener_settings false\n"
+                      << "listener " << port_ << " 127.0.0.1\n"
                       << "allow_anonymous true\n"
                       << "persistence " << (persistence_ ? "true" : "false") << "\n"
                       << "persistence_location " << dir_.string() << "/\n"
                       << "max_queued_messages 100000\n";
+  if (tls_port_ != 0) {
+    std::ofstream(conf, std::ios::app) << "listener " << tls_port_ << " 127.0.0.1\n"
+                                       << "cafile " << (tls_dir_ / "ca.pem").string() << "\n"
+                                       << "certfile " << (tls_dir_ / "server.pem").string() << "\n"
+                                       << "keyfile " << (tls_dir_ / "server.key").string() << "\n";
+  }
   process_ = std::make_unique<Process>(std::vector<std::string>{"mosquitto", "-c", conf.string()},
                                        dir_ / "mosquitto.log");
   const bool up = wait_until(

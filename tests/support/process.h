@@ -44,6 +44,10 @@ class Mosquitto {
  public:
   explicit Mosquitto(std::filesystem::path dir, bool persistence = false);
   ~Mosquitto();
+  // Adds a TLS listener (server certificate signed by a CA made for the test, see
+  // make_test_ca) on tls_port(), beside the plain one. Call before start().
+  void enable_tls(const std::filesystem::path& ca_dir);
+  int tls_port() const { return tls_port_; }
   void start();  // waits until it accepts connections
   void stop();   // SIGTERM and wait
   void kill();   // SIGKILL
@@ -53,9 +57,15 @@ class Mosquitto {
  private:
   std::filesystem::path dir_;
   int port_;
+  int tls_port_ = 0;
+  std::filesystem::path tls_dir_;
   bool persistence_;
   std::unique_ptr<Process> process_;
 };
+
+// Makes ca.pem/ca.key and a server.pem/server.key for 127.0.0.1 signed by it in `dir`,
+// with openssl. Returns false (and the reason in `error`) if openssl fails.
+bool make_test_ca(const std::filesystem::path& dir, std::string& error);
 
 // Sends one UDP datagram to 127.0.0.1:port.
 void send_udp(int port, const std::string& datagram);
