@@ -498,6 +498,53 @@ TEST_F(AgentIntegration, TlsWithATestCaDeliversAndAWrongCaIsRefused) {
   EXPECT_NE(agent_log().find("connected to ssl://"), std::string::npos);
 }
 
+TEST_F(AgentIntegration, SigtermFlushesAndDeliversWhatWasJustReceived) {
+  std::string text = test_support::read_text(config_);
+  text.replace(text.find("flush_interval = \"50ms\""), 23, "flush_interval = \"10s\"");
+  text.replace(text.find("max_delay = \"100ms\""), 19, "max_delay = \"1h\"");
+  std::ofstream(config_) << text;
+  Subscriber sub(broker_->uri());
+  start_agent();
+  ASSERT_TRUE(
+      wait_until([&] { return agent_log().find("connected to") != std::string::npos; }, 10s));
+  send_counts(0, 20);  // neither flushed (10 s) nor due to be sent (1 h) on its own
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::string m = test_support::http_get(metrics_port_, "/metrics");
+        return m.find("outpost_agent_accepted_total{kind=\"reading\"} 20\n") != std::string::npos;
+      },
+      10s));
+  // Neither the 10 s flush nor the 1 h batch delay has come: only the stop can deliver them.
+  EXPECT_EQ(sub.stored_values().size(), 0u);
+  EXPECT_EQ(agent_->stop(SIGTERM), 0);
+  ASSERT_TRUE(wait_until([&] { return sub.stored_values().size() == 20; }, 10s)) << agent_log();
+}
+
+TEST_F(AgentIntegration, KillNineUnderLoadRestartsWithoutDuplicates) {
+  Subscriber sub(broker_->uri());
+  start_agent();
+  // Load while the agent is killed: lines keep coming in, some while it is down.
+  send_counts(0, 500);
+  ASSERT_TRUE(wait_until([&] { return sub.stored_values().size() >= 100; }, 10s)) << agent_log();
+  EXPECT_EQ(agent_->stop(SIGKILL), 128 + SIGKILL);
+  start_agent();
+  send_counts(500, 100);
+  // Lines received but not yet flushed at the kill (one 50 ms flush window) may be lost:
+  // that is the documented window (the exact persisted-set check is KillNineKeeps... above).
+  // Here: the restarted agent delivers new input, and nothing is stored twice.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto values = sub.stored_values();
+        for (int i = 500; i < 600; ++i) {
+          if (!values.count(i)) return false;
+        }
+        return true;
+      },
+      15s))
+      << agent_log();
+  for (const auto& [value, times] : sub.stored_values()) EXPECT_EQ(times, 1) << value;
+}
+
 TEST_F(AgentIntegration, BrokenConfigNamesFileLineAndKeyAndStartsNothing) {
   std::ofstream(config_) << "[store]\n\nflush_interval = \"fast\"\n";
   Process p({OUTPOST_AGENT_BIN, "--config", config_.string()}, dir_ / "agent.log");
