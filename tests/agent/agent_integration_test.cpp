@@ -24,10 +24,14 @@ using test_support::wait_until;
 // Subscribes to everything under outpost/v1/ and keeps what arrives, decoded.
 class Subscriber {
  public:
-  explicit Subscriber(const std::string& uri)
+  explicit Subscriber(const std::string& uri, const std::string& user = "",
+                      const std::string& password = "")
       : client_(uri, "test-subscriber-" + std::to_string(::getpid())) {
     client_.start_consuming();
-    auto options = mqtt::connect_options_builder().clean_session(true).finalize();
+    mqtt::connect_options_builder builder;
+    builder.clean_session(true);
+    if (!user.empty()) builder.user_name(user).password(password);
+    auto options = builder.finalize();
     client_.connect(options)->wait_for(10s);
     client_.subscribe("outpost/v1/#", 1)->wait_for(10s);
   }
@@ -543,6 +547,26 @@ TEST_F(AgentIntegration, KillNineUnderLoadRestartsWithoutDuplicates) {
       15s))
       << agent_log();
   for (const auto& [value, times] : sub.stored_values()) EXPECT_EQ(times, 1) << value;
+}
+
+TEST_F(AgentIntegration, UsernameAndPasswordAreUsedAndNeverLogged) {
+  broker_->stop();
+  broker_->require_password("gw-1", "s3cret-pa55");
+  broker_->start();
+  const std::string base = test_support::read_text(config_);
+  std::ofstream(config_) << base << "username = \"gw-1\"\npassword = \"wrong-pa55\"\n";
+  start_agent();
+  ASSERT_TRUE(
+      wait_until([&] { return agent_log().find("cannot connect to") != std::string::npos; }, 15s))
+      << agent_log();
+  EXPECT_EQ(agent_->stop(SIGTERM), 0);
+
+  std::ofstream(config_) << base << "username = \"gw-1\"\npassword = \"s3cret-pa55\"\n";
+  Subscriber sub(broker_->uri(), "gw-1", "s3cret-pa55");
+  start_agent();
+  send_counts(0, 5);
+  ASSERT_TRUE(wait_until([&] { return sub.stored_values().size() == 5; }, 15s)) << agent_log();
+  EXPECT_EQ(agent_log().find("pa55"), std::string::npos) << agent_log();
 }
 
 TEST_F(AgentIntegration, BrokenConfigNamesFileLineAndKeyAndStartsNothing) {

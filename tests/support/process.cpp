@@ -91,6 +91,17 @@ void Mosquitto::enable_tls(const std::filesystem::path& ca_dir) {
   tls_port_ = free_port();
 }
 
+void Mosquitto::require_password(const std::string& user, const std::string& password) {
+  password_file_ = dir_ / "passwords";
+  const std::string cmd = "mosquitto_passwd -c -b " + password_file_.string() + " " + user + " " +
+                          password + " >>" + (dir_ / "mosquitto.log").string() + " 2>&1";
+  if (std::system(cmd.c_str()) != 0) throw std::runtime_error("mosquitto_passwd failed");
+  // mosquitto started as root drops to its own user: it must be able to read the file.
+  std::filesystem::permissions(
+      password_file_, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                          std::filesystem::perms::group_read | std::filesystem::perms::others_read);
+}
+
 bool make_test_ca(const std::filesystem::path& dir, std::string& error) {
   std::filesystem::create_directories(dir);
   const std::string d = dir.string();
@@ -123,10 +134,13 @@ void Mosquitto::start() {
   const auto conf = dir_ / "mosquitto.conf";
   std::ofstream(conf) << "per_listener_settings false\n"
                       << "listener " << port_ << " 127.0.0.1\n"
-                      << "allow_anonymous true\n"
+                      << "allow_anonymous " << (password_file_.empty() ? "true" : "false") << "\n"
                       << "persistence " << (persistence_ ? "true" : "false") << "\n"
                       << "persistence_location " << dir_.string() << "/\n"
                       << "max_queued_messages 100000\n";
+  if (!password_file_.empty()) {
+    std::ofstream(conf, std::ios::app) << "password_file " << password_file_.string() << "\n";
+  }
   if (tls_port_ != 0) {
     std::ofstream(conf, std::ios::app) << "listener " << tls_port_ << " 127.0.0.1\n"
                                        << "cafile " << (tls_dir_ / "ca.pem").string() << "\n"

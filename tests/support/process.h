@@ -48,6 +48,8 @@ class Mosquitto {
   // make_test_ca) on tls_port(), beside the plain one. Call before start().
   void enable_tls(const std::filesystem::path& ca_dir);
   int tls_port() const { return tls_port_; }
+  // Refuses anonymous clients; only `user`/`password` may connect. Call before start().
+  void require_password(const std::string& user, const std::string& password);
   void start();  // waits until it accepts connections
   void stop();   // SIGTERM and wait
   void kill();   // SIGKILL
@@ -59,6 +61,7 @@ class Mosquitto {
   int port_;
   int tls_port_ = 0;
   std::filesystem::path tls_dir_;
+  std::filesystem::path password_file_;
   bool persistence_;
   std::unique_ptr<Process> process_;
 };
