@@ -74,6 +74,22 @@ Error sql_error(sqlite3* db, std::string_view what) {
   return Error{std::string(what) + ": " + sqlite3_errmsg(db)};
 }
 
+// Runs a "DELETE ... RETURNING bytes" statement: how many rows went, and their bytes.
+struct Deleted {
+  std::size_t rows = 0;
+  uint64_t bytes = 0;
+};
+std::optional<Deleted> run_delete(Stmt& q) {
+  Deleted d;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    d.bytes += static_cast<uint64_t>(q.int_at(0));
+    ++d.rows;
+  }
+  if (rc != SQLITE_DONE) return std::nullopt;
+  return d;
+}
+
 // Rolls back unless committed: every state change is one transaction.
 class Transaction {
  public:
@@ -499,11 +515,9 @@ Status<> Store::acknowledge(int64_t id) {
   Stmt q(db_, "DELETE FROM outbox WHERE id = ? RETURNING bytes");
   if (!q.ok()) return sql_error(db_, "acknowledge");
   q.bind(1, id);
-  uint64_t freed = 0;
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) freed += static_cast<uint64_t>(q.int_at(0));
-  if (rc != SQLITE_DONE) return sql_error(db_, "acknowledge");
-  bytes_ -= freed;
+  const auto deleted = run_delete(q);
+  if (!deleted) return sql_error(db_, "acknowledge");
+  bytes_ -= deleted->bytes;
   return {};
 }
 
@@ -513,16 +527,10 @@ Result<std::size_t> Store::acknowledge_range(uint64_t epoch, uint64_t first, uin
   q.bind(1, static_cast<int64_t>(epoch));
   q.bind(2, static_cast<int64_t>(first));
   q.bind(3, static_cast<int64_t>(last));
-  std::size_t removed = 0;
-  uint64_t freed = 0;
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) {
-    freed += static_cast<uint64_t>(q.int_at(0));
-    ++removed;
-  }
-  if (rc != SQLITE_DONE) return sql_error(db_, "acknowledge range");
-  bytes_ -= freed;
-  return removed;
+  const auto deleted = run_delete(q);
+  if (!deleted) return sql_error(db_, "acknowledge range");
+  bytes_ -= deleted->bytes;
+  return deleted->rows;
 }
 
 Result<std::size_t> Store::expire(int64_t now_us) {
@@ -536,18 +544,12 @@ Result<std::size_t> Store::expire(int64_t now_us) {
     cutoff = std::numeric_limits<int64_t>::min();
   }
   q.bind(1, cutoff);
-  std::size_t removed = 0;
-  uint64_t freed = 0;
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) {
-    freed += static_cast<uint64_t>(q.int_at(0));
-    ++removed;
-  }
-  if (rc != SQLITE_DONE) return sql_error(db_, "expire");
-  if (auto s = bump_counter("dropped_expired", removed); !s.ok()) return s.error();
+  const auto deleted = run_delete(q);
+  if (!deleted) return sql_error(db_, "expire");
+  if (auto s = bump_counter("dropped_expired", deleted->rows); !s.ok()) return s.error();
   if (auto s = tx.commit(); !s.ok()) return s.error();
-  bytes_ -= freed;
-  return removed;
+  bytes_ -= deleted->bytes;
+  return deleted->rows;
 }
 
 Result<std::optional<Store::TailOffset>> Store::tail_offset(const std::string& path) {
