@@ -80,10 +80,11 @@ void BM_Drain(benchmark::State& state) {
       common::ReadingBatch rb;
       for (const auto& it : peeked) {
         ids.push_back(it.id);
-        rb.sensor_names.push_back(it.sensor);  // a real batcher dedups names; this is the upper bound
+        rb.sensor_names.push_back(
+            it.sensor);  // a real batcher dedups names; this is the upper bound
         if (rb.sensor_names.size() > 64) rb.sensor_names.resize(64);
-        rb.readings.push_back({static_cast<uint32_t>(rb.sensor_names.size() - 1), it.time_us,
-                               it.value});
+        rb.readings.push_back(
+            {static_cast<uint32_t>(rb.sensor_names.size() - 1), it.time_us, it.value});
       }
       auto msg = store->seal(agent::Stream::kData, ids, [&](uint64_t seq) {
         common::Envelope e{common::kSchemaVersion, "gw", 1, seq, rb};
