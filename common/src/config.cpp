@@ -151,6 +151,28 @@ const toml::node* ConfigReader::find(std::string_view path) {
 
 bool ConfigReader::has(std::string_view path) { return find(path) != nullptr; }
 
+std::vector<std::string> ConfigReader::table_keys(std::string_view path) {
+  std::vector<std::string> keys;
+  // Not marked as known: finish() still walks the entries and reports keys nobody read.
+  const toml::node* node = table_.at_path(path).node();
+  if (!node) return keys;
+  const toml::table* table = node->as_table();
+  if (!table) {
+    error_at(path, node, "expected a table of named entries");
+    return keys;
+  }
+  std::vector<std::pair<toml::source_position, std::string>> ordered;
+  for (const auto& [key, value] : *table) {
+    ordered.emplace_back(value.source().begin, std::string(key.str()));
+  }
+  std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+    return a.first.line != b.first.line ? a.first.line < b.first.line
+                                        : a.first.column < b.first.column;
+  });
+  for (auto& entry : ordered) keys.push_back(std::move(entry.second));
+  return keys;
+}
+
 void ConfigReader::error_at(std::string_view path, const toml::node* node, std::string message) {
   ConfigError e{file_, 0, 0, std::string(path), std::move(message)};
   if (node) {

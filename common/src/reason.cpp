@@ -27,6 +27,8 @@ std::string_view reason_name(Reason reason) {
       return "invalid_field";
     case Reason::kUnroutableTopic:
       return "unroutable_topic";
+    case Reason::kWebhookGaveUp:
+      return "webhook_gave_up";
   }
   return "unknown";
 }

@@ -293,5 +293,21 @@ TEST(Config, LogLevelIsValidated) {
   EXPECT_EQ(d.level, "info");
 }
 
+TEST(ConfigReader, TableKeysListNamedEntriesInFileOrderAndUnknownKeysInsideAreStillReported) {
+  auto reader = ConfigReader::parse_string(
+      "[rules.zeta]\nsensor = \"t\"\n[rules.alpha]\nsensor = \"h\"\ntypo = 1\n", "c.toml");
+  ASSERT_TRUE(reader.ok());
+  ConfigReader& r = reader.value();
+  EXPECT_EQ(r.table_keys("rules"), (std::vector<std::string>{"zeta", "alpha"}));
+  EXPECT_TRUE(r.table_keys("absent").empty());
+  std::string sensor;
+  r.read("rules.zeta.sensor", sensor);
+  r.read("rules.alpha.sensor", sensor);
+  auto s = r.finish();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().key, "rules.alpha.typo");
+  EXPECT_EQ(s.error().line, 5);
+}
+
 }  // namespace
 }  // namespace outpost::common

@@ -26,7 +26,8 @@ TEST(Reason, NumbersAreStableBecauseDlqRowsStoreThem) {
   EXPECT_EQ(static_cast<int>(Reason::kNotDecodable), 1);
   EXPECT_EQ(static_cast<int>(Reason::kIdentityMismatch), 4);
   EXPECT_EQ(static_cast<int>(Reason::kUnroutableTopic), 10);
-  EXPECT_EQ(std::size(kAllReasons), 10u);
+  EXPECT_EQ(static_cast<int>(Reason::kWebhookGaveUp), 11);
+  EXPECT_EQ(std::size(kAllReasons), 11u);
 }
 
 TEST(Reason, UnknownNameIsNullopt) {

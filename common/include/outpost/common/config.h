@@ -96,6 +96,10 @@ class ConfigReader {
   // True if the file sets this key (whatever its type). Marks it as known.
   bool has(std::string_view path);
 
+  // The keys of the table at `path`, in file order: for sections of named entries such
+  // as [rules.hot_room] or [webhooks.ops]. Empty if absent; an error if not a table.
+  std::vector<std::string> table_keys(std::string_view path);
+
   // Records a problem the caller found (e.g. two settings that contradict each other),
   // located at `path` in the file.
   void add_error(std::string_view path, std::string message);

@@ -21,6 +21,7 @@ enum class Reason : uint8_t {
   kEmpty = 8,                 // no payload bytes, no body, or a batch with no items
   kInvalidField = 9,          // bad id charset, sensor index outside the name table, bad UTF-8
   kUnroutableTopic = 10,      // topic does not follow the outpost/v1 scheme
+  kWebhookGaveUp = 11,        // an event's webhook delivery exhausted its retries (collector)
 };
 
 inline constexpr Reason kAllReasons[] = {
@@ -34,6 +35,7 @@ inline constexpr Reason kAllReasons[] = {
     Reason::kEmpty,
     Reason::kInvalidField,
     Reason::kUnroutableTopic,
+    Reason::kWebhookGaveUp,
 };
 
 // Stable snake_case name, e.g. "not_decodable": used in DLQ listings and metric labels.
