@@ -18,13 +18,13 @@
 #include <string>
 #include <vector>
 
-#include "http_server.h"
 #include "outpost/agent/backoff.h"
 #include "outpost/agent/config.h"
 #include "outpost/agent/file_tail.h"
 #include "outpost/agent/metrics.h"
 #include "outpost/agent/store.h"
 #include "outpost/agent/system_metrics.h"
+#include "outpost/common/http_server.h"
 #include "outpost/common/logging.h"
 
 namespace outpost::agent {
@@ -133,7 +133,7 @@ class Agent {
   Backoff backoff_;
   common::RateLimiter bad_input_log_;
   AgentCounters counters_;
-  HttpServer metrics_;
+  common::HttpServer metrics_;
   Clock::time_point started_;
   bool stopping_ = false;
   Clock::time_point stop_deadline_;

@@ -12,8 +12,12 @@
 #include "outpost/agent/store.h"
 #include "outpost/common/config.h"
 #include "outpost/common/logging.h"
+#include "outpost/common/net.h"
 
 namespace outpost::agent {
+
+using common::HostPort;
+using common::parse_host_port;
 
 enum class DeliveryMode : uint8_t {
   kFireAndForget,  // QoS 0; a message leaves the queue once handed to the network
@@ -74,14 +78,6 @@ struct AgentConfig {
   // [log]
   common::LogConfig log;
 };
-
-struct HostPort {
-  std::string host;  // an IPv4 or IPv6 address (no names: nothing to resolve at start)
-  uint16_t port = 0;
-};
-
-// Parses "127.0.0.1:8094" or "[::1]:8094"; nullopt if malformed or the port is 0.
-std::optional<HostPort> parse_host_port(std::string_view text);
 
 // Reads every section into `config` (keeping defaults for absent keys), checks
 // the values that depend on each other, and reports unknown keys. Fills the

@@ -1,9 +1,9 @@
 // The metrics endpoint's HTTP server.
-#include "http_server.h"
+#include "outpost/common/http_server.h"
 
 #include <memory>
 
-namespace outpost::agent {
+namespace outpost::common {
 namespace {
 
 namespace asio = boost::asio;
@@ -110,4 +110,4 @@ void HttpServer::accept() {
   });
 }
 
-}  // namespace outpost::agent
+}  // namespace outpost::common

@@ -11,7 +11,7 @@
 
 #include "outpost/common/result.h"
 
-namespace outpost::agent {
+namespace outpost::common {
 
 class HttpServer {
  public:
@@ -32,4 +32,4 @@ class HttpServer {
   Handler handler_;
 };
 
-}  // namespace outpost::agent
+}  // namespace outpost::common

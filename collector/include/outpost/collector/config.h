@@ -1,0 +1,75 @@
+// outpost-collector's configuration: a plain struct with defaults, read from TOML.
+// The annotated example with every key is docs/collector.toml.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "outpost/common/codec.h"
+#include "outpost/common/config.h"
+#include "outpost/common/logging.h"
+
+namespace outpost::collector {
+
+struct CollectorConfig {
+  // [mqtt]
+  std::string broker = "tcp://127.0.0.1:1883";  // tcp://host:port or ssl://host:port
+  std::string client_id = "outpost-collector";  // fixed: the broker keeps its session
+  std::string username;
+  std::string password;   // never logged
+  std::string ca_file;    // TLS: CA certificates to verify the broker
+  std::string cert_file;  // TLS: client certificate
+  std::string key_file;   // TLS: client key
+  bool verify_hostname = true;
+  bool clean_session = false;  // false: the broker holds QoS 1 messages while we are down
+  int64_t keepalive_us = 30'000'000;
+  int64_t reconnect_min_us = 500'000;
+  int64_t reconnect_max_us = 30'000'000;
+  // Topic filters; "$share/<group>/" is put in front of each when shared_group is set.
+  std::vector<std::string> topics = {"outpost/v1/+/+/data", "outpost/v1/+/+/logs",
+                                     "outpost/v1/+/+/status"};
+  std::string shared_group;  // MQTT shared subscription group; "" = none
+  bool publish_acks = true;  // commit acks on .../ack (what end_to_end agents wait for)
+  bool publish_events = true;
+
+  // [storage]
+  std::string path = "outpost.db";       // the SQLite database
+  std::string journal_dir;               // raw-message journal; "" = <path>.journal
+  int64_t commit_interval_us = 100'000;  // a storage transaction closes after this long...
+  uint32_t commit_max_messages = 2000;   // ...or this many messages, whichever is first
+  bool full_sync = false;                // synchronous=FULL: survive power loss too
+  int64_t retention_us = 30LL * 86400 * 1'000'000;  // readings and logs; 0 = keep forever
+  uint32_t queue_messages = 20000;  // bounded queue between the MQTT and storage threads
+
+  // [validation]
+  common::ValidationOptions validation;
+
+  // [dlq]
+  uint64_t dlq_max_entries = 1'000'000;  // oldest entries are removed beyond this (counted)
+  int64_t dlq_max_age_us = 30LL * 86400 * 1'000'000;  // 0 = keep forever
+
+  // [events]
+  int64_t offline_after_us = 300'000'000;  // a device silent this long is offline; 0 = never
+  int64_t gap_grace_us = 10'000'000;       // a missing seq still missing after this is a gap
+  uint32_t dlq_rate_per_minute = 100;      // dlq_rate event above this many entries per minute
+
+  // [metrics]
+  std::string metrics_listen = "127.0.0.1:9109";  // Prometheus endpoint host:port; "" = off
+
+  // [log]
+  common::LogConfig log;
+};
+
+// Reads every section into `config` (absent keys keep their defaults), checks values that
+// depend on each other, and reports unknown keys, as file:line: key: message.
+common::Status<common::ConfigError> read_collector_config(common::ConfigReader& reader,
+                                                          CollectorConfig& config);
+
+// The journal directory actually used.
+std::string journal_dir_of(const CollectorConfig& config);
+
+// The filters to subscribe to, with the shared-subscription prefix applied.
+std::vector<std::string> subscription_filters(const CollectorConfig& config);
+
+}  // namespace outpost::collector

@@ -1,0 +1,72 @@
+// The raw-message journal: every message Paho hands us is appended here before anything
+// else happens to it, and replayed at start for whatever the database had not committed.
+//
+// Why: Paho acknowledges a QoS 1 message to the broker before our code sees it (PUBACK on
+// receipt), so a collector killed with messages in memory would lose them. Appended with
+// one write(2) per burst, a record survives kill -9 (it is in the page cache); with
+// full_sync it is also fdatasync'ed (power loss). Files: <dir>/<segment>.journal, records
+// [u32 topic length][u32 payload length][i64 received_us][u32 checksum][topic][payload].
+//
+// append() is called by the MQTT thread, release() by the storage thread; replay() once at
+// start before either. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outpost/collector/sink.h"
+#include "outpost/common/result.h"
+
+namespace outpost::collector {
+
+struct RawMessage {
+  std::string topic;
+  std::string payload;
+  int64_t received_us = 0;
+};
+
+class Journal {
+ public:
+  // Opens `dir` (created if missing). New records go to a fresh segment after the newest.
+  static common::Result<std::unique_ptr<Journal>> open(const std::string& dir, bool full_sync,
+                                                       uint64_t segment_bytes = 64 << 20);
+  ~Journal();
+
+  // Calls `each` for every intact record after `from` (everything if nullopt), in order,
+  // with the position just after it. Stops quietly at a torn or corrupt tail.
+  common::Result<uint64_t> replay(
+      std::optional<JournalPosition> from,
+      const std::function<void(RawMessage&&, JournalPosition after)>& each);
+
+  // Appends `messages` in one write; `after[i]` receives the position after message i.
+  common::Status<> append(const std::vector<RawMessage>& messages,
+                          std::vector<JournalPosition>& after);
+
+  // Deletes the segments wholly before `committed`.
+  void release(JournalPosition committed);
+
+  uint64_t bytes_written() const { return bytes_written_; }
+
+ private:
+  Journal(std::string dir, bool full_sync, uint64_t segment_bytes, uint64_t next_segment);
+  common::Status<> roll();
+  std::string path_of(uint64_t segment) const;
+  std::vector<uint64_t> segments() const;
+
+  std::string dir_;
+  bool full_sync_;
+  uint64_t segment_bytes_;
+  std::mutex mu_;
+  int fd_ = -1;
+  uint64_t segment_ = 0;
+  uint64_t offset_ = 0;
+  uint64_t bytes_written_ = 0;
+  std::string buffer_;
+};
+
+}  // namespace outpost::collector

@@ -1,0 +1,101 @@
+// The storage sink: what the collector hands to a database, one transaction at a time.
+//
+// The collector's storage thread is the only caller. SQLite is the built-in implementation
+// (sqlite_sink.h); a PostgreSQL sink (libpq, COPY) can implement the same interface without
+// touching ingest. Exactly-once storage is the sink's job: it must store a (device, epoch,
+// seq) batch at most once, in the same transaction as its readings, however often the
+// batch is handed to it (keyed per batch, not per reading: see PRODUCT.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outpost/common/message.h"
+#include "outpost/common/reason.h"
+#include "outpost/common/result.h"
+
+namespace outpost::collector {
+
+// Where the raw-message journal stands: everything before it is in the database.
+struct JournalPosition {
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+
+  auto operator<=>(const JournalPosition&) const = default;
+};
+
+// A decoded, validated data or logs message.
+struct BatchItem {
+  std::string site;
+  common::Envelope envelope;  // body is ReadingBatch or LogBatch
+  int64_t received_us = 0;
+};
+
+// A device status (birth, offline, last will): updates the devices table.
+struct StatusItem {
+  std::string site;
+  std::string device;
+  common::DeviceStatus status;
+  int64_t received_us = 0;
+};
+
+struct DlqItem {
+  std::string topic;
+  std::string payload;  // raw bytes as received
+  int64_t received_us = 0;
+  common::Reason reason = common::Reason::kNotDecodable;
+  std::string detail;
+};
+
+struct EventItem {
+  std::string device;  // "" for fleet-wide events
+  common::Event event;
+};
+
+// One storage transaction: all of it is stored, or none of it.
+struct Transaction {
+  std::vector<BatchItem> batches;
+  std::vector<StatusItem> statuses;
+  std::vector<DlqItem> dlq;
+  std::vector<EventItem> events;
+  std::optional<JournalPosition> journal;  // recorded with the rest when set
+
+  bool empty() const {
+    return batches.empty() && statuses.empty() && dlq.empty() && events.empty();
+  }
+};
+
+// What a commit did with each batch, in the order of Transaction::batches.
+enum class BatchOutcome : uint8_t { kStored, kDuplicate };
+
+struct CommitResult {
+  std::vector<BatchOutcome> outcomes;
+  uint64_t readings_stored = 0;
+  uint64_t logs_stored = 0;
+  uint64_t dlq_dropped = 0;  // old DLQ entries removed to keep within its bounds
+};
+
+struct SinkError {
+  std::string message;
+  bool transient = false;  // busy, locked, disk full: try again later; nothing was stored
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+
+  // Stores `tx` atomically. On failure nothing of it is stored.
+  virtual common::Result<CommitResult, SinkError> commit(const Transaction& tx) = 0;
+
+  // The journal position recorded by the last commit that had one.
+  virtual common::Result<std::optional<JournalPosition>, SinkError> journal_position() = 0;
+
+  // Removes readings and logs received before `cutoff_us` (and DLQ entries before
+  // `dlq_cutoff_us`), at most `max_rows` rows per call; returns the rows removed.
+  virtual common::Result<uint64_t, SinkError> expire(int64_t cutoff_us, int64_t dlq_cutoff_us,
+                                                     uint64_t max_rows) = 0;
+};
+
+}  // namespace outpost::collector

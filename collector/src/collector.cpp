@@ -1,0 +1,429 @@
+// The running collector: MQTT thread, storage thread, acks and events out.
+#include "collector.h"
+
+#include <algorithm>
+#include <random>
+
+#include "outpost/common/codec.h"
+#include "outpost/common/topics.h"
+
+namespace outpost::collector {
+
+namespace {
+
+int64_t wall_now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Upper bounds of the latency histogram (reading timestamp -> committed), in seconds.
+constexpr std::array<double, 12> kLatencyBuckets = {0.005, 0.01, 0.025, 0.05, 0.1,  0.25,
+                                                    0.5,   1.0,  2.5,   5.0,  10.0, 60.0};
+std::array<std::atomic<uint64_t>, kLatencyBuckets.size() + 1> latency_counts{};
+std::atomic<uint64_t> latency_sum_us{0};
+
+void observe_latency(int64_t us) {
+  const double s = static_cast<double>(std::max<int64_t>(us, 0)) / 1e6;
+  std::size_t i = 0;
+  while (i < kLatencyBuckets.size() && s > kLatencyBuckets[i]) ++i;
+  latency_counts[i].fetch_add(1, std::memory_order_relaxed);
+  latency_sum_us.fetch_add(static_cast<uint64_t>(std::max<int64_t>(us, 0)),
+                           std::memory_order_relaxed);
+}
+
+}  // namespace
+
+Collector::Collector(CollectorConfig config, std::unique_ptr<SqliteSink> sink,
+                     std::unique_ptr<Journal> journal)
+    : config_(std::move(config)),
+      sink_(std::move(sink)),
+      journal_(std::move(journal)),
+      queue_(config_.queue_messages),
+      fleet_(FleetOptions{config_.offline_after_us, config_.gap_grace_us,
+                          config_.dlq_rate_per_minute}),
+      dlq_log_(10, std::chrono::seconds(10)) {
+  std::random_device rd;
+  epoch_ = (static_cast<uint64_t>(rd()) << 32) | rd();
+}
+
+Collector::~Collector() { stop(); }
+
+common::Status<> Collector::start() {
+  auto devices = sink_->devices();
+  if (!devices.ok()) return common::Error{devices.error().message};
+  for (const DeviceRow& d : devices.value()) {
+    fleet_.remember(d.site, d.device, d.epoch, d.presence, d.last_seen_us);
+  }
+  // What Paho acknowledged before a crash and we had journaled but not committed.
+  auto position = sink_->journal_position();
+  if (!position.ok()) return common::Error{position.error().message};
+  Transaction tx;
+  std::vector<EventItem> events;
+  uint32_t in_tx = 0;
+  auto replayed = journal_->replay(position.value(), [&](RawMessage&& m, JournalPosition after) {
+    ++counters_.received;
+    ++counters_.replayed;
+    add(Work{classify(std::move(m), config_.validation), after}, tx, events, wall_now_us());
+    if (++in_tx >= config_.commit_max_messages) {
+      commit(tx);
+      in_tx = 0;
+    }
+  });
+  if (!replayed.ok()) return replayed.error();
+  if (!tx.empty() || tx.journal) commit(tx);
+  if (replayed.value() > 0) {
+    spdlog::info("journal: replayed {} messages received before the last stop", replayed.value());
+  }
+
+  client_ = std::make_unique<mqtt::async_client>(config_.broker, config_.client_id,
+                                                 mqtt::create_options(MQTTVERSION_3_1_1));
+  client_->start_consuming();
+  mqtt_thread_ = std::thread([this] { mqtt_loop(); });
+  storage_thread_ = std::thread([this] { storage_loop(); });
+  return {};
+}
+
+void Collector::stop() {
+  if (stopping_.exchange(true)) {
+    if (storage_thread_.joinable()) storage_thread_.join();
+    return;
+  }
+  if (mqtt_thread_.joinable()) mqtt_thread_.join();
+  queue_.close();
+  if (storage_thread_.joinable()) storage_thread_.join();
+  if (client_) {
+    try {
+      if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(5));
+    } catch (const mqtt::exception& e) {
+      spdlog::warn("disconnect: {}", e.what());
+    }
+  }
+}
+
+bool Collector::ensure_connected() {
+  if (client_->is_connected()) {
+    connected_ = true;
+    return true;
+  }
+  if (connected_.exchange(false)) spdlog::warn("connection to {} lost", config_.broker);
+  static thread_local int64_t delay_us = 0;
+  mqtt::connect_options_builder options;
+  options.clean_session(config_.clean_session)
+      .keep_alive_interval(std::chrono::microseconds(config_.keepalive_us))
+      .connect_timeout(std::chrono::seconds(10));
+  if (!config_.username.empty()) options.user_name(config_.username);
+  if (!config_.password.empty()) options.password(config_.password);
+  if (!config_.ca_file.empty() || !config_.cert_file.empty()) {
+    mqtt::ssl_options_builder ssl;
+    if (!config_.ca_file.empty()) ssl.trust_store(config_.ca_file);
+    if (!config_.cert_file.empty()) ssl.key_store(config_.cert_file).private_key(config_.key_file);
+    ssl.enable_server_cert_auth(true).verify(config_.verify_hostname);
+    options.ssl(ssl.finalize());
+  }
+  try {
+    auto token = client_->connect(options.finalize());
+    if (!token->wait_for(std::chrono::seconds(15))) throw mqtt::exception(-1, "timed out");
+    const auto filters = subscription_filters(config_);
+    auto topics = mqtt::string_collection::create(filters);
+    std::vector<int> qos(filters.size(), 1);
+    if (!client_->subscribe(topics, qos)->wait_for(std::chrono::seconds(15))) {
+      throw mqtt::exception(-1, "subscribe timed out");
+    }
+    connected_ = true;
+    delay_us = 0;
+    ++counters_.reconnects;
+    spdlog::info("connected to {} as {}, subscribed to {}", config_.broker, config_.client_id,
+                 fmt::join(filters, ", "));
+    return true;
+  } catch (const mqtt::exception& e) {
+    delay_us = std::clamp(delay_us * 2, config_.reconnect_min_us, config_.reconnect_max_us);
+    std::mt19937_64 rng(static_cast<uint64_t>(wall_now_us()));
+    const int64_t wait = delay_us / 2 + static_cast<int64_t>(rng() % (delay_us / 2 + 1));
+    spdlog::warn("cannot connect to {}: {}; retrying in {} ms", config_.broker, e.what(),
+                 wait / 1000);
+    const auto until = Clock::now() + std::chrono::microseconds(wait);
+    while (!stopping_ && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // backoff, not a sync
+    }
+    return false;
+  }
+}
+
+void Collector::mqtt_loop() {
+  std::vector<RawMessage> burst;
+  std::vector<JournalPosition> after;
+  while (!stopping_) {
+    if (!ensure_connected()) continue;
+    mqtt::const_message_ptr msg;
+    if (!client_->try_consume_message_for(&msg, std::chrono::milliseconds(100))) continue;
+    burst.clear();
+    const int64_t now = wall_now_us();
+    // A null message is Paho's way of saying the connection was lost.
+    while (msg) {
+      burst.push_back(RawMessage{msg->get_topic(), msg->get_payload(), now});
+      if (burst.size() >= 512 || !client_->try_consume_message(&msg)) break;
+    }
+    if (burst.empty()) continue;
+    counters_.received += burst.size();
+    bool journaled = true;
+    if (auto s = journal_->append(burst, after); !s.ok()) {
+      ++counters_.journal_errors;
+      journaled = false;
+      spdlog::error("{}", s.error().message);
+    }
+    for (std::size_t i = 0; i < burst.size(); ++i) {
+      std::optional<JournalPosition> pos;
+      if (journaled) pos = after[i];
+      if (!queue_.push(Work{classify(std::move(burst[i]), config_.validation), pos})) return;
+    }
+  }
+}
+
+void Collector::add(Work work, Transaction& tx, std::vector<EventItem>& events, int64_t now_us) {
+  if (work.journal) tx.journal = work.journal;
+  if (auto* batch = std::get_if<BatchItem>(&work.item)) {
+    fleet_.on_batch(batch->site, batch->envelope.device_id, batch->envelope.epoch,
+                    batch->envelope.seq, batch->received_us, events);
+    tx.batches.push_back(std::move(*batch));
+  } else if (auto* status = std::get_if<StatusItem>(&work.item)) {
+    ++counters_.statuses;
+    fleet_.on_status(status->site, status->device, status->status, status->received_us, events);
+    tx.statuses.push_back(std::move(*status));
+  } else {
+    auto& dead = std::get<DlqItem>(work.item);
+    ++counters_.dlq;
+    ++counters_.dlq_by_reason[static_cast<std::size_t>(dead.reason) % 16];
+    fleet_.on_dlq(now_us);
+    if (dlq_log_.allow(std::chrono::steady_clock::now())) {
+      spdlog::warn("dead-lettered a message on {}: {}: {} ({} more not logged)", dead.topic,
+                   common::reason_name(dead.reason), dead.detail, dlq_log_.take_suppressed());
+    }
+    tx.dlq.push_back(std::move(dead));
+  }
+  for (auto& e : events) tx.events.push_back(std::move(e));
+  events.clear();
+}
+
+void Collector::commit(Transaction& tx) {
+  if (tx.empty() && !tx.journal) return;
+  int64_t backoff_ms = 50;
+  common::RateLimiter failure_log(3, std::chrono::seconds(30));
+  for (int attempt = 1;; ++attempt) {
+    const auto started = Clock::now();
+    auto r = sink_->commit(tx);
+    if (r.ok()) {
+      const auto took =
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+      ++counters_.commits;
+      counters_.commit_us_total += static_cast<uint64_t>(took.count());
+      counters_.commit_messages_total += tx.batches.size() + tx.statuses.size() + tx.dlq.size();
+      counters_.readings_stored += r.value().readings_stored;
+      counters_.logs_stored += r.value().logs_stored;
+      counters_.dlq_dropped += r.value().dlq_dropped;
+      const int64_t now = wall_now_us();
+      for (std::size_t i = 0; i < tx.batches.size(); ++i) {
+        if (r.value().outcomes[i] == BatchOutcome::kDuplicate) {
+          ++counters_.duplicates;
+          continue;
+        }
+        ++counters_.batches_stored;
+        if (const auto* b = std::get_if<common::ReadingBatch>(&tx.batches[i].envelope.body)) {
+          for (const auto& reading : b->readings) observe_latency(now - reading.time_us);
+        }
+      }
+      for (const auto& e : tx.events) {
+        ++counters_.events_by_kind[static_cast<std::size_t>(e.event.kind) % 16];
+      }
+      after_commit(tx);
+      if (tx.journal) journal_->release(*tx.journal);
+      tx = Transaction{};
+      return;
+    }
+    ++counters_.commit_failures;
+    if (failure_log.allow(std::chrono::steady_clock::now())) {
+      spdlog::error("storage: commit of {} messages failed ({}), retrying: {}",
+                    tx.batches.size() + tx.statuses.size() + tx.dlq.size(),
+                    r.error().transient ? "transient" : "not transient", r.error().message);
+    }
+    if (stopping_ && attempt >= 20) {
+      // Still in the journal: replayed at the next start.
+      spdlog::error("storage: giving up at shutdown; the journal keeps these messages");
+      tx = Transaction{};
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));  // retry backoff
+    backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
+  }
+}
+
+void Collector::publish(const std::string& topic, const common::Envelope& envelope, bool retained) {
+  if (!client_ || !connected_) return;
+  auto bytes = common::encode(envelope);
+  if (!bytes.ok()) {
+    spdlog::error("cannot encode for {}: {}", topic, bytes.error().detail);
+    return;
+  }
+  try {
+    client_->publish(topic, bytes.value().data(), bytes.value().size(), 1, retained);
+  } catch (const mqtt::exception& e) {
+    spdlog::warn("publish to {} failed: {}", topic, e.what());
+  }
+}
+
+void Collector::after_commit(const Transaction& tx) {
+  if (config_.publish_acks && client_) {
+    for (auto& ack : build_acks(tx.batches)) {
+      auto topic = common::device_topic(ack.site, ack.device, common::PayloadKind::kAck);
+      if (!topic.ok()) continue;
+      publish(topic.value(),
+              common::Envelope{common::kSchemaVersion, ack.device, epoch_, ++event_seq_,
+                               std::move(ack.ack)},
+              false);
+      ++counters_.acks_published;
+    }
+  }
+  if (config_.publish_events && client_) {
+    for (const auto& e : tx.events) {
+      auto topic = common::event_topic(e.event.kind, e.event.site, e.device);
+      if (!topic.ok()) continue;
+      const std::string sender = e.device.empty() ? config_.client_id : e.device;
+      publish(topic.value(),
+              common::Envelope{common::kSchemaVersion, sender, epoch_, ++event_seq_, e.event},
+              false);
+      ++counters_.events_published;
+    }
+  }
+}
+
+void Collector::storage_loop() {
+  Transaction tx;
+  std::vector<EventItem> events;
+  uint32_t in_tx = 0;
+  auto opened = Clock::now();
+  auto next_tick = Clock::now() + std::chrono::seconds(1);
+  auto next_expire = Clock::now() + std::chrono::seconds(10);
+  const auto interval = std::chrono::microseconds(config_.commit_interval_us);
+  for (;;) {
+    const auto deadline = in_tx > 0 ? std::min(opened + interval, next_tick) : next_tick;
+    auto work = queue_.pop_until(deadline);
+    const auto now = Clock::now();
+    if (work) {
+      if (in_tx == 0) opened = now;
+      add(std::move(*work), tx, events, wall_now_us());
+      ++in_tx;
+    }
+    const bool closing = !work && stopping_ && queue_.size() == 0 && now < deadline;
+    if (in_tx >= config_.commit_max_messages || (in_tx > 0 && now >= opened + interval) ||
+        (closing && in_tx > 0)) {
+      commit(tx);
+      in_tx = 0;
+    }
+    if (now >= next_tick) {
+      fleet_.tick(wall_now_us(), events);
+      if (!events.empty()) {
+        for (auto& e : events) tx.events.push_back(std::move(e));
+        events.clear();
+        commit(tx);
+        in_tx = 0;
+      }
+      next_tick = now + std::chrono::seconds(1);
+    }
+    if (now >= next_expire && config_.retention_us > 0 && in_tx == 0) {
+      const int64_t wall = wall_now_us();
+      const int64_t dlq_cutoff =
+          config_.dlq_max_age_us > 0 ? wall - config_.dlq_max_age_us : INT64_MIN;
+      auto removed = sink_->expire(wall - config_.retention_us, dlq_cutoff, 50'000);
+      if (removed.ok()) {
+        counters_.expired_rows += removed.value();
+        // More to remove: come back soon, in bounded chunks, between commits.
+        next_expire = now + (removed.value() >= 50'000 ? std::chrono::milliseconds(200)
+                                                       : std::chrono::milliseconds(60'000));
+      } else {
+        spdlog::warn("retention: {}", removed.error().message);
+        next_expire = now + std::chrono::seconds(60);
+      }
+    }
+    if (closing) break;
+  }
+  if (in_tx > 0) commit(tx);
+}
+
+std::string Collector::metrics_text() const {
+  std::string out;
+  auto counter = [&out](std::string_view name, std::string_view help, uint64_t v,
+                        std::string_view labels = "") {
+    if (!help.empty()) {
+      out += "# HELP outpost_collector_" + std::string(name) + " " + std::string(help) + "\n";
+      out += "# TYPE outpost_collector_" + std::string(name) + " counter\n";
+    }
+    out += "outpost_collector_" + std::string(name) + std::string(labels) + " " +
+           std::to_string(v) + "\n";
+  };
+  auto gauge = [&out](std::string_view name, std::string_view help, uint64_t v) {
+    out += "# HELP outpost_collector_" + std::string(name) + " " + std::string(help) + "\n";
+    out += "# TYPE outpost_collector_" + std::string(name) + " gauge\n";
+    out += "outpost_collector_" + std::string(name) + " " + std::to_string(v) + "\n";
+  };
+  const Counters& c = counters_;
+  counter("received_total", "Messages received from the broker (and replayed from the journal).",
+          c.received);
+  counter("replayed_total", "Messages replayed from the journal at start.", c.replayed);
+  counter("batches_stored_total", "Data and logs messages stored.", c.batches_stored);
+  counter("duplicates_total", "Data and logs messages already stored (not stored again).",
+          c.duplicates);
+  counter("readings_stored_total", "Readings stored.", c.readings_stored);
+  counter("logs_stored_total", "Log records stored.", c.logs_stored);
+  counter("statuses_total", "Device status messages.", c.statuses);
+  out += "# HELP outpost_collector_dlq_total Messages put in the dead-letter queue, by reason.\n";
+  out += "# TYPE outpost_collector_dlq_total counter\n";
+  for (common::Reason r : common::kAllReasons) {
+    counter("dlq_total", "", c.dlq_by_reason[static_cast<std::size_t>(r) % 16],
+            "{reason=\"" + std::string(common::reason_name(r)) + "\"}");
+  }
+  counter("dlq_dropped_total", "DLQ entries removed to keep the DLQ within its bounds.",
+          c.dlq_dropped);
+  out += "# HELP outpost_collector_events_total Events raised, by kind.\n";
+  out += "# TYPE outpost_collector_events_total counter\n";
+  for (int k = 1; k <= 8; ++k) {
+    const auto kind = static_cast<common::EventKind>(k);
+    counter("events_total", "", c.events_by_kind[static_cast<std::size_t>(k)],
+            "{kind=\"" + std::string(common::event_kind_name(kind)) + "\"}");
+  }
+  counter("commits_total", "Storage transactions committed.", c.commits);
+  counter("commit_failures_total", "Storage transactions that failed (and were retried).",
+          c.commit_failures);
+  counter("commit_seconds_total_us", "Time spent committing, microseconds.", c.commit_us_total);
+  counter("commit_messages_total", "Messages in committed transactions.", c.commit_messages_total);
+  counter("acks_published_total", "Commit acknowledgements published.", c.acks_published);
+  counter("events_published_total", "Events published on outpost/v1/events/...",
+          c.events_published);
+  counter("reconnects_total", "Successful connections to the broker.", c.reconnects);
+  counter("expired_rows_total", "Rows removed by retention.", c.expired_rows);
+  counter("journal_errors_total", "Journal writes that failed.", c.journal_errors);
+  gauge("queue_depth", "Messages waiting for the storage thread.", queue_.size());
+  gauge("connected", "1 while connected to the broker.", connected_ ? 1 : 0);
+  out +=
+      "# HELP outpost_collector_reading_latency_seconds From a reading's timestamp to its "
+      "commit.\n";
+  out += "# TYPE outpost_collector_reading_latency_seconds histogram\n";
+  uint64_t cumulative = 0;
+  for (std::size_t i = 0; i <= kLatencyBuckets.size(); ++i) {
+    cumulative += latency_counts[i].load();
+    char le[32];
+    if (i < kLatencyBuckets.size()) {
+      std::snprintf(le, sizeof le, "%g", kLatencyBuckets[i]);
+    } else {
+      std::snprintf(le, sizeof le, "+Inf");
+    }
+    out += "outpost_collector_reading_latency_seconds_bucket{le=\"" + std::string(le) + "\"} " +
+           std::to_string(cumulative) + "\n";
+  }
+  char sum[64];
+  std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(latency_sum_us.load()) / 1e6);
+  out += "outpost_collector_reading_latency_seconds_sum " + std::string(sum) + "\n";
+  out += "outpost_collector_reading_latency_seconds_count " + std::to_string(cumulative) + "\n";
+  return out;
+}
+
+}  // namespace outpost::collector

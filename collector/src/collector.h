@@ -1,0 +1,102 @@
+// The running collector: an MQTT thread (Paho consumer -> journal -> classify -> queue) and a
+// storage thread (queue -> events -> one SQLite transaction -> acks, events out).
+//
+// Threads: Paho's own network thread only fills Paho's consumer queue; nothing of ours runs
+// on it. The MQTT thread (mqtt_loop) connects, subscribes, consumes, journals and
+// classifies; it blocks on the bounded queue when storage falls behind, which is the
+// backpressure (Paho's queue then holds the surplus, and the broker its own). The storage
+// thread (storage_loop) owns the Sink and the FleetTracker. The caller's thread runs the
+// Asio io_context (signals, metrics endpoint) and calls snapshot().
+#pragma once
+
+#include <mqtt/async_client.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "outpost/collector/bounded_queue.h"
+#include "outpost/collector/config.h"
+#include "outpost/collector/fleet.h"
+#include "outpost/collector/ingest.h"
+#include "outpost/collector/journal.h"
+#include "outpost/collector/sqlite_sink.h"
+#include "outpost/common/logging.h"
+
+namespace outpost::collector {
+
+struct Counters {
+  std::atomic<uint64_t> received{0};        // messages from the broker (and replayed)
+  std::atomic<uint64_t> replayed{0};        // of which from the journal at start
+  std::atomic<uint64_t> batches_stored{0};  // data/logs messages stored
+  std::atomic<uint64_t> duplicates{0};      // data/logs messages already stored
+  std::atomic<uint64_t> readings_stored{0};
+  std::atomic<uint64_t> logs_stored{0};
+  std::atomic<uint64_t> statuses{0};
+  std::atomic<uint64_t> dlq{0};
+  std::array<std::atomic<uint64_t>, 16> dlq_by_reason{};
+  std::atomic<uint64_t> dlq_dropped{0};
+  std::array<std::atomic<uint64_t>, 16> events_by_kind{};
+  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> commit_failures{0};
+  std::atomic<uint64_t> commit_us_total{0};
+  std::atomic<uint64_t> commit_messages_total{0};
+  std::atomic<uint64_t> acks_published{0};
+  std::atomic<uint64_t> events_published{0};
+  std::atomic<uint64_t> reconnects{0};
+  std::atomic<uint64_t> expired_rows{0};
+  std::atomic<uint64_t> journal_errors{0};
+};
+
+class Collector {
+ public:
+  Collector(CollectorConfig config, std::unique_ptr<SqliteSink> sink,
+            std::unique_ptr<Journal> journal);
+  ~Collector();
+
+  // Replays the journal, starts the MQTT and storage threads. Fails only on a broken
+  // store or journal: a broker that is down is retried with backoff, not an error.
+  common::Status<> start();
+
+  // Graceful stop (SIGTERM): stop taking messages, commit what is queued, publish the last
+  // acks, disconnect. Blocks until done.
+  void stop();
+
+  // Prometheus text exposition of the counters; any thread.
+  std::string metrics_text() const;
+  const Counters& counters() const { return counters_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Work {
+    Classified item;
+    std::optional<JournalPosition> journal;
+  };
+
+  void mqtt_loop();
+  bool ensure_connected();
+  void storage_loop();
+  void add(Work work, Transaction& tx, std::vector<EventItem>& events, int64_t now_us);
+  void commit(Transaction& tx);
+  void after_commit(const Transaction& tx);
+  void publish(const std::string& topic, const common::Envelope& envelope, bool retained);
+
+  CollectorConfig config_;
+  std::unique_ptr<SqliteSink> sink_;
+  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<mqtt::async_client> client_;
+  BoundedQueue<Work> queue_;
+  FleetTracker fleet_;
+  Counters counters_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> connected_{false};
+  std::thread mqtt_thread_;
+  std::thread storage_thread_;
+  common::RateLimiter dlq_log_;
+  uint64_t event_seq_ = 0;
+  uint64_t epoch_ = 0;
+};
+
+}  // namespace outpost::collector

@@ -1,0 +1,92 @@
+// Reading outpost-collector's configuration.
+#include "outpost/collector/config.h"
+
+#include "outpost/common/net.h"
+#include "outpost/common/topics.h"
+
+namespace outpost::collector {
+
+common::Status<common::ConfigError> read_collector_config(common::ConfigReader& r,
+                                                          CollectorConfig& c) {
+  r.read("mqtt.broker", c.broker);
+  r.read("mqtt.client_id", c.client_id);
+  r.read("mqtt.username", c.username);
+  r.read("mqtt.password", c.password);
+  r.read("mqtt.ca_file", c.ca_file);
+  r.read("mqtt.cert_file", c.cert_file);
+  r.read("mqtt.key_file", c.key_file);
+  r.read("mqtt.verify_hostname", c.verify_hostname);
+  r.read("mqtt.clean_session", c.clean_session);
+  r.read_duration_us("mqtt.keepalive", c.keepalive_us, 1'000'000, 3600LL * 1'000'000);
+  r.read_duration_us("mqtt.reconnect_min", c.reconnect_min_us, 1'000);
+  r.read_duration_us("mqtt.reconnect_max", c.reconnect_max_us, 1'000);
+  r.read("mqtt.topics", c.topics);
+  r.read("mqtt.shared_group", c.shared_group);
+  r.read("mqtt.publish_acks", c.publish_acks);
+  r.read("mqtt.publish_events", c.publish_events);
+
+  r.read("storage.path", c.path);
+  r.read("storage.journal_dir", c.journal_dir);
+  r.read_duration_us("storage.commit_interval", c.commit_interval_us, 1'000, 60'000'000);
+  r.read("storage.commit_max_messages", c.commit_max_messages, 1, 1'000'000);
+  r.read("storage.full_sync", c.full_sync);
+  r.read_duration_us("storage.retention", c.retention_us);
+  r.read("storage.queue_messages", c.queue_messages, 16, 10'000'000);
+
+  common::read_validation_options(r, "validation", c.validation);
+
+  r.read("dlq.max_entries", c.dlq_max_entries, 1);
+  r.read_duration_us("dlq.max_age", c.dlq_max_age_us);
+
+  r.read_duration_us("events.offline_after", c.offline_after_us);
+  r.read_duration_us("events.gap_grace", c.gap_grace_us);
+  r.read("events.dlq_rate_per_minute", c.dlq_rate_per_minute);
+
+  r.read("metrics.listen", c.metrics_listen);
+  common::read_log_config(r, c.log);
+
+  if (c.broker.empty()) r.add_error("mqtt.broker", "must not be empty");
+  if (c.client_id.empty()) r.add_error("mqtt.client_id", "must not be empty");
+  if (c.path.empty()) r.add_error("storage.path", "must not be empty");
+  if (c.topics.empty()) r.add_error("mqtt.topics", "must name at least one topic filter");
+  for (const auto& t : c.topics) {
+    if (t.empty() || t.starts_with("$share/")) {
+      r.add_error("mqtt.topics",
+                  "each filter must be non-empty and without $share/ (use mqtt.shared_group)");
+      break;
+    }
+  }
+  if (!c.shared_group.empty() && !common::is_valid_id(c.shared_group)) {
+    r.add_error("mqtt.shared_group", "must be 1-64 characters of [A-Za-z0-9._-]");
+  }
+  if (c.reconnect_min_us > c.reconnect_max_us) {
+    r.add_error("mqtt.reconnect_min", "must not be larger than mqtt.reconnect_max");
+  }
+  if ((!c.cert_file.empty()) != (!c.key_file.empty())) {
+    r.add_error(c.cert_file.empty() ? "mqtt.key_file" : "mqtt.cert_file",
+                "cert_file and key_file go together");
+  }
+  if (!c.metrics_listen.empty() && !common::parse_host_port(c.metrics_listen)) {
+    r.add_error("metrics.listen", "expected host:port with an IP address, e.g. 127.0.0.1:9109");
+  }
+  return r.finish();
+}
+
+std::string journal_dir_of(const CollectorConfig& config) {
+  return config.journal_dir.empty() ? config.path + ".journal" : config.journal_dir;
+}
+
+std::vector<std::string> subscription_filters(const CollectorConfig& config) {
+  std::vector<std::string> out;
+  for (const auto& t : config.topics) {
+    if (config.shared_group.empty()) {
+      out.push_back(t);
+    } else {
+      auto shared = common::shared_subscription(config.shared_group, t);
+      out.push_back(shared.ok() ? shared.value() : t);
+    }
+  }
+  return out;
+}
+
+}  // namespace outpost::collector

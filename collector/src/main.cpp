@@ -1,0 +1,215 @@
+// outpost-collector: load config -> open store and journal -> logging -> MQTT and storage
+// threads -> metrics endpoint -> signals -> run. Subcommands are the operator tools.
+#include <boost/asio.hpp>
+#include <iostream>
+
+#include "collector.h"
+#include "outpost/common/cli.h"
+#include "outpost/common/http_server.h"
+#include "outpost/common/net.h"
+#include "tools.h"
+
+namespace {
+
+using namespace outpost;
+namespace asio = boost::asio;
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app(
+      "Outpost collector: subscribes to the fleet's topics, validates and stores readings and\n"
+      "logs in SQLite exactly once, raises events, and keeps a dead-letter queue.\n"
+      "Without a subcommand it runs the service.",
+      "outpost-collector");
+  app.require_subcommand(0, 1);
+  common::CommonOptions common_options;
+  add_common_options(app, common_options);
+  std::string db_path;
+  app.add_option("--db", db_path, "SQLite database (overrides storage.path)");
+
+  collector::QueryArgs query;
+  std::string since, until;
+  auto* q = app.add_subcommand("query", "Print stored readings");
+  q->add_option("--device", query.query.device, "Device id (default: all)");
+  q->add_option("--sensor", query.query.sensor, "Sensor name (default: all)");
+  q->add_option("--since", since, "From: 2026-11-24T10:00:00Z, 2026-11-24, Unix seconds, -1h");
+  q->add_option("--until", until, "Until (same forms)");
+  q->add_option("--limit", query.query.limit, "At most this many readings");
+  q->add_option("--format", query.format, "table, csv or json")
+      ->check(CLI::IsMember({"table", "csv", "json"}));
+
+  std::string devices_format = "table";
+  auto* dv = app.add_subcommand("devices", "List the fleet: state, last seen, readings, gaps");
+  dv->add_option("--format", devices_format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+
+  uint64_t events_limit = 50;
+  auto* ev = app.add_subcommand("events", "Print the most recent events");
+  ev->add_option("--limit", events_limit, "How many (default 50)");
+
+  app.add_subcommand("summary", "Counts of what is stored, duplicates, gaps, DLQ by reason");
+
+  collector::DlqArgs dlq;
+  std::string dlq_reason;
+  auto* dl = app.add_subcommand("dlq", "Inspect, replay or purge the dead-letter queue");
+  dl->require_subcommand(1);
+  auto add_filters = [&](CLI::App* sub) {
+    sub->add_option("--reason", dlq_reason, "Only this reason, e.g. not_decodable");
+    sub->add_option("--topic", dlq.filter.topic_prefix, "Only topics starting with this");
+    sub->add_option("--since", since, "Received from (same forms as query)");
+    sub->add_option("--until", until, "Received until");
+    sub->add_option("--limit", dlq.filter.limit, "At most this many entries");
+  };
+  auto* dl_list = dl->add_subcommand("list", "List entries");
+  add_filters(dl_list);
+  auto* dl_show = dl->add_subcommand("show", "Show one entry, its bytes and what decodes");
+  dl_show->add_option("id", dlq.id, "Entry id")->required();
+  auto* dl_replay = dl->add_subcommand(
+      "replay", "Validate entries again (e.g. after a config change); store what now passes");
+  add_filters(dl_replay);
+  auto* dl_purge = dl->add_subcommand("purge", "Remove entries");
+  add_filters(dl_purge);
+  dl_purge->add_flag("--all", dlq.yes, "Confirm removing every entry when no filter is given");
+
+  std::string tail_format = "text";
+  uint64_t tail_count = 0;
+  auto* tl = app.add_subcommand("tail", "Follow the fleet's messages live, decoded");
+  tl->add_option("--format", tail_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  tl->add_option("--count", tail_count, "Stop after this many messages");
+
+  if (auto code = common::parse_command_line(app, argc, argv)) return *code;
+
+  // 1. Configuration.
+  collector::CollectorConfig config;
+  if (!common_options.config_path.empty()) {
+    auto reader = common::ConfigReader::load_file(common_options.config_path);
+    if (!reader.ok()) {
+      std::cerr << "outpost-collector: " << reader.error().to_string() << "\n";
+      return common::kExitConfigError;
+    }
+    if (auto s = collector::read_collector_config(reader.value(), config); !s.ok()) {
+      std::cerr << "outpost-collector: " << s.error().to_string() << "\n";
+      return common::kExitConfigError;
+    }
+  }
+  if (!db_path.empty()) config.path = db_path;
+
+  auto parse_times = [&](int64_t& from, int64_t& to) -> bool {
+    if (!since.empty()) {
+      auto t = collector::parse_time_us(since, now_us());
+      if (!t) {
+        std::cerr << "outpost-collector: --since: cannot read time '" << since << "'\n";
+        return false;
+      }
+      from = *t;
+    }
+    if (!until.empty()) {
+      auto t = collector::parse_time_us(until, now_us());
+      if (!t) {
+        std::cerr << "outpost-collector: --until: cannot read time '" << until << "'\n";
+        return false;
+      }
+      to = *t;
+    }
+    return true;
+  };
+  if (q->parsed()) {
+    if (!parse_times(query.query.since_us, query.query.until_us)) return common::kExitUsage;
+    return collector::run_query(config, query);
+  }
+  if (dv->parsed()) return collector::run_devices(config, devices_format);
+  if (ev->parsed()) return collector::run_events(config, events_limit);
+  if (app.got_subcommand("summary")) return collector::run_summary(config);
+  if (tl->parsed()) return collector::run_tail(config, tail_format, tail_count);
+  if (dl->parsed()) {
+    if (!parse_times(dlq.filter.since_us, dlq.filter.until_us)) return common::kExitUsage;
+    if (!dlq_reason.empty()) {
+      dlq.filter.reason = common::reason_from_name(dlq_reason);
+      if (!dlq.filter.reason) {
+        std::cerr << "outpost-collector: --reason: unknown reason '" << dlq_reason
+                  << "' (see docs/wire-format.md)\n";
+        return common::kExitUsage;
+      }
+    }
+    dlq.action = dl_show->parsed()     ? collector::DlqAction::kShow
+                 : dl_replay->parsed() ? collector::DlqAction::kReplay
+                 : dl_purge->parsed()  ? collector::DlqAction::kPurge
+                                       : collector::DlqAction::kList;
+    return collector::run_dlq(config, dlq);
+  }
+
+  // 2. Logging.
+  const std::string level =
+      common_options.log_level.empty() ? config.log.level : common_options.log_level;
+  common::init_logging("outpost-collector",
+                       common::parse_log_level(level).value_or(spdlog::level::info));
+
+  // 3. Store and journal.
+  auto sink = collector::SqliteSink::open(
+      collector::SqliteOptions{config.path, config.full_sync, config.dlq_max_entries, true});
+  if (!sink.ok()) {
+    spdlog::critical("{}", sink.error().message);
+    return common::kExitFailure;
+  }
+  auto journal = collector::Journal::open(collector::journal_dir_of(config), config.full_sync);
+  if (!journal.ok()) {
+    spdlog::critical("{}", journal.error().message);
+    return common::kExitFailure;
+  }
+
+  // 4. Metrics endpoint and signals on the main thread's event loop.
+  asio::io_context io;
+  collector::Collector service(config, std::move(sink.value()), std::move(journal.value()));
+  common::HttpServer metrics(io, "/metrics", [&service] { return service.metrics_text(); });
+  if (!config.metrics_listen.empty()) {
+    const auto where = common::parse_host_port(config.metrics_listen);
+    if (auto s = metrics.listen(where->host, where->port); !s.ok()) {
+      spdlog::critical("{}", s.error().message);
+      return common::kExitFailure;
+    }
+  }
+
+  // 5. MQTT and storage threads.
+  if (auto s = service.start(); !s.ok()) {
+    spdlog::critical("{}", s.error().message);
+    return common::kExitFailure;
+  }
+  spdlog::info("outpost-collector {} started: database {}, broker {}, metrics {}", OUTPOST_VERSION,
+               config.path, config.broker,
+               config.metrics_listen.empty() ? "off" : config.metrics_listen);
+
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("signal {}: draining and stopping", signal);
+    metrics.close();
+    io.stop();
+  });
+  asio::signal_set hangup(io, SIGHUP);
+  std::function<void()> wait_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      spdlog::warn("SIGHUP: configuration changes apply after a restart");
+      wait_hangup();
+    });
+  };
+  wait_hangup();
+
+  // 6. Run until a signal, then drain.
+  io.run();
+  service.stop();
+  const auto& c = service.counters();
+  spdlog::info(
+      "stopped: received {} messages, stored {} readings and {} log records, {} duplicates, "
+      "{} dead-lettered",
+      c.received.load(), c.readings_stored.load(), c.logs_stored.load(), c.duplicates.load(),
+      c.dlq.load());
+  return common::kExitOk;
+}

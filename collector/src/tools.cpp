@@ -1,0 +1,390 @@
+// The operator tools of outpost-collector.
+#include "tools.h"
+
+#include <mqtt/async_client.h>
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <span>
+
+#include "outpost/collector/ingest.h"
+#include "outpost/common/cli.h"
+#include "outpost/common/codec.h"
+#include "outpost/common/json.h"
+#include "outpost/common/topics.h"
+
+namespace outpost::collector {
+
+namespace {
+
+int64_t wall_now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string iso_time(int64_t us) {
+  if (us == 0) return "-";
+  const std::time_t s = static_cast<std::time_t>(us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[64];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>((us % 1'000'000) / 1000));
+  return out;
+}
+
+std::string value_text(const common::Value& v) {
+  if (const double* d = std::get_if<double>(&v)) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", *d);
+    // Shortest form that reads back the same.
+    for (int p = 1; p <= 17; ++p) {
+      char t[32];
+      std::snprintf(t, sizeof t, "%.*g", p, *d);
+      if (std::strtod(t, nullptr) == *d) return t;
+    }
+    return buf;
+  }
+  if (const int64_t* n = std::get_if<int64_t>(&v)) return std::to_string(*n);
+  if (const bool* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  return std::get<std::string>(v);
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+common::Result<std::unique_ptr<SqliteSink>, SinkError> open_db(const CollectorConfig& config) {
+  return SqliteSink::open(SqliteOptions{config.path, false, config.dlq_max_entries, false});
+}
+
+int fail(const std::string& message) {
+  std::cerr << "outpost-collector: " << message << "\n";
+  return common::kExitFailure;
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_time_us(std::string_view text, int64_t now_us) {
+  if (text.empty()) return std::nullopt;
+  if (text.front() == '-') {
+    auto d = common::parse_duration_us(text.substr(1));
+    if (!d) return std::nullopt;
+    return now_us - *d;
+  }
+  bool digits = true;
+  for (char c : text) digits = digits && c >= '0' && c <= '9';
+  if (digits && text.size() <= 12) return std::stoll(std::string(text)) * 1'000'000;
+  std::tm tm{};
+  const std::string s(text);
+  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!end) {
+    tm = {};
+    end = strptime(s.c_str(), "%Y-%m-%d", &tm);
+  }
+  if (!end || (*end != '\0' && std::string_view(end) != "Z")) return std::nullopt;
+  return static_cast<int64_t>(timegm(&tm)) * 1'000'000;
+}
+
+int run_query(const CollectorConfig& config, const QueryArgs& args) {
+  auto db = open_db(config);
+  if (!db.ok()) return fail(db.error().message);
+  if (args.format == "csv") std::printf("device,site,sensor,time,time_us,value,unit,epoch,seq\n");
+  if (args.format == "table") {
+    std::printf("%-20s %-16s %-24s %-20s %s\n", "TIME", "DEVICE", "SENSOR", "VALUE", "UNIT");
+  }
+  bool first = true;
+  if (args.format == "json") std::printf("[");
+  uint64_t rows = 0;
+  auto s = db.value()->query_readings(args.query, [&](const ReadingRow& r) {
+    ++rows;
+    const std::string v = value_text(r.value);
+    if (args.format == "csv") {
+      std::printf("%s,%s,%s,%s,%lld,%s,%s,%llu,%llu\n", csv_field(r.device).c_str(),
+                  csv_field(r.site).c_str(), csv_field(r.sensor).c_str(),
+                  iso_time(r.time_us).c_str(), static_cast<long long>(r.time_us),
+                  csv_field(v).c_str(), csv_field(r.unit).c_str(),
+                  static_cast<unsigned long long>(r.epoch), static_cast<unsigned long long>(r.seq));
+    } else if (args.format == "json") {
+      std::string o = first ? "\n{" : ",\n{";
+      first = false;
+      o += "\"device\":";
+      common::append_json_string(o, r.device);
+      o += ",\"site\":";
+      common::append_json_string(o, r.site);
+      o += ",\"sensor\":";
+      common::append_json_string(o, r.sensor);
+      o += ",\"time_us\":" + std::to_string(r.time_us) + ",\"value\":";
+      if (std::holds_alternative<std::string>(r.value)) {
+        common::append_json_string(o, v);
+      } else if (const double* d = std::get_if<double>(&r.value); d && !std::isfinite(*d)) {
+        common::append_json_string(o, v);
+      } else {
+        o += v;
+      }
+      o += ",\"unit\":";
+      common::append_json_string(o, r.unit);
+      o += "}";
+      std::fputs(o.c_str(), stdout);
+    } else {
+      std::printf("%-20s %-16s %-24s %-20s %s\n", iso_time(r.time_us).substr(0, 19).c_str(),
+                  r.device.c_str(), r.sensor.c_str(), v.c_str(), r.unit.c_str());
+    }
+  });
+  if (args.format == "json") std::printf("\n]\n");
+  if (!s.ok()) return fail(s.error().message);
+  if (args.format == "table") std::fprintf(stderr, "%llu readings\n", (unsigned long long)rows);
+  return common::kExitOk;
+}
+
+int run_devices(const CollectorConfig& config, const std::string& format) {
+  auto db = open_db(config);
+  if (!db.ok()) return fail(db.error().message);
+  auto devices = db.value()->devices();
+  if (!devices.ok()) return fail(devices.error().message);
+  if (format == "json") {
+    std::string o = "[";
+    for (std::size_t i = 0; i < devices.value().size(); ++i) {
+      const DeviceRow& d = devices.value()[i];
+      o += i ? ",\n{" : "\n{";
+      o += "\"device\":";
+      common::append_json_string(o, d.device);
+      o += ",\"site\":";
+      common::append_json_string(o, d.site);
+      o += ",\"state\":\"" + std::string(presence_name(d.presence)) + "\"";
+      o += ",\"first_seen_us\":" + std::to_string(d.first_seen_us);
+      o += ",\"last_seen_us\":" + std::to_string(d.last_seen_us);
+      o += ",\"epoch\":" + std::to_string(d.epoch);
+      o += ",\"readings\":" + std::to_string(d.readings);
+      o += ",\"logs\":" + std::to_string(d.logs);
+      o += ",\"batches\":" + std::to_string(d.batches);
+      o += ",\"duplicates\":" + std::to_string(d.duplicates);
+      o += ",\"gaps\":" + std::to_string(d.gaps) + "}";
+    }
+    o += "\n]\n";
+    std::fputs(o.c_str(), stdout);
+    return common::kExitOk;
+  }
+  std::printf("%-12s %-20s %-8s %-24s %10s %8s %8s %6s\n", "SITE", "DEVICE", "STATE", "LAST SEEN",
+              "READINGS", "LOGS", "DUPS", "GAPS");
+  for (const DeviceRow& d : devices.value()) {
+    std::printf("%-12s %-20s %-8s %-24s %10llu %8llu %8llu %6llu\n", d.site.c_str(),
+                d.device.c_str(), std::string(presence_name(d.presence)).c_str(),
+                iso_time(d.last_seen_us).c_str(), (unsigned long long)d.readings,
+                (unsigned long long)d.logs, (unsigned long long)d.duplicates,
+                (unsigned long long)d.gaps);
+  }
+  return common::kExitOk;
+}
+
+int run_events(const CollectorConfig& config, uint64_t limit) {
+  auto db = open_db(config);
+  if (!db.ok()) return fail(db.error().message);
+  auto events = db.value()->events(limit);
+  if (!events.ok()) return fail(events.error().message);
+  for (const EventRow& e : events.value()) {
+    std::printf("%6lld %s %-18s %-12s %-16s %s\n", static_cast<long long>(e.id),
+                iso_time(e.event.time_us).c_str(),
+                std::string(common::event_kind_name(e.event.kind)).c_str(), e.event.site.c_str(),
+                e.device.c_str(), e.event.detail.c_str());
+  }
+  return common::kExitOk;
+}
+
+int run_summary(const CollectorConfig& config) {
+  auto db = open_db(config);
+  if (!db.ok()) return fail(db.error().message);
+  auto counts = db.value()->counts();
+  if (!counts.ok()) return fail(counts.error().message);
+  auto devices = db.value()->devices();
+  if (!devices.ok()) return fail(devices.error().message);
+  uint64_t duplicates = 0, gaps = 0;
+  for (const auto& d : devices.value()) {
+    duplicates += d.duplicates;
+    gaps += d.gaps;
+  }
+  auto& c = counts.value();
+  std::printf("database             %s\n", config.path.c_str());
+  std::printf("devices              %llu\n", (unsigned long long)c["devices"]);
+  std::printf("readings stored      %llu\n", (unsigned long long)c["readings"]);
+  std::printf("log records stored   %llu\n", (unsigned long long)c["logs"]);
+  std::printf("messages stored      %llu\n", (unsigned long long)c["batches"]);
+  std::printf("duplicates absorbed  %llu\n", (unsigned long long)duplicates);
+  std::printf("data gaps            %llu\n", (unsigned long long)gaps);
+  std::printf("events               %llu\n", (unsigned long long)c["events"]);
+  std::printf("DLQ entries          %llu\n", (unsigned long long)c["dlq"]);
+  auto dlq = db.value()->dlq(DlqFilter{});
+  if (dlq.ok()) {
+    std::map<std::string, uint64_t> by_reason;
+    for (const auto& d : dlq.value()) ++by_reason[std::string(common::reason_name(d.reason))];
+    for (const auto& [reason, n] : by_reason) {
+      std::printf("  %-22s %llu\n", reason.c_str(), (unsigned long long)n);
+    }
+  }
+  return common::kExitOk;
+}
+
+int run_dlq(const CollectorConfig& config, const DlqArgs& args) {
+  auto db = open_db(config);
+  if (!db.ok()) return fail(db.error().message);
+  SqliteSink& sink = *db.value();
+  switch (args.action) {
+    case DlqAction::kList: {
+      auto rows = sink.dlq(args.filter);
+      if (!rows.ok()) return fail(rows.error().message);
+      std::printf("%8s %-24s %-24s %7s %-40s %s\n", "ID", "RECEIVED", "REASON", "BYTES", "TOPIC",
+                  "DETAIL");
+      for (const auto& r : rows.value()) {
+        std::printf("%8lld %-24s %-24s %7zu %-40s %s\n", static_cast<long long>(r.id),
+                    iso_time(r.received_us).c_str(),
+                    std::string(common::reason_name(r.reason)).c_str(), r.payload.size(),
+                    r.topic.c_str(), r.detail.c_str());
+      }
+      std::fprintf(stderr, "%zu entries\n", rows.value().size());
+      return common::kExitOk;
+    }
+    case DlqAction::kShow: {
+      auto row = sink.dlq_entry(args.id);
+      if (!row.ok()) return fail(row.error().message);
+      if (!row.value()) return fail("no DLQ entry " + std::to_string(args.id));
+      const DlqRow& r = *row.value();
+      std::printf(
+          "id        %lld\nreceived  %s\ntopic     %s\nreason    %s (%d)\ndetail    %s\n"
+          "bytes     %zu\n",
+          static_cast<long long>(r.id), iso_time(r.received_us).c_str(), r.topic.c_str(),
+          std::string(common::reason_name(r.reason)).c_str(), static_cast<int>(r.reason),
+          r.detail.c_str(), r.payload.size());
+      std::printf("hex       ");
+      for (std::size_t i = 0; i < r.payload.size() && i < 4096; ++i) {
+        std::printf("%02x", static_cast<unsigned char>(r.payload[i]));
+      }
+      std::printf("%s\n", r.payload.size() > 4096 ? "..." : "");
+      const auto* bytes = reinterpret_cast<const uint8_t*>(r.payload.data());
+      auto decoded = common::decode(std::span<const uint8_t>(bytes, r.payload.size()));
+      if (decoded.ok()) std::printf("decoded   %s\n", common::to_json(decoded.value()).c_str());
+      return common::kExitOk;
+    }
+    case DlqAction::kReplay: {
+      auto rows = sink.dlq(args.filter);
+      if (!rows.ok()) return fail(rows.error().message);
+      Transaction tx;
+      std::vector<int64_t> moved;
+      uint64_t still = 0;
+      for (const auto& r : rows.value()) {
+        if (r.reason == common::Reason::kWebhookGaveUp) {
+          ++still;  // not a message: nothing to validate again
+          continue;
+        }
+        // Validation runs against the original receive time, with today's options.
+        auto c = classify(RawMessage{r.topic, r.payload, r.received_us}, config.validation);
+        if (auto* b = std::get_if<BatchItem>(&c)) {
+          tx.batches.push_back(std::move(*b));
+        } else if (auto* s = std::get_if<StatusItem>(&c)) {
+          tx.statuses.push_back(std::move(*s));
+        } else {
+          ++still;
+          continue;
+        }
+        moved.push_back(r.id);
+      }
+      sink.remove_dlq_on_next_commit(moved);
+      auto result = sink.commit(tx);
+      if (!result.ok()) return fail(result.error().message);
+      uint64_t dups = 0;
+      for (auto o : result.value().outcomes) dups += o == BatchOutcome::kDuplicate;
+      std::printf(
+          "replayed %zu entries: %zu now valid (%llu readings stored, %llu already "
+          "stored), %llu still rejected and kept\n",
+          rows.value().size(), moved.size(), (unsigned long long)result.value().readings_stored,
+          (unsigned long long)dups, (unsigned long long)still);
+      return common::kExitOk;
+    }
+    case DlqAction::kPurge: {
+      const DlqFilter& f = args.filter;
+      const bool filtered = f.reason || !f.topic_prefix.empty() || f.since_us != INT64_MIN ||
+                            f.until_us != INT64_MAX || f.limit;
+      if (!filtered && !args.yes) {
+        std::cerr << "outpost-collector: dlq purge without a filter removes every entry; "
+                     "add --all to confirm\n";
+        return common::kExitUsage;
+      }
+      auto n = sink.purge_dlq(f);
+      if (!n.ok()) return fail(n.error().message);
+      std::printf("purged %llu entries\n", (unsigned long long)n.value());
+      return common::kExitOk;
+    }
+  }
+  return common::kExitOk;
+}
+
+namespace {
+volatile std::sig_atomic_t tail_stop = 0;
+}
+
+int run_tail(const CollectorConfig& config, const std::string& format, uint64_t count) {
+  std::signal(SIGINT, [](int) { tail_stop = 1; });
+  std::signal(SIGTERM, [](int) { tail_stop = 1; });
+  const std::string client_id = config.client_id + "-tail-" + std::to_string(::getpid());
+  mqtt::async_client client(config.broker, client_id, mqtt::create_options(MQTTVERSION_3_1_1));
+  mqtt::connect_options_builder options;
+  options.clean_session(true).connect_timeout(std::chrono::seconds(10));
+  if (!config.username.empty()) options.user_name(config.username);
+  if (!config.password.empty()) options.password(config.password);
+  if (!config.ca_file.empty() || !config.cert_file.empty()) {
+    mqtt::ssl_options_builder ssl;
+    if (!config.ca_file.empty()) ssl.trust_store(config.ca_file);
+    if (!config.cert_file.empty()) ssl.key_store(config.cert_file).private_key(config.key_file);
+    ssl.enable_server_cert_auth(true).verify(config.verify_hostname);
+    options.ssl(ssl.finalize());
+  }
+  try {
+    client.start_consuming();
+    client.connect(options.finalize())->wait();
+    for (const auto& t : config.topics) client.subscribe(t, 0)->wait();
+  } catch (const mqtt::exception& e) {
+    return fail("cannot follow " + config.broker + ": " + e.what());
+  }
+  uint64_t seen = 0;
+  while (!tail_stop && (count == 0 || seen < count)) {
+    mqtt::const_message_ptr msg;
+    if (!client.try_consume_message_for(&msg, std::chrono::milliseconds(200))) continue;
+    if (!msg) return fail("connection to " + config.broker + " lost");
+    ++seen;
+    auto c = classify(RawMessage{msg->get_topic(), msg->get_payload(), wall_now_us()},
+                      config.validation);
+    std::string line;
+    if (auto* d = std::get_if<DlqItem>(&c)) {
+      line = format == "json" ? "{\"topic\":" : std::string(msg->get_topic()) + " REJECTED ";
+      if (format == "json") {
+        common::append_json_string(line, msg->get_topic());
+        line += ",\"rejected\":\"" + std::string(common::reason_name(d->reason)) + "\"}";
+      } else {
+        line += std::string(common::reason_name(d->reason)) + ": " + d->detail;
+      }
+    } else {
+      const auto* bytes = reinterpret_cast<const uint8_t*>(msg->get_payload().data());
+      auto env = common::decode(std::span<const uint8_t>(bytes, msg->get_payload().size()));
+      const std::string json = env.ok() ? common::to_json(env.value()) : "{}";
+      line = format == "json" ? json : std::string(msg->get_topic()) + " " + json;
+    }
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+  try {
+    client.disconnect()->wait_for(std::chrono::seconds(2));
+  } catch (const mqtt::exception&) {
+  }
+  return common::kExitOk;
+}
+
+}  // namespace outpost::collector

@@ -1,0 +1,37 @@
+// The operator tools: query, devices, events, dlq list|show|replay|purge, tail, summary.
+// Each opens the database (or the broker, for tail) itself and prints to stdout.
+#pragma once
+
+#include <string>
+
+#include "outpost/collector/config.h"
+#include "outpost/collector/sqlite_sink.h"
+
+namespace outpost::collector {
+
+struct QueryArgs {
+  ReadingQuery query;
+  std::string format = "table";  // table, csv, json
+};
+int run_query(const CollectorConfig& config, const QueryArgs& args);
+int run_devices(const CollectorConfig& config, const std::string& format);
+int run_events(const CollectorConfig& config, uint64_t limit);
+int run_summary(const CollectorConfig& config);
+
+enum class DlqAction { kList, kShow, kReplay, kPurge };
+struct DlqArgs {
+  DlqAction action = DlqAction::kList;
+  int64_t id = 0;  // show
+  DlqFilter filter;
+  bool yes = false;  // purge without a filter needs --all
+};
+int run_dlq(const CollectorConfig& config, const DlqArgs& args);
+
+// Follows the broker live: every message on the collector's topics, decoded, one line each
+// (JSON with --format json). Stops after `count` messages if non-zero, or on SIGINT.
+int run_tail(const CollectorConfig& config, const std::string& format, uint64_t count);
+
+// "2026-11-24T10:00:00Z", "2026-11-24", a Unix time in seconds, or "-1h" / "-30m" (ago).
+std::optional<int64_t> parse_time_us(std::string_view text, int64_t now_us);
+
+}  // namespace outpost::collector
