@@ -1,0 +1,298 @@
+// The SQLite sink on real files, the journal, and classification of received messages.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "outpost/collector/config.h"
+#include "outpost/collector/ingest.h"
+#include "outpost/collector/journal.h"
+#include "outpost/collector/sqlite_sink.h"
+#include "outpost/common/codec.h"
+#include "outpost/common/sample.h"
+
+namespace outpost::collector {
+namespace {
+
+namespace fs = std::filesystem;
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class SinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("outpost_sink_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::unique_ptr<SqliteSink> open(uint64_t dlq_max = 1000) {
+    auto s = SqliteSink::open(SqliteOptions{(dir_ / "c.db").string(), false, dlq_max, true});
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+  BatchItem sample(std::string device, uint64_t seq) {
+    common::Envelope env = common::sample_reading_batch(device, now_us() - 10'000'000, 10, seq);
+    env.seq = seq;
+    env.epoch = 77;
+    return BatchItem{"lab", std::move(env), now_us()};
+  }
+  fs::path dir_;
+};
+
+TEST_F(SinkTest, StoresEachBatchOnceHoweverOftenItArrives) {
+  auto sink = open();
+  Transaction tx;
+  tx.batches = {sample("gw-1", 1), sample("gw-1", 2), sample("gw-1", 1)};
+  auto r = sink->commit(tx);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().outcomes,
+            (std::vector{BatchOutcome::kStored, BatchOutcome::kStored, BatchOutcome::kDuplicate}));
+  EXPECT_EQ(r.value().readings_stored, 100u);
+  auto again = sink->commit(tx);  // the same messages delivered again later
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.value().readings_stored, 0u);
+  auto counts = sink->counts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts.value()["readings"], 100u);
+  EXPECT_EQ(counts.value()["batches"], 2u);
+  auto devices = sink->devices();
+  ASSERT_TRUE(devices.ok());
+  ASSERT_EQ(devices.value().size(), 1u);
+  EXPECT_EQ(devices.value()[0].readings, 100u);
+  EXPECT_EQ(devices.value()[0].duplicates, 4u);
+  EXPECT_EQ(devices.value()[0].epoch, 77u);
+}
+
+TEST_F(SinkTest, QueryReturnsTheValuesAsSentWithTheirTypesAndUnits) {
+  auto sink = open();
+  Transaction tx;
+  BatchItem b = sample("gw-1", 1);
+  auto& batch = std::get<common::ReadingBatch>(b.envelope.body);
+  const int64_t t = batch.readings[0].time_us;
+  batch.sensor_names.push_back("door");
+  batch.sensor_names.push_back("state");
+  const auto door = static_cast<uint32_t>(batch.sensor_names.size() - 2);
+  common::Reading open_door;
+  open_door.sensor = door;
+  open_door.time_us = t;
+  open_door.value = true;
+  batch.readings.push_back(open_door);
+  common::Reading state = open_door;
+  state.sensor = door + 1;
+  state.value = std::string("idle");
+  batch.readings.push_back(state);
+  tx.batches = {b};
+  ASSERT_TRUE(sink->commit(tx).ok());
+  std::vector<ReadingRow> rows;
+  ReadingQuery q{.device = "gw-1", .sensor = "door"};
+  ASSERT_TRUE(sink->query_readings(q, [&](const ReadingRow& r) { rows.push_back(r); }).ok());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].value, common::Value(true));
+  EXPECT_EQ(rows[0].epoch, 77u);
+  rows.clear();
+  q.sensor = "state";
+  ASSERT_TRUE(sink->query_readings(q, [&](const ReadingRow& r) { rows.push_back(r); }).ok());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].value, common::Value(std::string("idle")));
+  rows.clear();
+  q.sensor = batch.sensor_names[0];
+  ASSERT_TRUE(sink->query_readings(q, [&](const ReadingRow& r) { rows.push_back(r); }).ok());
+  ASSERT_EQ(rows.size(), 10u);
+  EXPECT_EQ(rows[0].unit, std::string(batch.unit_of(0)));
+  EXPECT_EQ(rows[0].value, batch.readings[0].value);
+  q.since_us = t + 1;
+  rows.clear();
+  ASSERT_TRUE(sink->query_readings(q, [&](const ReadingRow& r) { rows.push_back(r); }).ok());
+  EXPECT_EQ(rows.size(), 9u);
+}
+
+TEST_F(SinkTest, DlqKeepsRawBytesAndReasonAndIsBounded) {
+  auto sink = open(/*dlq_max=*/3);
+  Transaction tx;
+  for (int i = 0; i < 5; ++i) {
+    tx.dlq.push_back(DlqItem{"outpost/v1/lab/gw-1/data", std::string("\x00\xff", 2) + char('a' + i),
+                             now_us(), common::Reason::kNotDecodable, "bad"});
+  }
+  auto r = sink->commit(tx);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value().dlq_dropped, 2u);
+  auto rows = sink->dlq(DlqFilter{});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows.value().size(), 3u);
+  EXPECT_EQ(rows.value()[0].payload, std::string("\x00\xff", 2) + "c");
+  EXPECT_EQ(rows.value()[0].reason, common::Reason::kNotDecodable);
+  DlqFilter oversized;
+  oversized.reason = common::Reason::kOversized;
+  auto only = sink->dlq(oversized);
+  ASSERT_TRUE(only.ok());
+  EXPECT_TRUE(only.value().empty());
+  DlqFilter two;
+  two.limit = 2;
+  auto purged = sink->purge_dlq(two);
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(purged.value(), 2u);
+}
+
+TEST_F(SinkTest, JournalPositionIsCommittedWithTheData) {
+  auto sink = open();
+  Transaction tx;
+  tx.batches = {sample("gw-1", 1)};
+  tx.journal = JournalPosition{3, 1234};
+  ASSERT_TRUE(sink->commit(tx).ok());
+  auto pos = sink->journal_position();
+  ASSERT_TRUE(pos.ok());
+  ASSERT_TRUE(pos.value().has_value());
+  EXPECT_EQ(*pos.value(), (JournalPosition{3, 1234}));
+}
+
+TEST_F(SinkTest, RetentionRemovesWhatArrivedBeforeTheCutoffInChunks) {
+  auto sink = open();
+  Transaction old_tx;
+  old_tx.batches = {sample("gw-1", 1), sample("gw-1", 2)};
+  for (auto& b : old_tx.batches) b.received_us = 1000;
+  ASSERT_TRUE(sink->commit(old_tx).ok());
+  Transaction new_tx;
+  new_tx.batches = {sample("gw-1", 3)};
+  ASSERT_TRUE(sink->commit(new_tx).ok());
+  auto removed = sink->expire(2000, INT64_MIN, 60);
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(removed.value(), 61u);  // a bounded chunk (ids min..min+60)
+  removed = sink->expire(2000, INT64_MIN, 60);
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(removed.value(), 39u);
+  EXPECT_EQ(sink->counts().value()["readings"], 50u);
+  // The batch rows stay: a late duplicate of an expired batch is still recognised.
+  auto dup = sink->commit(old_tx);
+  ASSERT_TRUE(dup.ok());
+  EXPECT_EQ(dup.value().outcomes[0], BatchOutcome::kDuplicate);
+}
+
+TEST_F(SinkTest, AFileThatIsNotADatabaseIsRefusedWithAClearMessage) {
+  std::ofstream(dir_ / "c.db") << std::string(4096, 'x');
+  auto s = SqliteSink::open(SqliteOptions{(dir_ / "c.db").string(), false, 10, true});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("c.db"), std::string::npos) << s.error().message;
+}
+
+TEST_F(SinkTest, JournalReplaysWhatFollowsThePositionAndStopsAtATornTail) {
+  const std::string jdir = (dir_ / "journal").string();
+  std::vector<JournalPosition> after;
+  {
+    auto j = Journal::open(jdir, false);
+    ASSERT_TRUE(j.ok());
+    ASSERT_TRUE(
+        j.value()->append({{"t/1", "one", 1}, {"t/2", "two", 2}, {"t/3", "three", 3}}, after).ok());
+  }
+  // A torn record at the end, as a crash in the middle of a write could leave.
+  for (const auto& e : fs::directory_iterator(jdir)) {
+    std::ofstream(e.path(), std::ios::app) << "\x05\x00";
+  }
+  auto j = Journal::open(jdir, false);
+  ASSERT_TRUE(j.ok());
+  std::vector<std::string> seen;
+  auto n = j.value()->replay(after[0], [&](RawMessage&& m, JournalPosition) {
+    seen.push_back(m.topic + "=" + m.payload);
+  });
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(seen, (std::vector<std::string>{"t/2=two", "t/3=three"}));
+  seen.clear();
+  ASSERT_TRUE(
+      j.value()
+          ->replay(std::nullopt, [&](RawMessage&& m, JournalPosition) { seen.push_back(m.topic); })
+          .ok());
+  EXPECT_EQ(seen.size(), 3u);
+  // Once committed past the old segment, it is deleted.
+  std::vector<JournalPosition> newer;
+  ASSERT_TRUE(j.value()->append({{"t/4", "four", 4}}, newer).ok());
+  j.value()->release(newer[0]);
+  seen.clear();
+  ASSERT_TRUE(
+      j.value()
+          ->replay(std::nullopt, [&](RawMessage&& m, JournalPosition) { seen.push_back(m.topic); })
+          .ok());
+  EXPECT_TRUE(seen.empty());
+}
+
+TEST(Classify, SortsMessagesIntoBatchesStatusesAndDlqWithReasons) {
+  const int64_t now = now_us();
+  auto encode = [](const common::Envelope& e) {
+    auto bytes = common::encode(e);
+    return std::string(bytes.value().begin(), bytes.value().end());
+  };
+  const common::ValidationOptions options;
+  common::Envelope env = common::sample_reading_batch("gw-1", now - 20'000'000);
+  auto c = classify(RawMessage{"outpost/v1/lab/gw-1/data", encode(env), now}, options);
+  ASSERT_TRUE(std::holds_alternative<BatchItem>(c));
+  EXPECT_EQ(std::get<BatchItem>(c).site, "lab");
+
+  c = classify(RawMessage{"outpost/v1/lab/gw-2/data", encode(env), now}, options);
+  ASSERT_TRUE(std::holds_alternative<DlqItem>(c));
+  EXPECT_EQ(std::get<DlqItem>(c).reason, common::Reason::kIdentityMismatch);
+
+  c = classify(RawMessage{"outpost/v1/lab/gw-1/logs", encode(env), now}, options);
+  EXPECT_EQ(std::get<DlqItem>(c).reason, common::Reason::kWrongMessageType);
+
+  c = classify(RawMessage{"not/ours", "x", now}, options);
+  EXPECT_EQ(std::get<DlqItem>(c).reason, common::Reason::kUnroutableTopic);
+  EXPECT_EQ(std::get<DlqItem>(c).payload, "x");
+
+  c = classify(RawMessage{"outpost/v1/lab/gw-1/data", "{\"temp\": 21}", now}, options);
+  EXPECT_EQ(std::get<DlqItem>(c).reason, common::Reason::kNotDecodable);
+
+  common::Envelope st{common::kSchemaVersion, "gw-1", 1, 0, common::DeviceStatus{}};
+  std::get<common::DeviceStatus>(st.body).state = common::DeviceState::kLost;
+  c = classify(RawMessage{"outpost/v1/lab/gw-1/status", encode(st), now}, options);
+  ASSERT_TRUE(std::holds_alternative<StatusItem>(c));
+  EXPECT_EQ(std::get<StatusItem>(c).status.state, common::DeviceState::kLost);
+}
+
+TEST(CollectorConfig, ErrorsNameFileLineAndKey) {
+  auto reader = common::ConfigReader::parse_string(
+      "[storage]\npath = \"x.db\"\ncommit_interval = \"fast\"\n", "collector.toml");
+  ASSERT_TRUE(reader.ok());
+  CollectorConfig config;
+  auto s = read_collector_config(reader.value(), config);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().file, "collector.toml");
+  EXPECT_EQ(s.error().line, 3);
+  EXPECT_EQ(s.error().key, "storage.commit_interval");
+}
+
+TEST(CollectorConfig, SharedGroupPrefixesEveryFilter) {
+  auto reader = common::ConfigReader::parse_string(
+      "[mqtt]\nshared_group = \"collectors\"\ntopics = [\"outpost/v1/+/+/data\"]\n", "c.toml");
+  ASSERT_TRUE(reader.ok());
+  CollectorConfig config;
+  ASSERT_TRUE(read_collector_config(reader.value(), config).ok());
+  EXPECT_EQ(subscription_filters(config),
+            (std::vector<std::string>{"$share/collectors/outpost/v1/+/+/data"}));
+  EXPECT_EQ(journal_dir_of(config), "outpost.db.journal");
+}
+
+TEST(CollectorConfig, TheAnnotatedExampleIsTheDefaults) {
+  auto reader = common::ConfigReader::load_file(OUTPOST_SOURCE_DIR "/docs/collector.toml");
+  ASSERT_TRUE(reader.ok()) << reader.error().to_string();
+  CollectorConfig from_file;
+  auto s = read_collector_config(reader.value(), from_file);
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  const CollectorConfig defaults;
+  EXPECT_EQ(from_file.broker, defaults.broker);
+  EXPECT_EQ(from_file.topics, defaults.topics);
+  EXPECT_EQ(from_file.commit_interval_us, defaults.commit_interval_us);
+  EXPECT_EQ(from_file.commit_max_messages, defaults.commit_max_messages);
+  EXPECT_EQ(from_file.retention_us, defaults.retention_us);
+  EXPECT_EQ(from_file.offline_after_us, defaults.offline_after_us);
+  EXPECT_EQ(from_file.metrics_listen, defaults.metrics_listen);
+  EXPECT_EQ(from_file.queue_messages, defaults.queue_messages);
+}
+
+}  // namespace
+}  // namespace outpost::collector
