@@ -1,0 +1,320 @@
+// outpost-collector end to end: a real mosquitto on a free loopback port, the real collector
+// binary on a real SQLite file, the real agent for end_to_end delivery, real signals.
+#include <gtest/gtest.h>
+#include <mqtt/async_client.h>
+#include <signal.h>
+#include <sqlite3.h>
+
+#include <fstream>
+
+#include "outpost/common/codec.h"
+#include "outpost/common/sample.h"
+#include "outpost/common/topics.h"
+#include "support/process.h"
+
+namespace outpost {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using test_support::Mosquitto;
+using test_support::Process;
+using test_support::wait_until;
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// One integer from a query on the collector's database (read-only, WAL: safe while it runs).
+int64_t sql_int(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(h);
+    return -1;
+  }
+  sqlite3_busy_timeout(h, 2000);
+  sqlite3_stmt* s = nullptr;
+  int64_t v = -1;
+  if (sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW) {
+    v = sqlite3_column_int64(s, 0);
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(h);
+  return v;
+}
+
+class Publisher {
+ public:
+  explicit Publisher(const std::string& uri, const std::string& id = "test-publisher")
+      : client_(uri, id + "-" + std::to_string(::getpid())) {
+    client_.connect(mqtt::connect_options_builder().clean_session(true).finalize())->wait();
+  }
+  ~Publisher() {
+    try {
+      client_.disconnect()->wait_for(2s);
+    } catch (const mqtt::exception&) {
+    }
+  }
+  void raw(const std::string& topic, const std::string& payload) {
+    client_.publish(topic, payload.data(), payload.size(), 1, false)->wait();
+  }
+  void envelope(const std::string& topic, const common::Envelope& e) {
+    auto bytes = common::encode(e);
+    ASSERT_TRUE(bytes.ok());
+    raw(topic, std::string(bytes.value().begin(), bytes.value().end()));
+  }
+
+ private:
+  mqtt::async_client client_;
+};
+
+class CollectorIntegration : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("outpost_collector_it_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    broker_ = std::make_unique<Mosquitto>(dir_ / "broker");
+    broker_->start();
+    db_ = dir_ / "collector.db";
+    metrics_port_ = test_support::free_port();
+    config_ = dir_ / "collector.toml";
+    std::ofstream(config_) << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\n"
+                           << "client_id = \"collector-it\"\n"
+                           << "reconnect_min = \"100ms\"\nreconnect_max = \"500ms\"\n"
+                           << "[storage]\npath = \"" << db_.string() << "\"\n"
+                           << "commit_interval = \"50ms\"\n"
+                           << "[events]\ngap_grace = \"1s\"\n"
+                           << "[metrics]\nlisten = \"127.0.0.1:" << metrics_port_ << "\"\n";
+  }
+  void TearDown() override {
+    agent_.reset();
+    collector_.reset();
+    broker_.reset();
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+  void start_collector() {
+    collector_ = std::make_unique<Process>(
+        std::vector<std::string>{OUTPOST_COLLECTOR_BIN, "--config", config_.string()},
+        dir_ / "collector.log");
+    ASSERT_TRUE(wait_until(
+        [&] {
+          return test_support::http_get(metrics_port_, "/metrics")
+                     .find("outpost_collector_connected 1") != std::string::npos;
+        },
+        15s))
+        << test_support::read_text(dir_ / "collector.log");
+  }
+  int64_t sql(const std::string& q) { return sql_int(db_, q); }
+  std::string tool(const std::string& args) {
+    const std::string cmd =
+        std::string(OUTPOST_COLLECTOR_BIN) + " --config " + config_.string() + " " + args + " 2>&1";
+    std::string out;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    char buf[4096];
+    while (p && std::fgets(buf, sizeof buf, p)) out += buf;
+    if (p) ::pclose(p);
+    return out;
+  }
+  common::Envelope batch(const std::string& device, uint64_t seq, uint64_t epoch = 5) {
+    common::Envelope e = common::sample_reading_batch(device, now_us() - 20'000'000, 10, seq);
+    e.epoch = epoch;
+    e.seq = seq;
+    return e;
+  }
+
+  fs::path dir_, db_, config_;
+  int metrics_port_ = 0;
+  std::unique_ptr<Mosquitto> broker_;
+  std::unique_ptr<Process> collector_;
+  std::unique_ptr<Process> agent_;
+};
+
+TEST_F(CollectorIntegration, ValidBatchesLandExactlyAndDuplicatesAreStoredOnce) {
+  start_collector();
+  Publisher pub(broker_->uri());
+  for (uint64_t seq = 1; seq <= 20; ++seq) {
+    pub.envelope("outpost/v1/lab/gw-1/data", batch("gw-1", seq));
+  }
+  for (uint64_t seq = 1; seq <= 5; ++seq) {
+    pub.envelope("outpost/v1/lab/gw-1/data", batch("gw-1", seq));  // sent twice
+  }
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT duplicates FROM devices") == 5; }, 10s))
+      << test_support::read_text(dir_ / "collector.log");
+  EXPECT_EQ(sql("SELECT count(*) FROM readings"), 20 * 50);
+  EXPECT_EQ(sql("SELECT count(*) FROM batches"), 20);
+  EXPECT_EQ(sql("SELECT count(*) FROM dlq"), 0);
+  const std::string csv = tool("query --device gw-1 --format csv --limit 3");
+  EXPECT_NE(csv.find("gw-1,lab,"), std::string::npos) << csv;
+  EXPECT_EQ(collector_->stop(SIGTERM), 0);
+}
+
+TEST_F(CollectorIntegration, MalformedCorpusLandsInTheDlqWithReasonsWhileValidTrafficContinues) {
+  start_collector();
+  Publisher pub(broker_->uri());
+  auto bytes = [](const common::Envelope& e) {
+    auto b = common::encode(e);
+    return std::string(b.value().begin(), b.value().end());
+  };
+  const std::string good = bytes(batch("gw-1", 1));
+  common::Envelope logs_on_data = batch("gw-1", 2);
+  logs_on_data.body =
+      common::LogBatch{true, {common::LogRecord{now_us(), common::Severity::kInfo, "hello", {}}}};
+  common::Envelope far_future = batch("gw-1", 3);
+  for (auto& r : std::get<common::ReadingBatch>(far_future.body).readings) {
+    r.time_us = now_us() + 3600LL * 1'000'000 * 24 * 365;
+  }
+  const std::map<std::string, std::string> corpus = {
+      {"not_decodable", "\xff\xff\xff\xff garbage"},
+      {"empty", ""},
+      {"wrong_message_type", bytes(logs_on_data)},
+      {"identity_mismatch", bytes(batch("gw-9", 4))},
+      {"timestamp_out_of_bounds", bytes(far_future)},
+      {"oversized", std::string(300 * 1024, '\x0a')},
+  };
+  for (const auto& [reason, payload] : corpus) pub.raw("outpost/v1/lab/gw-1/data", payload);
+  pub.raw("outpost/v1/lab/gw-1/data", "{\"temp\": 21.5}");  // JSON is not our wire format
+  pub.raw("outpost/v1/lab/gw-1/data", good);
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM dlq") == 7; }, 10s))
+      << test_support::read_text(dir_ / "collector.log");
+  for (const auto& [reason, payload] : corpus) {
+    EXPECT_EQ(sql("SELECT count(*) FROM dlq WHERE reason = " +
+                  std::to_string(static_cast<int>(*common::reason_from_name(reason)))),
+              reason == "not_decodable" ? 2 : 1)
+        << reason;
+  }
+  EXPECT_EQ(sql("SELECT length(payload) FROM dlq WHERE reason = 5"), 300 * 1024);
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM readings") == 50; }, 10s));
+  EXPECT_NE(tool("dlq list --reason identity_mismatch").find("payload device id 'gw-9'"),
+            std::string::npos);
+  const std::string metrics = test_support::http_get(metrics_port_, "/metrics");
+  EXPECT_NE(metrics.find("outpost_collector_dlq_total{reason=\"oversized\"} 1"), std::string::npos);
+  EXPECT_TRUE(collector_->running());
+}
+
+TEST_F(CollectorIntegration, PersistentSessionHoldsMessagesPublishedWhileTheCollectorWasDown) {
+  start_collector();
+  EXPECT_EQ(collector_->stop(SIGTERM), 0);
+  Publisher pub(broker_->uri());
+  for (uint64_t seq = 1; seq <= 10; ++seq)
+    pub.envelope("outpost/v1/lab/gw-1/data", batch("gw-1", seq));
+  start_collector();
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM readings") == 500; }, 10s))
+      << test_support::read_text(dir_ / "collector.log");
+}
+
+TEST_F(CollectorIntegration, LastWillMakesTheDeviceOfflineAndRaisesAnEventOnTheBroker) {
+  start_collector();
+  mqtt::async_client events(broker_->uri(), "events-watcher");
+  events.start_consuming();
+  events.connect()->wait();
+  events.subscribe("outpost/v1/events/#", 1)->wait();
+
+  common::DeviceStatus lost;
+  lost.state = common::DeviceState::kLost;
+  common::Envelope will{common::kSchemaVersion, "gw-1", 5, 0, lost};
+  auto will_bytes = common::encode(will).value();
+  common::DeviceStatus online;
+  online.state = common::DeviceState::kOnline;
+  {
+    // A device that connects with a last will, says it is online, then vanishes.
+    mqtt::async_client device(broker_->uri(), "device-gw-1");
+    auto opts = mqtt::connect_options_builder()
+                    .clean_session(true)
+                    .keep_alive_interval(1s)
+                    .will(mqtt::message("outpost/v1/lab/gw-1/status", will_bytes.data(),
+                                        will_bytes.size(), 1, true))
+                    .finalize();
+    device.connect(opts)->wait();
+    auto birth = common::encode(common::Envelope{common::kSchemaVersion, "gw-1", 5, 0, online});
+    device
+        .publish("outpost/v1/lab/gw-1/status", birth.value().data(), birth.value().size(), 1, true)
+        ->wait();
+    ASSERT_TRUE(wait_until(
+        [&] { return sql("SELECT count(*) FROM devices WHERE state = 'online'") == 1; }, 10s));
+    // Kill the broker-side connection without DISCONNECT: the broker publishes the will.
+    // Paho has no "drop the socket" call, so the test restarts nothing but mosquitto's view
+    // of this client: a second client with the same id takes the session over.
+    mqtt::async_client usurper(broker_->uri(), "device-gw-1");
+    usurper.connect(mqtt::connect_options_builder().clean_session(true).finalize())->wait();
+    usurper.disconnect()->wait();
+  }
+  ASSERT_TRUE(wait_until(
+      [&] { return sql("SELECT count(*) FROM devices WHERE state = 'lost'") == 1; }, 10s))
+      << test_support::read_text(dir_ / "collector.log");
+  EXPECT_EQ(sql("SELECT count(*) FROM events WHERE kind = 'device_offline' AND device = 'gw-1'"),
+            1);
+  bool seen = false;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        mqtt::const_message_ptr msg;
+        while (events.try_consume_message(&msg)) {
+          if (msg && msg->get_topic() == "outpost/v1/events/device_offline/lab/gw-1") seen = true;
+        }
+        return seen;
+      },
+      10s));
+}
+
+TEST_F(CollectorIntegration, KillNineUnderLoadLosesNothingAndStoresNothingTwiceForEndToEndAgents) {
+  start_collector();
+  const int udp_port = test_support::free_port();
+  const fs::path agent_config = dir_ / "agent.toml";
+  std::ofstream(agent_config) << "[metrics]\nlisten = \"\"\n[system]\ninterval = \"0s\"\n"
+                              << "[device]\nsite = \"lab\"\nid = \"gw-e2e\"\n"
+                              << "[inputs]\nudp_listen = \"127.0.0.1:" << udp_port << "\"\n"
+                              << "unix_socket = \"\"\n"
+                              << "[store]\npath = \"" << (dir_ / "agent.db").string() << "\"\n"
+                              << "flush_interval = \"20ms\"\n"
+                              << "[batch]\nmax_delay = \"50ms\"\nmax_readings = 20\n"
+                              << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\n"
+                              << "data_delivery = \"end_to_end\"\nack_timeout = \"2s\"\n"
+                              << "reconnect_min = \"100ms\"\nreconnect_max = \"500ms\"\n";
+  agent_ = std::make_unique<Process>(
+      std::vector<std::string>{OUTPOST_AGENT_BIN, "--config", agent_config.string()},
+      dir_ / "agent.log");
+  ASSERT_TRUE(wait_until(
+      [&] { return sql("SELECT count(*) FROM devices WHERE device = 'gw-e2e'") == 1; }, 15s))
+      << test_support::read_text(dir_ / "agent.log");
+  constexpr int kReadings = 3000;
+  int sent = 0;
+  for (int round = 0; round < 3; ++round) {
+    // Send a third of the readings, then kill the collector in the middle of storing them.
+    for (int i = 0; i < kReadings / 3; ++i, ++sent) {
+      test_support::send_udp(udp_port, "counter value=" + std::to_string(sent) + "i");
+      if (i % 100 == 99) std::this_thread::yield();
+    }
+    const int64_t before = sql("SELECT count(*) FROM readings");
+    wait_until([&] { return sql("SELECT count(*) FROM readings") > before; }, 5s);
+    EXPECT_EQ(collector_->stop(SIGKILL), 128 + SIGKILL);
+    start_collector();
+  }
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM readings") >= kReadings; }, 60s))
+      << "stored " << sql("SELECT count(*) FROM readings") << " of " << kReadings << "\n"
+      << test_support::read_text(dir_ / "collector.log");
+  EXPECT_EQ(sql("SELECT count(*) FROM readings"), kReadings);
+  EXPECT_EQ(sql("SELECT count(DISTINCT value) FROM readings"), kReadings);
+  EXPECT_EQ(sql("SELECT min(value) FROM readings"), 0);
+  EXPECT_EQ(sql("SELECT max(value) FROM readings"), kReadings - 1);
+  // And the agent's queue empties: every batch was acknowledged after its commit.
+  ASSERT_TRUE(wait_until(
+      [&] { return sql_int(dir_ / "agent.db", "SELECT count(*) FROM outbox") == 0; }, 30s));
+}
+
+TEST_F(CollectorIntegration, BrokenConfigIsRefusedWithFileLineAndKey) {
+  std::ofstream(config_) << "[storage]\npath = \"x.db\"\ncommit_max_messages = 0\n";
+  Process p({OUTPOST_COLLECTOR_BIN, "--config", config_.string()}, dir_ / "bad.log");
+  EXPECT_EQ(p.stop(0, 10s), 78);
+  const std::string log = test_support::read_text(dir_ / "bad.log");
+  EXPECT_NE(log.find("collector.toml:3"), std::string::npos) << log;
+  EXPECT_NE(log.find("storage.commit_max_messages"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(dir_ / "x.db"));
+}
+
+}  // namespace
+}  // namespace outpost
