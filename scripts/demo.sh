@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The README's first command: installs dependencies, builds, and runs what exists end to end:
-# a local mosquitto, an outpost-agent fed by a simulated sensor program (with some malformed
-# lines), a broker outage in the middle, and a summary of what arrived; then the codec demo.
+# The README's first command: installs dependencies, builds, and runs the system end to end:
+# a local mosquitto, an outpost-collector on an SQLite file, an outpost-agent fed by a
+# simulated sensor program (with some malformed lines), malformed MQTT payloads, a broker
+# outage in the middle, and a summary of what the collector stored; then the codec demo.
 # Everything it starts runs under demo/ on loopback and is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ root=$(pwd)
 
 scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target outpost-agent outpost-wire
+cmake --build build -j "$(nproc)" --target outpost-agent outpost-collector outpost-wire
 
 demo="$root/demo"
 rm -rf "$demo"
@@ -35,6 +36,7 @@ broker_up() { mosquitto_pub -p "$mqtt_port" -t outpost-demo/ping -n >/dev/null 2
 mqtt_port=$(free_port)
 udp_port=$(free_port)
 metrics_port=$(free_port)
+collector_metrics_port=$(free_port)
 cat >"$demo/mosquitto.conf" <<EOF
 listener $mqtt_port 127.0.0.1
 allow_anonymous true
@@ -61,6 +63,20 @@ interval = "0s"
 listen = "127.0.0.1:$metrics_port"
 EOF
 
+cat >"$demo/collector.toml" <<EOF
+[mqtt]
+broker = "tcp://127.0.0.1:$mqtt_port"
+client_id = "outpost-demo-collector"
+reconnect_min = "200ms"
+reconnect_max = "1s"
+[storage]
+path = "$demo/collector.db"
+[metrics]
+listen = "127.0.0.1:$collector_metrics_port"
+EOF
+collector() { build/collector/outpost-collector --config "$demo/collector.toml" "$@"; }
+stored_readings() { collector summary 2>/dev/null | awk '/readings stored/ {print $3}'; }
+
 start_broker() {
   mosquitto -c "$demo/mosquitto.conf" >>"$demo/mosquitto.log" 2>&1 &
   broker_pid=$!
@@ -73,9 +89,13 @@ start_subscriber() {
 }
 
 echo
-echo "== 1. mosquitto on 127.0.0.1:$mqtt_port, outpost-agent (store: demo/agent.db)"
+echo "== 1. mosquitto on 127.0.0.1:$mqtt_port, outpost-collector (demo/collector.db), outpost-agent (demo/agent.db)"
 start_broker
 start_subscriber
+build/collector/outpost-collector --config "$demo/collector.toml" >"$demo/collector.log" 2>&1 &
+collector_pid=$!
+pids+=("$collector_pid")
+wait_for 10 grep -q "connected to" "$demo/collector.log"
 build/agent/outpost-agent --config "$demo/agent.toml" >"$demo/agent.log" 2>&1 &
 agent_pid=$!
 pids+=("$agent_pid")
@@ -93,6 +113,11 @@ for i in $(seq 1 10); do sensor_round "$i"; done
 send "env,room=lab temperature=hot" "this is not line protocol" "env,room=lab co2=99999999999999999999i"
 send "warn: fan speed low | fan=2 rpm=900" "info: calibration done"
 
+echo "== 2b. three malformed MQTT payloads straight to the broker (the collector dead-letters them)"
+mosquitto_pub -p "$mqtt_port" -q 1 -t outpost/v1/demo-site/gw-0042/data -m 'not protobuf at all'
+mosquitto_pub -p "$mqtt_port" -q 1 -t outpost/v1/demo-site/gw-0042/data -m '{"temperature": 21.5}'
+build/common/outpost-wire example | xxd -r -p | mosquitto_pub -p "$mqtt_port" -q 1 -t outpost/v1/demo-site/gw-0099/data -s
+
 echo "== 3. broker outage: mosquitto stopped, 10 more rounds sent, mosquitto restarted"
 wait_for 10 grep -q '/data ' "$demo/received.txt"
 kill "$broker_pid"
@@ -106,12 +131,13 @@ expected=$((20 * 4))
 count_readings() {
   local n=0
   while read -r topic hex; do
-    [[ $topic == */data ]] || continue
-    n=$((n + $(echo "$hex" | build/common/outpost-wire decode --hex - | grep -o '"sensor"' | wc -l)))
+    [[ $topic == */gw-0042/data ]] || continue
+    n=$((n + $( (echo "$hex" | build/common/outpost-wire decode --hex - 2>/dev/null || true) | grep -o '"sensor"' | wc -l)))
   done < <(sort -u "$demo/received.txt")
   echo "$n"
 }
 wait_for 20 test "$(count_readings)" -ge "$expected" || true
+wait_for 20 test "$(stored_readings)" -ge "$expected" || true
 
 echo "== 4. the agent's metrics (http://127.0.0.1:$metrics_port/metrics), a few of them:"
 python3 - "$metrics_port" <<'PY' | grep -E '^outpost_agent_(accepted|rejected_lines|acked|queue_items|reconnects)' | sed 's/^/     /'
@@ -119,26 +145,46 @@ import sys, urllib.request
 print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode())
 PY
 
-echo "== 5. SIGTERM: the agent persists, delivers, publishes 'offline' and exits"
+echo "== 5. SIGTERM: the agent persists, delivers, publishes 'offline' and exits; the collector drains"
 kill -TERM "$agent_pid"
 wait "$agent_pid" || true
+wait_for 10 bash -c "build/collector/outpost-collector --config '$demo/collector.toml' devices | grep -q offline" || true
+kill -TERM "$collector_pid"
+wait "$collector_pid" || true
 
 echo
 echo "== Summary"
 readings=$(count_readings)
-messages=$(sort -u "$demo/received.txt" | grep -c '/data ' || true)
+messages=$(sort -u "$demo/received.txt" | grep -c '/gw-0042/data ' || true)
 logs=$(sort -u "$demo/received.txt" | grep -c '/logs ' || true)
-echo "   readings sent: $expected, arrived at the broker: $readings in $messages messages (deduplicated by epoch and seq)"
+echo "   readings sent: $expected, seen on the broker: $readings in $messages data messages of gw-0042 (deduplicated by epoch and seq)"
 echo "   log messages: $logs; malformed lines rejected by the agent: $(grep -c 'rejected input line' "$demo/agent.log" || true)"
 grep 'rejected input line' "$demo/agent.log" | sed 's/.*rejected input line/     line/' | cut -c1-110
 echo "   last status: $(mosquitto_sub -p "$mqtt_port" -t 'outpost/v1/demo-site/gw-0042/status' -C 1 -W 2 -F '%x' 2>/dev/null |
   build/common/outpost-wire decode --hex - | grep -o '"state":"[a-z]*"')"
 echo "   one message, decoded:"
-grep '/data ' "$demo/received.txt" | head -1 | cut -d' ' -f2 | build/common/outpost-wire decode --hex - | cut -c1-300 | sed 's/^/     /'
+for hex in $(grep '/gw-0042/data ' "$demo/received.txt" | cut -d' ' -f2); do
+  if decoded=$(echo "$hex" | build/common/outpost-wire decode --hex - 2>/dev/null); then
+    echo "$decoded" | cut -c1-300 | sed 's/^/     /'
+    break
+  fi
+done
 echo
 echo "   Files: demo/agent.log, demo/agent.db (the queue), demo/received.txt (topic + hex payload)."
-echo "   The collector and the fleet simulator are not built yet (issues 4-5): here a plain"
-echo "   mosquitto_sub stands in for the collector."
+echo
+echo "== The collector's store (demo/collector.db)"
+collector summary | sed 's/^/   /'
+echo "   devices:"
+collector devices | sed 's/^/     /'
+echo "   dead-letter queue:"
+collector dlq list 2>/dev/null | cut -c1-150 | sed 's/^/     /'
+echo "   events:"
+collector events | sed 's/^/     /'
+echo
+echo "   Explore further:"
+echo "     build/collector/outpost-collector --config demo/collector.toml query --device gw-0042 --format csv"
+echo "     build/collector/outpost-collector --config demo/collector.toml devices | events | dlq list | dlq show ID"
+echo "     metrics while running: GET /metrics on the agent's and collector's [metrics] listen address"
 echo
 echo "== 6. The wire format: compactness, and malformed payloads refused with reason codes"
 build/common/outpost-wire demo
