@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(cmake make g++ pkg-config python3 python3-protobuf
   libpaho-mqttpp-dev libpaho-mqtt-dev nanopb libnanopb-dev libsqlite3-dev
   libboost-dev libspdlog-dev libtomlplusplus-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev mosquitto mosquitto-clients openssl)
+  libgtest-dev libgmock-dev libbenchmark-dev mosquitto mosquitto-clients openssl libssl-dev)
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
 fi

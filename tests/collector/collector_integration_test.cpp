@@ -144,7 +144,7 @@ TEST_F(CollectorIntegration, ValidBatchesLandExactlyAndDuplicatesAreStoredOnce) 
   for (uint64_t seq = 1; seq <= 5; ++seq) {
     pub.envelope("outpost/v1/lab/gw-1/data", batch("gw-1", seq));  // sent twice
   }
-  ASSERT_TRUE(wait_until([&] { return sql("SELECT duplicates FROM devices") == 5; }, 10s))
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT duplicates FROM devices") == 5; }, 30s))
       << test_support::read_text(dir_ / "collector.log");
   EXPECT_EQ(sql("SELECT count(*) FROM readings"), 20 * 50);
   EXPECT_EQ(sql("SELECT count(*) FROM batches"), 20);
@@ -180,7 +180,7 @@ TEST_F(CollectorIntegration, MalformedCorpusLandsInTheDlqWithReasonsWhileValidTr
   for (const auto& [reason, payload] : corpus) pub.raw("outpost/v1/lab/gw-1/data", payload);
   pub.raw("outpost/v1/lab/gw-1/data", "{\"temp\": 21.5}");  // JSON is not our wire format
   pub.raw("outpost/v1/lab/gw-1/data", good);
-  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM dlq") == 7; }, 10s))
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM dlq") == 7; }, 30s))
       << test_support::read_text(dir_ / "collector.log");
   for (const auto& [reason, payload] : corpus) {
     EXPECT_EQ(sql("SELECT count(*) FROM dlq WHERE reason = " +
@@ -189,7 +189,7 @@ TEST_F(CollectorIntegration, MalformedCorpusLandsInTheDlqWithReasonsWhileValidTr
         << reason;
   }
   EXPECT_EQ(sql("SELECT length(payload) FROM dlq WHERE reason = 5"), 300 * 1024);
-  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM readings") == 50; }, 10s));
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM readings") == 50; }, 30s));
   EXPECT_NE(tool("dlq list --reason identity_mismatch").find("payload device id 'gw-9'"),
             std::string::npos);
   const std::string metrics = test_support::http_get(metrics_port_, "/metrics");
@@ -204,7 +204,7 @@ TEST_F(CollectorIntegration, PersistentSessionHoldsMessagesPublishedWhileTheColl
   for (uint64_t seq = 1; seq <= 10; ++seq)
     pub.envelope("outpost/v1/lab/gw-1/data", batch("gw-1", seq));
   start_collector();
-  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM readings") == 500; }, 10s))
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM readings") == 500; }, 30s))
       << test_support::read_text(dir_ / "collector.log");
 }
 
@@ -236,7 +236,7 @@ TEST_F(CollectorIntegration, LastWillMakesTheDeviceOfflineAndRaisesAnEventOnTheB
         .publish("outpost/v1/lab/gw-1/status", birth.value().data(), birth.value().size(), 1, true)
         ->wait();
     ASSERT_TRUE(wait_until(
-        [&] { return sql("SELECT count(*) FROM devices WHERE state = 'online'") == 1; }, 10s));
+        [&] { return sql("SELECT count(*) FROM devices WHERE state = 'online'") == 1; }, 30s));
     // Kill the broker-side connection without DISCONNECT: the broker publishes the will.
     // Paho has no "drop the socket" call, so the test restarts nothing but mosquitto's view
     // of this client: a second client with the same id takes the session over.
@@ -245,7 +245,7 @@ TEST_F(CollectorIntegration, LastWillMakesTheDeviceOfflineAndRaisesAnEventOnTheB
     usurper.disconnect()->wait();
   }
   ASSERT_TRUE(wait_until(
-      [&] { return sql("SELECT count(*) FROM devices WHERE state = 'lost'") == 1; }, 10s))
+      [&] { return sql("SELECT count(*) FROM devices WHERE state = 'lost'") == 1; }, 30s))
       << test_support::read_text(dir_ / "collector.log");
   EXPECT_EQ(sql("SELECT count(*) FROM events WHERE kind = 'device_offline' AND device = 'gw-1'"),
             1);

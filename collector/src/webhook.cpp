@@ -1,0 +1,625 @@
+// Webhook delivery: config, JSON body, and the asio/Beast dispatcher with retries.
+#include "outpost/collector/webhook.h"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "outpost/collector/hmac.h"
+#include "outpost/common/json.h"
+#include "outpost/common/logging.h"
+
+namespace outpost::collector {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using boost::system::error_code;
+using tcp = asio::ip::tcp;
+
+// Event kinds are small integers; a hook's filter is a bit mask over them.
+constexpr unsigned kMaxKinds = 32;
+// A response body is only kept for the error message; more than this is not read.
+constexpr std::size_t kMaxResponseBody = 8 * 1024;
+constexpr std::size_t kMaxErrorBody = 200;
+
+std::optional<common::EventKind> event_kind_from_name(std::string_view name) {
+  for (unsigned i = 1; i < kMaxKinds; ++i) {
+    const auto kind = static_cast<common::EventKind>(i);
+    const std::string_view known = common::event_kind_name(kind);
+    if (known != "unknown" && known == name) return kind;
+  }
+  return std::nullopt;
+}
+
+std::string known_kind_names() {
+  std::string names;
+  for (unsigned i = 1; i < kMaxKinds; ++i) {
+    const std::string_view known = common::event_kind_name(static_cast<common::EventKind>(i));
+    if (known == "unknown") continue;
+    names += names.empty() ? "" : ", ";
+    names += known;
+  }
+  return names;
+}
+
+void append_number(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "\"NaN\"";
+  } else if (std::isinf(v)) {
+    out += v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+  } else {
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+  }
+}
+
+void append_key(std::string& out, std::string_view key) {
+  out += out.size() > 1 ? ",\"" : "\"";
+  out += key;
+  out += "\":";
+}
+
+std::string milliseconds_text(int64_t us) {
+  return us % 1000 == 0 ? std::to_string(us / 1000) + "ms" : std::to_string(us) + "us";
+}
+
+// Text from the network made safe for one log line or DLQ detail.
+std::string printable(std::string_view text, std::size_t max) {
+  std::string out;
+  for (char c : text.substr(0, max)) {
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
+  }
+  if (text.size() > max) out += "...";
+  return out;
+}
+
+}  // namespace
+
+// --- Configuration -------------------------------------------------------------------------
+
+common::Result<HttpUrl> parse_webhook_url(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) {
+    return common::Error{"expected a URL such as \"http://host:8080/path\""};
+  }
+  std::string scheme(url.substr(0, scheme_end));
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (scheme == "https") {
+    return common::Error{
+        "https webhooks are not supported yet: use an http:// URL (for example to a local "
+        "TLS-terminating proxy)"};
+  }
+  if (scheme != "http") return common::Error{"unsupported scheme \"" + scheme + "\": use http://"};
+  for (char c : url) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+      return common::Error{"the URL contains a space or a control character"};
+    }
+  }
+  std::string_view rest = url.substr(scheme_end + 3);
+  const auto authority_end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, authority_end);
+  std::string_view target =
+      authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
+  if (const auto hash = target.find('#'); hash != std::string_view::npos) {
+    target = target.substr(0, hash);  // a fragment is never sent
+  }
+  if (authority.find('@') != std::string_view::npos) {
+    return common::Error{"credentials in the URL are not supported (set \"secret\" to sign)"};
+  }
+  HttpUrl out;
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return common::Error{"unterminated IPv6 address"};
+    out.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return common::Error{"expected ':' after the IPv6 address"};
+      port = after.substr(1);
+      if (port.empty()) return common::Error{"empty port"};
+    }
+  } else {
+    const auto colon = authority.find(':');
+    out.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      if (port.empty()) return common::Error{"empty port"};
+    }
+  }
+  if (out.host.empty()) return common::Error{"the URL has no host"};
+  if (!port.empty()) {
+    unsigned value = 0;
+    const auto r = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (r.ec != std::errc() || r.ptr != port.data() + port.size() || value == 0 || value > 65535) {
+      return common::Error{"bad port \"" + std::string(port) + "\": expected 1 to 65535"};
+    }
+    out.port = std::to_string(value);
+  } else {
+    out.port = "80";
+  }
+  out.target = target.empty() ? "/" : std::string(target);
+  if (out.target.front() == '?') out.target.insert(0, "/");
+  return out;
+}
+
+void read_webhooks(common::ConfigReader& reader, std::vector<WebhookConfig>& out) {
+  for (const std::string& name : reader.table_keys("webhooks")) {
+    const std::string table = "webhooks." + name;
+    const std::string prefix = table + ".";
+    const std::size_t errors_before = reader.errors().size();
+    if (name.find('.') != std::string::npos) {
+      reader.add_error(table, "a webhook name may not contain '.'");
+      continue;
+    }
+    WebhookConfig hook;
+    hook.name = name;
+    if (!reader.has(prefix + "url")) {
+      reader.add_error(table, "missing required key \"url\" (http://host:port/path)");
+    } else {
+      const std::size_t before = reader.errors().size();
+      reader.read(prefix + "url", hook.url);
+      if (reader.errors().size() == before) {
+        if (auto parsed = parse_webhook_url(hook.url); !parsed.ok()) {
+          reader.add_error(prefix + "url", parsed.error().message);
+        }
+      }
+    }
+    reader.read(prefix + "secret", hook.secret);
+    {
+      const std::size_t before = reader.errors().size();
+      reader.read(prefix + "kinds", hook.kinds);
+      if (reader.errors().size() == before) {
+        for (const std::string& kind : hook.kinds) {
+          if (!event_kind_from_name(kind)) {
+            reader.add_error(prefix + "kinds", "unknown event kind \"" + kind +
+                                                   "\"; expected some of " + known_kind_names());
+          }
+        }
+      }
+    }
+    reader.read_duration_us(prefix + "timeout", hook.timeout_us, 1'000, 600'000'000);
+    reader.read(prefix + "max_attempts", hook.max_attempts, 1, 1000);
+    reader.read_duration_us(prefix + "initial_backoff", hook.initial_backoff_us, 1'000,
+                            86'400'000'000);
+    reader.read_duration_us(prefix + "max_backoff", hook.max_backoff_us, 1'000, 86'400'000'000);
+    if (reader.errors().size() == errors_before && hook.max_backoff_us < hook.initial_backoff_us) {
+      reader.add_error(
+          prefix + "max_backoff",
+          "must be at least initial_backoff (" + milliseconds_text(hook.initial_backoff_us) + ")");
+    }
+    if (reader.errors().size() == errors_before) out.push_back(std::move(hook));
+  }
+}
+
+std::string webhook_body(std::string_view device, const common::Event& event) {
+  std::string out = "{";
+  append_key(out, "kind");
+  common::append_json_string(out, common::event_kind_name(event.kind));
+  append_key(out, "device");
+  common::append_json_string(out, device);
+  append_key(out, "site");
+  common::append_json_string(out, event.site);
+  append_key(out, "time_us");
+  out += std::to_string(event.time_us);
+  append_key(out, "sensor");
+  common::append_json_string(out, event.sensor);
+  append_key(out, "value");
+  append_number(out, event.value);
+  append_key(out, "threshold");
+  append_number(out, event.threshold);
+  append_key(out, "detail");
+  common::append_json_string(out, event.detail);
+  out += '}';
+  return out;
+}
+
+int64_t retry_delay_us(const WebhookConfig& config, uint32_t failed_attempts, double random01) {
+  int64_t base = std::max<int64_t>(config.initial_backoff_us, 1);
+  for (uint32_t i = 1; i < failed_attempts && base < config.max_backoff_us; ++i) {
+    base = base > config.max_backoff_us / 2 ? config.max_backoff_us : base * 2;
+  }
+  base = std::min(base, std::max<int64_t>(config.max_backoff_us, 1));
+  const double factor = 0.5 + 0.5 * std::clamp(random01, 0.0, 1.0);
+  return std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(base) * factor));
+}
+
+// --- Dispatcher ----------------------------------------------------------------------------
+
+struct WebhookDispatcher::Impl {
+  struct Hook {
+    WebhookConfig config;
+    std::optional<HttpUrl> url;  // nullopt if config.url does not parse
+    std::string url_error;
+    uint32_t kind_mask = 0;
+  };
+
+  // One event on its way to one hook, across all its attempts. Owned by the handlers of its
+  // pending operations (and by `live` while started); touched on the io thread only.
+  struct Delivery {
+    Delivery(asio::io_context& io, const Hook& h, std::string b, common::EventKind k, std::string i)
+        : hook(h),
+          body(std::move(b)),
+          kind(k),
+          id(std::move(i)),
+          resolver(io),
+          socket(io),
+          deadline(io),
+          backoff(io) {}
+
+    const Hook& hook;
+    std::string body;
+    common::EventKind kind;
+    std::string id;
+    uint32_t attempts = 0;
+    uint64_t generation = 0;  // bumped per attempt: handlers of an older attempt do nothing
+    bool done = false;
+    bool timed_out = false;
+    std::string phase;  // what the attempt is doing, for error messages
+    std::string last_error;
+    tcp::resolver resolver;
+    tcp::socket socket;
+    asio::steady_timer deadline;  // the attempt's timeout
+    asio::steady_timer backoff;   // the wait before the next attempt
+    boost::beast::flat_buffer buffer;
+    http::request<http::string_body> request;
+    std::optional<http::response_parser<http::string_body>> parser;
+  };
+  using DeliveryPtr = std::shared_ptr<Delivery>;
+
+  Impl(std::vector<WebhookConfig> configs, std::function<void(WebhookGaveUp)> give_up_fn,
+       std::size_t max)
+      : on_give_up(std::move(give_up_fn)), max_queued(max) {
+    for (auto& config : configs) {
+      Hook hook;
+      if (auto url = parse_webhook_url(config.url); url.ok()) {
+        hook.url = std::move(url).value();
+      } else {
+        hook.url_error = "bad url: " + url.error().message;
+      }
+      if (config.kinds.empty()) {
+        hook.kind_mask = ~uint32_t{0};
+      } else {
+        for (const auto& name : config.kinds) {
+          if (auto kind = event_kind_from_name(name)) {
+            hook.kind_mask |= uint32_t{1} << static_cast<unsigned>(*kind);
+          }
+        }
+      }
+      hook.config = std::move(config);
+      hooks.push_back(std::move(hook));
+    }
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
+    rng.seed(static_cast<uint64_t>(now_us) ^ reinterpret_cast<uintptr_t>(this));
+    char prefix[32];
+    std::snprintf(prefix, sizeof prefix, "%013llx%04x",
+                  static_cast<unsigned long long>(now_us) & 0xfffffffffffffull,
+                  static_cast<unsigned>(rng() & 0xffff));
+    id_prefix = prefix;
+  }
+
+  // --- any thread ---
+
+  void hand_over(WebhookGaveUp gave_up) {
+    ++gave_up_count;
+    std::lock_guard lock(give_up_mutex);
+    if (give_up_log.allow(common::RateLimiter::Clock::now())) {
+      spdlog::warn("webhook {}: gave up a delivery after {} attempt(s): {} ({} similar suppressed)",
+                   gave_up.webhook, gave_up.attempts, gave_up.last_error,
+                   give_up_log.take_suppressed());
+    }
+    try {
+      if (on_give_up) on_give_up(std::move(gave_up));
+    } catch (const std::exception& e) {
+      spdlog::error("webhook give-up handler threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("webhook give-up handler threw");
+    }
+  }
+
+  void post(std::string_view device, const common::Event& event) {
+    const unsigned kind_index = static_cast<unsigned>(event.kind);
+    const uint32_t bit = kind_index < kMaxKinds ? uint32_t{1} << kind_index : 0;
+    std::string body;
+    std::vector<WebhookGaveUp> refused;
+    {
+      std::lock_guard lock(post_mutex);
+      for (std::size_t i = 0; i < hooks.size(); ++i) {
+        if ((hooks[i].kind_mask & bit) == 0) continue;
+        if (body.empty()) body = webhook_body(device, event);
+        const WebhookConfig& config = hooks[i].config;
+        if (!accepting) {
+          refused.push_back({config.name, config.url, body, 0, "collector stopping"});
+          continue;
+        }
+        if (pending.load() >= max_queued) {
+          ++queue_full_count;
+          refused.push_back({config.name, config.url, body, 0, "queue full"});
+          continue;
+        }
+        ++pending;
+        asio::post(io, [this, i, b = body, kind = event.kind, id = next_id()]() mutable {
+          start(i, std::move(b), kind, std::move(id));
+        });
+      }
+    }
+    for (auto& r : refused) hand_over(std::move(r));
+  }
+
+  // Called with post_mutex held.
+  std::string next_id() { return id_prefix + "-" + std::to_string(++id_counter); }
+
+  void stop(std::chrono::milliseconds grace) {
+    if (!thread.joinable()) return;
+    if (std::this_thread::get_id() == thread.get_id()) {
+      spdlog::error("WebhookDispatcher::stop called from its own thread; ignored");
+      return;
+    }
+    {
+      std::lock_guard lock(post_mutex);
+      accepting = false;
+    }
+    {
+      std::unique_lock lock(idle_mutex);
+      idle.wait_for(lock, grace, [this] { return pending.load() == 0; });
+    }
+    stopping = true;
+    asio::post(io, [this] { abandon_all(); });
+    work.reset();
+    thread.join();
+  }
+
+  void run() {
+    while (true) {
+      try {
+        io.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("webhook dispatcher: unexpected exception: {}", e.what());
+      } catch (...) {
+        spdlog::error("webhook dispatcher: unexpected exception");
+      }
+    }
+  }
+
+  // --- the io thread ---
+
+  void start(std::size_t hook_index, std::string body, common::EventKind kind, std::string id) {
+    auto d =
+        std::make_shared<Delivery>(io, hooks[hook_index], std::move(body), kind, std::move(id));
+    if (stopping) {
+      d->last_error = "collector stopping";
+      give_up(d);
+    } else if (!d->hook.url) {
+      d->last_error = d->hook.url_error;
+      give_up(d);
+    } else {
+      live.emplace(d.get(), d);
+      attempt(d);
+    }
+  }
+
+  void attempt(const DeliveryPtr& d) {
+    ++d->attempts;
+    const uint64_t gen = ++d->generation;
+    d->timed_out = false;
+    const HttpUrl& url = *d->hook.url;
+    d->phase = "resolving " + url.host;
+    d->deadline.expires_after(std::chrono::microseconds(d->hook.config.timeout_us));
+    d->deadline.async_wait([d, gen](const error_code& ec) {
+      if (ec || d->done || gen != d->generation) return;
+      d->timed_out = true;
+      d->resolver.cancel();
+      error_code ignored;
+      d->socket.close(ignored);
+    });
+    d->resolver.async_resolve(
+        url.host, url.port,
+        [this, d, gen](const error_code& ec, const tcp::resolver::results_type& endpoints) {
+          if (!proceed(d, gen, ec)) return;
+          d->phase = "connecting to " + d->hook.url->host + ":" + d->hook.url->port;
+          asio::async_connect(d->socket, endpoints,
+                              [this, d, gen](const error_code& ec, const tcp::endpoint&) {
+                                if (!proceed(d, gen, ec)) return;
+                                send(d, gen);
+                              });
+        });
+  }
+
+  void send(const DeliveryPtr& d, uint64_t gen) {
+    const HttpUrl& url = *d->hook.url;
+    d->phase = "sending the request";
+    auto& req = d->request;
+    req = {};
+    req.method(http::verb::post);
+    req.target(url.target);
+    req.version(11);
+    req.set(http::field::host, url.port == "80" ? url.host : url.host + ":" + url.port);
+    req.set(http::field::user_agent, "outpost-collector/" OUTPOST_VERSION);
+    req.set(http::field::content_type, "application/json");
+    req.set("X-Outpost-Event", std::string(common::event_kind_name(d->kind)));
+    req.set("X-Outpost-Delivery", d->id);
+    req.set("X-Outpost-Attempt", std::to_string(d->attempts));
+    if (!d->hook.config.secret.empty()) {
+      req.set("X-Outpost-Signature", "sha256=" + hmac_sha256_hex(d->hook.config.secret, d->body));
+    }
+    req.keep_alive(false);
+    req.body() = d->body;
+    req.prepare_payload();
+    http::async_write(d->socket, req, [this, d, gen](const error_code& ec, std::size_t) {
+      if (!proceed(d, gen, ec)) return;
+      d->phase = "waiting for the response";
+      d->buffer.clear();
+      d->parser.emplace();
+      d->parser->body_limit(kMaxResponseBody);
+      http::async_read(d->socket, d->buffer, *d->parser,
+                       [this, d, gen](error_code ec, std::size_t) {
+                         // A large body does not matter: the status line decides.
+                         if (ec == http::error::body_limit && d->parser->is_header_done()) {
+                           ec = {};
+                         }
+                         if (!proceed(d, gen, ec)) return;
+                         on_response(d);
+                       });
+    });
+  }
+
+  // True if the attempt may go on; otherwise handles the error (if the attempt is current).
+  bool proceed(const DeliveryPtr& d, uint64_t gen, const error_code& ec) {
+    if (d->done || gen != d->generation) return false;
+    if (!ec) return true;
+    if (d->timed_out) {
+      failed(d, "timed out after " + milliseconds_text(d->hook.config.timeout_us) + " " + d->phase,
+             true);
+    } else {
+      failed(d, d->phase + ": " + ec.message(), true);
+    }
+    return false;
+  }
+
+  void on_response(const DeliveryPtr& d) {
+    const auto& response = d->parser->get();
+    const unsigned status = response.result_int();
+    end_attempt(*d);
+    if (status >= 200 && status < 300) {
+      d->done = true;
+      ++delivered_count;
+      finish(d);
+      return;
+    }
+    std::string error = "HTTP " + std::to_string(status);
+    const auto reason = response.reason();
+    if (!reason.empty()) error += " " + printable({reason.data(), reason.size()}, 60);
+    if (!response.body().empty()) error += ": " + printable(response.body(), kMaxErrorBody);
+    const bool retryable = status >= 500 || status == 408 || status == 429;
+    if (!retryable) error += " (permanent: not retried)";
+    failed(d, std::move(error), retryable);
+  }
+
+  void failed(const DeliveryPtr& d, std::string error, bool retryable) {
+    end_attempt(*d);
+    d->last_error = std::move(error);
+    if (!retryable || d->attempts >= d->hook.config.max_attempts) {
+      give_up(d);
+      return;
+    }
+    ++retried_count;
+    const int64_t delay = retry_delay_us(d->hook.config, d->attempts,
+                                         std::uniform_real_distribution<double>(0, 1)(rng));
+    spdlog::debug("webhook {}: attempt {} of delivery {} failed ({}); retrying in {}",
+                  d->hook.config.name, d->attempts, d->id, d->last_error, milliseconds_text(delay));
+    d->backoff.expires_after(std::chrono::microseconds(delay));
+    d->backoff.async_wait([this, d](const error_code& ec) {
+      if (ec || d->done) return;
+      attempt(d);
+    });
+  }
+
+  // Ends the current attempt's I/O; its late handlers see a new generation and do nothing.
+  static void end_attempt(Delivery& d) {
+    ++d.generation;
+    error_code ignored;
+    d.deadline.cancel();
+    d.resolver.cancel();
+    d.socket.shutdown(tcp::socket::shutdown_both, ignored);
+    d.socket.close(ignored);
+  }
+
+  void give_up(const DeliveryPtr& d) {
+    end_attempt(*d);
+    d->backoff.cancel();
+    d->done = true;
+    hand_over({d->hook.config.name, d->hook.config.url, d->body, d->attempts, d->last_error});
+    finish(d);
+  }
+
+  void finish(const DeliveryPtr& d) {
+    live.erase(d.get());
+    if (pending.fetch_sub(1) == 1) {
+      { std::lock_guard lock(idle_mutex); }
+      idle.notify_all();
+    }
+  }
+
+  void abandon_all() {
+    std::vector<DeliveryPtr> remaining;
+    for (auto& [ptr, d] : live) remaining.push_back(d);
+    for (auto& d : remaining) {
+      if (d->done) continue;
+      d->last_error = d->last_error.empty()
+                          ? "collector stopping"
+                          : "collector stopping (last error: " + d->last_error + ")";
+      give_up(d);
+    }
+  }
+
+  std::vector<Hook> hooks;
+  std::function<void(WebhookGaveUp)> on_give_up;
+  const std::size_t max_queued;
+
+  std::atomic<uint64_t> delivered_count{0};
+  std::atomic<uint64_t> retried_count{0};
+  std::atomic<uint64_t> gave_up_count{0};
+  std::atomic<uint64_t> queue_full_count{0};
+  std::atomic<std::size_t> pending{0};  // posted and not yet finished
+  std::atomic<bool> stopping{false};    // grace is over: give up whatever is left
+
+  std::mutex post_mutex;  // guards accepting, id_counter, and posting to io
+  bool accepting = true;
+  uint64_t id_counter = 0;
+  std::string id_prefix;
+
+  std::mutex give_up_mutex;  // serialises on_give_up and guards give_up_log
+  common::RateLimiter give_up_log{10, std::chrono::seconds(10)};
+
+  std::mutex idle_mutex;
+  std::condition_variable idle;
+
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::mt19937_64 rng;                              // io thread only (after construction)
+  std::unordered_map<Delivery*, DeliveryPtr> live;  // io thread only
+  std::thread thread;
+};
+
+WebhookDispatcher::WebhookDispatcher(std::vector<WebhookConfig> hooks,
+                                     std::function<void(WebhookGaveUp)> on_give_up,
+                                     std::size_t max_queued)
+    : impl_(std::make_unique<Impl>(std::move(hooks), std::move(on_give_up), max_queued)) {
+  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+}
+
+WebhookDispatcher::~WebhookDispatcher() { stop(std::chrono::milliseconds(0)); }
+
+void WebhookDispatcher::post(std::string_view device, const common::Event& event) {
+  impl_->post(device, event);
+}
+
+void WebhookDispatcher::stop(std::chrono::milliseconds grace) { impl_->stop(grace); }
+
+WebhookStats WebhookDispatcher::stats() const {
+  return WebhookStats{impl_->delivered_count.load(), impl_->retried_count.load(),
+                      impl_->gave_up_count.load(), impl_->queue_full_count.load()};
+}
+
+}  // namespace outpost::collector
