@@ -8,6 +8,7 @@
 #include <random>
 
 #include "outpost/agent/batcher.h"
+#include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/limits.h"
 #include "outpost/common/topics.h"
@@ -22,11 +23,7 @@ constexpr auto kTick = 20ms;
 // Received items held in memory before a flush is forced regardless of the interval.
 constexpr std::size_t kMaxPending = 50'000;
 
-int64_t wall_now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using common::wall_now_us;
 
 // The kernel knows whether NTP (or similar) disciplines the clock.
 bool clock_synchronised() {

@@ -4,35 +4,14 @@
 #include <algorithm>
 #include <random>
 
+#include "mqtt_options.h"
+#include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/topics.h"
 
 namespace outpost::collector {
 
-namespace {
-
-int64_t wall_now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// Upper bounds of the latency histogram (reading timestamp -> committed), in seconds.
-constexpr std::array<double, 12> kLatencyBuckets = {0.005, 0.01, 0.025, 0.05, 0.1,  0.25,
-                                                    0.5,   1.0,  2.5,   5.0,  10.0, 60.0};
-std::array<std::atomic<uint64_t>, kLatencyBuckets.size() + 1> latency_counts{};
-std::atomic<uint64_t> latency_sum_us{0};
-
-void observe_latency(int64_t us) {
-  const double s = static_cast<double>(std::max<int64_t>(us, 0)) / 1e6;
-  std::size_t i = 0;
-  while (i < kLatencyBuckets.size() && s > kLatencyBuckets[i]) ++i;
-  latency_counts[i].fetch_add(1, std::memory_order_relaxed);
-  latency_sum_us.fetch_add(static_cast<uint64_t>(std::max<int64_t>(us, 0)),
-                           std::memory_order_relaxed);
-}
-
-}  // namespace
+using common::wall_now_us;
 
 Collector::Collector(CollectorConfig config, std::unique_ptr<SqliteSink> sink,
                      std::unique_ptr<Journal> journal)
@@ -107,22 +86,8 @@ bool Collector::ensure_connected() {
     return true;
   }
   if (connected_.exchange(false)) spdlog::warn("connection to {} lost", config_.broker);
-  static thread_local int64_t delay_us = 0;
-  mqtt::connect_options_builder options;
-  options.clean_session(config_.clean_session)
-      .keep_alive_interval(std::chrono::microseconds(config_.keepalive_us))
-      .connect_timeout(std::chrono::seconds(10));
-  if (!config_.username.empty()) options.user_name(config_.username);
-  if (!config_.password.empty()) options.password(config_.password);
-  if (!config_.ca_file.empty() || !config_.cert_file.empty()) {
-    mqtt::ssl_options_builder ssl;
-    if (!config_.ca_file.empty()) ssl.trust_store(config_.ca_file);
-    if (!config_.cert_file.empty()) ssl.key_store(config_.cert_file).private_key(config_.key_file);
-    ssl.enable_server_cert_auth(true).verify(config_.verify_hostname);
-    options.ssl(ssl.finalize());
-  }
   try {
-    auto token = client_->connect(options.finalize());
+    auto token = client_->connect(connect_options(config_, config_.clean_session));
     if (!token->wait_for(std::chrono::seconds(15))) throw mqtt::exception(-1, "timed out");
     const auto filters = subscription_filters(config_);
     auto topics = mqtt::string_collection::create(filters);
@@ -131,15 +96,17 @@ bool Collector::ensure_connected() {
       throw mqtt::exception(-1, "subscribe timed out");
     }
     connected_ = true;
-    delay_us = 0;
+    reconnect_delay_us_ = 0;
     ++counters_.reconnects;
     spdlog::info("connected to {} as {}, subscribed to {}", config_.broker, config_.client_id,
                  fmt::join(filters, ", "));
     return true;
   } catch (const mqtt::exception& e) {
-    delay_us = std::clamp(delay_us * 2, config_.reconnect_min_us, config_.reconnect_max_us);
+    reconnect_delay_us_ =
+        std::clamp(reconnect_delay_us_ * 2, config_.reconnect_min_us, config_.reconnect_max_us);
     std::mt19937_64 rng(static_cast<uint64_t>(wall_now_us()));
-    const int64_t wait = delay_us / 2 + static_cast<int64_t>(rng() % (delay_us / 2 + 1));
+    const int64_t wait =
+        reconnect_delay_us_ / 2 + static_cast<int64_t>(rng() % (reconnect_delay_us_ / 2 + 1));
     spdlog::warn("cannot connect to {}: {}; retrying in {} ms", config_.broker, e.what(),
                  wait / 1000);
     const auto until = Clock::now() + std::chrono::microseconds(wait);
@@ -221,17 +188,10 @@ void Collector::commit(Transaction& tx) {
       counters_.readings_stored += r.value().readings_stored;
       counters_.logs_stored += r.value().logs_stored;
       counters_.dlq_dropped += r.value().dlq_dropped;
-      const int64_t now = wall_now_us();
-      for (std::size_t i = 0; i < tx.batches.size(); ++i) {
-        if (r.value().outcomes[i] == BatchOutcome::kDuplicate) {
-          ++counters_.duplicates;
-          continue;
-        }
-        ++counters_.batches_stored;
-        if (const auto* b = std::get_if<common::ReadingBatch>(&tx.batches[i].envelope.body)) {
-          for (const auto& reading : b->readings) observe_latency(now - reading.time_us);
-        }
+      for (BatchOutcome o : r.value().outcomes) {
+        ++(o == BatchOutcome::kDuplicate ? counters_.duplicates : counters_.batches_stored);
       }
+      observe_latencies(tx, r.value());
       for (const auto& e : tx.events) {
         ++counters_.events_by_kind[static_cast<std::size_t>(e.event.kind) % 16];
       }
@@ -255,6 +215,30 @@ void Collector::commit(Transaction& tx) {
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));  // retry backoff
     backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
   }
+}
+
+void Collector::observe_latencies(const Transaction& tx, const CommitResult& result) {
+  // Counted locally, then added once per bucket: the atomics stay off the per-reading path.
+  std::array<uint64_t, kLatencyBuckets.size() + 1> counts{};
+  uint64_t sum_us = 0;
+  const int64_t now = wall_now_us();
+  for (std::size_t i = 0; i < tx.batches.size(); ++i) {
+    if (result.outcomes[i] == BatchOutcome::kDuplicate) continue;
+    const auto* batch = std::get_if<common::ReadingBatch>(&tx.batches[i].envelope.body);
+    if (!batch) continue;
+    for (const auto& reading : batch->readings) {
+      const int64_t us = std::max<int64_t>(now - reading.time_us, 0);
+      const double s = static_cast<double>(us) / 1e6;
+      std::size_t b = 0;
+      while (b < kLatencyBuckets.size() && s > kLatencyBuckets[b]) ++b;
+      ++counts[b];
+      sum_us += static_cast<uint64_t>(us);
+    }
+  }
+  for (std::size_t b = 0; b < counts.size(); ++b) {
+    if (counts[b]) counters_.latency_counts[b].fetch_add(counts[b], std::memory_order_relaxed);
+  }
+  counters_.latency_sum_us.fetch_add(sum_us, std::memory_order_relaxed);
 }
 
 void Collector::publish(const std::string& topic, const common::Envelope& envelope, bool retained) {
@@ -351,19 +335,21 @@ void Collector::storage_loop() {
 
 std::string Collector::metrics_text() const {
   std::string out;
-  auto counter = [&out](std::string_view name, std::string_view help, uint64_t v,
-                        std::string_view labels = "") {
-    if (!help.empty()) {
-      out += "# HELP outpost_collector_" + std::string(name) + " " + std::string(help) + "\n";
-      out += "# TYPE outpost_collector_" + std::string(name) + " counter\n";
-    }
+  auto family = [&out](std::string_view name, std::string_view type, std::string_view help) {
+    out += "# HELP outpost_collector_" + std::string(name) + " " + std::string(help) + "\n";
+    out += "# TYPE outpost_collector_" + std::string(name) + " " + std::string(type) + "\n";
+  };
+  auto sample = [&out](std::string_view name, uint64_t v, std::string_view labels = "") {
     out += "outpost_collector_" + std::string(name) + std::string(labels) + " " +
            std::to_string(v) + "\n";
   };
-  auto gauge = [&out](std::string_view name, std::string_view help, uint64_t v) {
-    out += "# HELP outpost_collector_" + std::string(name) + " " + std::string(help) + "\n";
-    out += "# TYPE outpost_collector_" + std::string(name) + " gauge\n";
-    out += "outpost_collector_" + std::string(name) + " " + std::to_string(v) + "\n";
+  auto counter = [&](std::string_view name, std::string_view help, uint64_t v) {
+    family(name, "counter", help);
+    sample(name, v);
+  };
+  auto gauge = [&](std::string_view name, std::string_view help, uint64_t v) {
+    family(name, "gauge", help);
+    sample(name, v);
   };
   const Counters& c = counters_;
   counter("received_total", "Messages received from the broker (and replayed from the journal).",
@@ -375,20 +361,17 @@ std::string Collector::metrics_text() const {
   counter("readings_stored_total", "Readings stored.", c.readings_stored);
   counter("logs_stored_total", "Log records stored.", c.logs_stored);
   counter("statuses_total", "Device status messages.", c.statuses);
-  out += "# HELP outpost_collector_dlq_total Messages put in the dead-letter queue, by reason.\n";
-  out += "# TYPE outpost_collector_dlq_total counter\n";
+  family("dlq_total", "counter", "Messages put in the dead-letter queue, by reason.");
   for (common::Reason r : common::kAllReasons) {
-    counter("dlq_total", "", c.dlq_by_reason[static_cast<std::size_t>(r) % 16],
-            "{reason=\"" + std::string(common::reason_name(r)) + "\"}");
+    sample("dlq_total", c.dlq_by_reason[static_cast<std::size_t>(r) % 16],
+           "{reason=\"" + std::string(common::reason_name(r)) + "\"}");
   }
   counter("dlq_dropped_total", "DLQ entries removed to keep the DLQ within its bounds.",
           c.dlq_dropped);
-  out += "# HELP outpost_collector_events_total Events raised, by kind.\n";
-  out += "# TYPE outpost_collector_events_total counter\n";
-  for (int k = 1; k <= 8; ++k) {
-    const auto kind = static_cast<common::EventKind>(k);
-    counter("events_total", "", c.events_by_kind[static_cast<std::size_t>(k)],
-            "{kind=\"" + std::string(common::event_kind_name(kind)) + "\"}");
+  family("events_total", "counter", "Events raised, by kind.");
+  for (common::EventKind kind : common::kAllEventKinds) {
+    sample("events_total", c.events_by_kind[static_cast<std::size_t>(kind) % 16],
+           "{kind=\"" + std::string(common::event_kind_name(kind)) + "\"}");
   }
   counter("commits_total", "Storage transactions committed.", c.commits);
   counter("commit_failures_total", "Storage transactions that failed (and were retried).",
@@ -409,7 +392,7 @@ std::string Collector::metrics_text() const {
   out += "# TYPE outpost_collector_reading_latency_seconds histogram\n";
   uint64_t cumulative = 0;
   for (std::size_t i = 0; i <= kLatencyBuckets.size(); ++i) {
-    cumulative += latency_counts[i].load();
+    cumulative += c.latency_counts[i].load();
     char le[32];
     if (i < kLatencyBuckets.size()) {
       std::snprintf(le, sizeof le, "%g", kLatencyBuckets[i]);
@@ -420,7 +403,7 @@ std::string Collector::metrics_text() const {
            std::to_string(cumulative) + "\n";
   }
   char sum[64];
-  std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(latency_sum_us.load()) / 1e6);
+  std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(c.latency_sum_us.load()) / 1e6);
   out += "outpost_collector_reading_latency_seconds_sum " + std::string(sum) + "\n";
   out += "outpost_collector_reading_latency_seconds_count " + std::to_string(cumulative) + "\n";
   return out;

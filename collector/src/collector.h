@@ -48,7 +48,14 @@ struct Counters {
   std::atomic<uint64_t> reconnects{0};
   std::atomic<uint64_t> expired_rows{0};
   std::atomic<uint64_t> journal_errors{0};
+  // Reading timestamp -> committed, per upper bound of kLatencyBuckets (+Inf last).
+  std::array<std::atomic<uint64_t>, 13> latency_counts{};
+  std::atomic<uint64_t> latency_sum_us{0};
 };
+
+// Upper bounds of the latency histogram, in seconds.
+inline constexpr std::array<double, 12> kLatencyBuckets = {0.005, 0.01, 0.025, 0.05, 0.1,  0.25,
+                                                           0.5,   1.0,  2.5,   5.0,  10.0, 60.0};
 
 class Collector {
  public:
@@ -82,6 +89,7 @@ class Collector {
   void commit(Transaction& tx);
   void after_commit(const Transaction& tx);
   void publish(const std::string& topic, const common::Envelope& envelope, bool retained);
+  void observe_latencies(const Transaction& tx, const CommitResult& result);
 
   CollectorConfig config_;
   std::unique_ptr<SqliteSink> sink_;
@@ -95,6 +103,7 @@ class Collector {
   std::thread mqtt_thread_;
   std::thread storage_thread_;
   common::RateLimiter dlq_log_;
+  int64_t reconnect_delay_us_ = 0;  // MQTT thread only
   uint64_t event_seq_ = 0;
   uint64_t epoch_ = 0;
 };

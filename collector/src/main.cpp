@@ -5,6 +5,7 @@
 
 #include "collector.h"
 #include "outpost/common/cli.h"
+#include "outpost/common/clock.h"
 #include "outpost/common/http_server.h"
 #include "outpost/common/net.h"
 #include "tools.h"
@@ -14,11 +15,7 @@ namespace {
 using namespace outpost;
 namespace asio = boost::asio;
 
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using common::wall_now_us;
 
 }  // namespace
 
@@ -103,7 +100,7 @@ int main(int argc, char** argv) {
 
   auto parse_times = [&](int64_t& from, int64_t& to) -> bool {
     if (!since.empty()) {
-      auto t = collector::parse_time_us(since, now_us());
+      auto t = collector::parse_time_us(since, wall_now_us());
       if (!t) {
         std::cerr << "outpost-collector: --since: cannot read time '" << since << "'\n";
         return false;
@@ -111,7 +108,7 @@ int main(int argc, char** argv) {
       from = *t;
     }
     if (!until.empty()) {
-      auto t = collector::parse_time_us(until, now_us());
+      auto t = collector::parse_time_us(until, wall_now_us());
       if (!t) {
         std::cerr << "outpost-collector: --until: cannot read time '" << until << "'\n";
         return false;

@@ -744,12 +744,8 @@ Result<std::vector<EventRow>, SinkError> SqliteSink::events(uint64_t limit) {
     EventRow row;
     row.id = q.i64(0);
     row.event.time_us = q.i64(1);
-    const std::string kind = q.text(2);
-    for (int k = 1; k <= 8; ++k) {
-      if (common::event_kind_name(static_cast<common::EventKind>(k)) == kind) {
-        row.event.kind = static_cast<common::EventKind>(k);
-      }
-    }
+    row.event.kind =
+        common::event_kind_from_name(q.text(2)).value_or(common::EventKind::kUnspecified);
     row.event.site = q.text(3);
     row.device = q.text(4);
     row.event.sensor = q.text(5);
@@ -773,6 +769,22 @@ Result<std::map<std::string, uint64_t>, SinkError> SqliteSink::counts() {
     if (q.step() != SQLITE_ROW) return error("cannot count");
     out[table] = static_cast<uint64_t>(q.i64(0));
   }
+  Use q(prepare("SELECT coalesce(sum(duplicates), 0), coalesce(sum(gaps), 0) FROM devices"));
+  if (!*q || q.step() != SQLITE_ROW) return error("cannot sum the fleet's counters");
+  out["duplicates"] = static_cast<uint64_t>(q.i64(0));
+  out["gaps"] = static_cast<uint64_t>(q.i64(1));
+  return out;
+}
+
+Result<std::map<common::Reason, uint64_t>, SinkError> SqliteSink::dlq_reasons() {
+  Use q(prepare("SELECT reason, count(*) FROM dlq GROUP BY reason ORDER BY reason"));
+  if (!*q) return error("cannot count the DLQ");
+  std::map<common::Reason, uint64_t> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    out[static_cast<common::Reason>(q.i64(0))] = static_cast<uint64_t>(q.i64(1));
+  }
+  if (rc != SQLITE_DONE) return error("cannot count the DLQ");
   return out;
 }
 

@@ -3,27 +3,26 @@
 
 #include <mqtt/async_client.h>
 
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <span>
 
+#include "mqtt_options.h"
 #include "outpost/collector/ingest.h"
 #include "outpost/common/cli.h"
+#include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/json.h"
 #include "outpost/common/topics.h"
 
 namespace outpost::collector {
 
-namespace {
+using common::wall_now_us;
 
-int64_t wall_now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+namespace {
 
 std::string iso_time(int64_t us) {
   if (us == 0) return "-";
@@ -37,21 +36,13 @@ std::string iso_time(int64_t us) {
   return out;
 }
 
+// A value for a table or CSV cell: strings as they are, the rest as JSON writes them.
 std::string value_text(const common::Value& v) {
-  if (const double* d = std::get_if<double>(&v)) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.17g", *d);
-    // Shortest form that reads back the same.
-    for (int p = 1; p <= 17; ++p) {
-      char t[32];
-      std::snprintf(t, sizeof t, "%.*g", p, *d);
-      if (std::strtod(t, nullptr) == *d) return t;
-    }
-    return buf;
-  }
-  if (const int64_t* n = std::get_if<int64_t>(&v)) return std::to_string(*n);
-  if (const bool* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
-  return std::get<std::string>(v);
+  if (const auto* s = std::get_if<std::string>(&v)) return *s;
+  std::string out;
+  common::append_json_value(out, v);
+  if (out.size() >= 2 && out.front() == '"') out = out.substr(1, out.size() - 2);  // NaN, Inf
+  return out;
 }
 
 std::string csv_field(const std::string& s) {
@@ -82,9 +73,12 @@ std::optional<int64_t> parse_time_us(std::string_view text, int64_t now_us) {
     if (!d) return std::nullopt;
     return now_us - *d;
   }
-  bool digits = true;
-  for (char c : text) digits = digits && c >= '0' && c <= '9';
-  if (digits && text.size() <= 12) return std::stoll(std::string(text)) * 1'000'000;
+  int64_t seconds = 0;
+  const auto [end_of_number, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (ec == std::errc() && end_of_number == text.data() + text.size() && seconds >= 0 &&
+      text.size() <= 12) {
+    return seconds * 1'000'000;
+  }
   std::tm tm{};
   const std::string s(text);
   const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -125,13 +119,7 @@ int run_query(const CollectorConfig& config, const QueryArgs& args) {
       o += ",\"sensor\":";
       common::append_json_string(o, r.sensor);
       o += ",\"time_us\":" + std::to_string(r.time_us) + ",\"value\":";
-      if (std::holds_alternative<std::string>(r.value)) {
-        common::append_json_string(o, v);
-      } else if (const double* d = std::get_if<double>(&r.value); d && !std::isfinite(*d)) {
-        common::append_json_string(o, v);
-      } else {
-        o += v;
-      }
+      common::append_json_value(o, r.value);
       o += ",\"unit\":";
       common::append_json_string(o, r.unit);
       o += "}";
@@ -206,30 +194,21 @@ int run_summary(const CollectorConfig& config) {
   if (!db.ok()) return fail(db.error().message);
   auto counts = db.value()->counts();
   if (!counts.ok()) return fail(counts.error().message);
-  auto devices = db.value()->devices();
-  if (!devices.ok()) return fail(devices.error().message);
-  uint64_t duplicates = 0, gaps = 0;
-  for (const auto& d : devices.value()) {
-    duplicates += d.duplicates;
-    gaps += d.gaps;
-  }
   auto& c = counts.value();
   std::printf("database             %s\n", config.path.c_str());
   std::printf("devices              %llu\n", (unsigned long long)c["devices"]);
   std::printf("readings stored      %llu\n", (unsigned long long)c["readings"]);
   std::printf("log records stored   %llu\n", (unsigned long long)c["logs"]);
   std::printf("messages stored      %llu\n", (unsigned long long)c["batches"]);
-  std::printf("duplicates absorbed  %llu\n", (unsigned long long)duplicates);
-  std::printf("data gaps            %llu\n", (unsigned long long)gaps);
+  std::printf("duplicates absorbed  %llu\n", (unsigned long long)c["duplicates"]);
+  std::printf("data gaps            %llu\n", (unsigned long long)c["gaps"]);
   std::printf("events               %llu\n", (unsigned long long)c["events"]);
   std::printf("DLQ entries          %llu\n", (unsigned long long)c["dlq"]);
-  auto dlq = db.value()->dlq(DlqFilter{});
-  if (dlq.ok()) {
-    std::map<std::string, uint64_t> by_reason;
-    for (const auto& d : dlq.value()) ++by_reason[std::string(common::reason_name(d.reason))];
-    for (const auto& [reason, n] : by_reason) {
-      std::printf("  %-22s %llu\n", reason.c_str(), (unsigned long long)n);
-    }
+  auto by_reason = db.value()->dlq_reasons();
+  if (!by_reason.ok()) return fail(by_reason.error().message);
+  for (const auto& [reason, n] : by_reason.value()) {
+    std::printf("  %-22s %llu\n", std::string(common::reason_name(reason)).c_str(),
+                (unsigned long long)n);
   }
   return common::kExitOk;
 }
@@ -336,20 +315,9 @@ int run_tail(const CollectorConfig& config, const std::string& format, uint64_t 
   std::signal(SIGTERM, [](int) { tail_stop = 1; });
   const std::string client_id = config.client_id + "-tail-" + std::to_string(::getpid());
   mqtt::async_client client(config.broker, client_id, mqtt::create_options(MQTTVERSION_3_1_1));
-  mqtt::connect_options_builder options;
-  options.clean_session(true).connect_timeout(std::chrono::seconds(10));
-  if (!config.username.empty()) options.user_name(config.username);
-  if (!config.password.empty()) options.password(config.password);
-  if (!config.ca_file.empty() || !config.cert_file.empty()) {
-    mqtt::ssl_options_builder ssl;
-    if (!config.ca_file.empty()) ssl.trust_store(config.ca_file);
-    if (!config.cert_file.empty()) ssl.key_store(config.cert_file).private_key(config.key_file);
-    ssl.enable_server_cert_auth(true).verify(config.verify_hostname);
-    options.ssl(ssl.finalize());
-  }
   try {
     client.start_consuming();
-    client.connect(options.finalize())->wait();
+    client.connect(connect_options(config, /*clean_session=*/true))->wait();
     for (const auto& t : config.topics) client.subscribe(t, 0)->wait();
   } catch (const mqtt::exception& e) {
     return fail("cannot follow " + config.broker + ": " + e.what());

@@ -34,18 +34,6 @@ void key(std::string& out, std::string_view k) {
   out += "\":";
 }
 
-void append_value(std::string& out, const Value& v) {
-  if (auto* d = std::get_if<double>(&v)) {
-    append_double(out, *d);
-  } else if (auto* n = std::get_if<int64_t>(&v)) {
-    append_int(out, *n);
-  } else if (auto* b = std::get_if<bool>(&v)) {
-    out += *b ? "true" : "false";
-  } else {
-    append_json_string(out, std::get<std::string>(v));
-  }
-}
-
 std::string_view severity_name(Severity s) {
   static constexpr std::string_view kNames[] = {"unspecified", "trace",   "debug", "info",
                                                 "notice",      "warning", "error", "critical"};
@@ -85,7 +73,7 @@ void append_body(std::string& out, const ReadingBatch& b) {
     key(out, "t");
     append_int(out, r.time_us);
     key(out, "value");
-    append_value(out, r.value);
+    append_json_value(out, r.value);
     if (auto unit = b.unit_of(r.sensor); !unit.empty()) {
       key(out, "unit");
       append_json_string(out, unit);
@@ -234,6 +222,18 @@ std::string to_json(const Envelope& e) {
   std::visit([&out](const auto& body) { append_body(out, body); }, e.body);
   out += '}';
   return out;
+}
+
+void append_json_value(std::string& out, const Value& v) {
+  if (auto* d = std::get_if<double>(&v)) {
+    append_double(out, *d);
+  } else if (auto* n = std::get_if<int64_t>(&v)) {
+    append_int(out, *n);
+  } else if (auto* b = std::get_if<bool>(&v)) {
+    out += *b ? "true" : "false";
+  } else {
+    append_json_string(out, std::get<std::string>(v));
+  }
 }
 
 }  // namespace outpost::common

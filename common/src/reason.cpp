@@ -80,4 +80,11 @@ std::string_view event_kind_name(EventKind kind) {
   return "unknown";
 }
 
+std::optional<EventKind> event_kind_from_name(std::string_view name) {
+  for (EventKind k : kAllEventKinds) {
+    if (event_kind_name(k) == name) return k;
+  }
+  return std::nullopt;
+}
+
 }  // namespace outpost::common

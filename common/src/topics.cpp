@@ -11,10 +11,6 @@ namespace {
 
 constexpr std::array kDeviceKinds = {PayloadKind::kReadings, PayloadKind::kLogs,
                                      PayloadKind::kStatus, PayloadKind::kAck};
-constexpr std::array kEventKinds = {EventKind::kDeviceOnline,   EventKind::kDeviceOffline,
-                                    EventKind::kDataGap,        EventKind::kDeviceRestarted,
-                                    EventKind::kDlqRate,        EventKind::kThresholdAbove,
-                                    EventKind::kThresholdBelow, EventKind::kThresholdCleared};
 
 // Longest topic we ever produce: root + events + kind + two ids, with slashes.
 constexpr std::size_t kMaxTopicLength = 200;
@@ -158,10 +154,7 @@ Result<EventTopic, Rejection> parse_event_topic(std::string_view topic) {
     return unroutable("expected outpost/v1/events/<kind>[/<site>[/<device>]]");
   }
   if (levels.size() > 6) return unroutable("too many levels for an event topic");
-  std::optional<EventKind> kind;
-  for (EventKind k : kEventKinds) {
-    if (event_kind_name(k) == levels[3]) kind = k;
-  }
+  const std::optional<EventKind> kind = event_kind_from_name(levels[3]);
   if (!kind) return unroutable("unknown event kind level");
   EventTopic out{*kind, "", ""};
   if (levels.size() >= 5) {

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -107,7 +108,10 @@ class SqliteSink final : public Sink {
   common::Result<std::optional<DlqRow>, SinkError> dlq_entry(int64_t id);
   common::Result<uint64_t, SinkError> purge_dlq(const DlqFilter& filter);
   common::Result<std::vector<EventRow>, SinkError> events(uint64_t limit);
-  // Row counts of the main tables: readings, logs, batches, dlq, events, devices.
+  // DLQ entries per reason (reasons with none left out).
+  common::Result<std::map<common::Reason, uint64_t>, SinkError> dlq_reasons();
+  // Row counts of the main tables (readings, logs, batches, dlq, events, devices) and the
+  // fleet's totals of duplicates and gaps.
   common::Result<std::map<std::string, uint64_t>, SinkError> counts();
 
  private:

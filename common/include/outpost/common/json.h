@@ -19,4 +19,8 @@ std::string to_json(const Envelope& envelope);
 // Appends `text` as a JSON string literal (with quotes) to `out`.
 void append_json_string(std::string& out, std::string_view text);
 
+// Appends a reading's value as to_json writes it: shortest round-trip doubles ("NaN",
+// "Infinity" and "-Infinity" as strings), exact integers, true/false, escaped strings.
+void append_json_value(std::string& out, const Value& value);
+
 }  // namespace outpost::common

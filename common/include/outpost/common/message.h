@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -135,8 +136,17 @@ enum class PayloadKind : uint8_t { kReadings, kLogs, kStatus, kAck, kEvent };
 // "readings", "logs", "status", "ack", "event".
 std::string_view payload_kind_name(PayloadKind kind);
 
+// Every event kind but kUnspecified, in numeric order.
+inline constexpr EventKind kAllEventKinds[] = {
+    EventKind::kDeviceOnline,    EventKind::kDeviceOffline,   EventKind::kDataGap,
+    EventKind::kDeviceRestarted, EventKind::kDlqRate,         EventKind::kThresholdAbove,
+    EventKind::kThresholdBelow,  EventKind::kThresholdCleared};
+
 // "device_online", "data_gap", ...: the <kind> level of an event topic.
 std::string_view event_kind_name(EventKind kind);
+
+// The inverse of event_kind_name for kAllEventKinds; nullopt for anything else.
+std::optional<EventKind> event_kind_from_name(std::string_view name);
 
 using Body = std::variant<ReadingBatch, LogBatch, DeviceStatus, CommitAck, Event>;
 
