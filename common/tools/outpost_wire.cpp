@@ -244,8 +244,8 @@ int run_demo(const ValidationOptions& validation) {
   std::printf("   build/common/outpost-wire example | build/common/outpost-wire decode --hex -\n");
   std::printf("   build/bench/codec_bench                           # throughput, bytes/reading\n");
   std::printf("   scripts/test.sh                                   # the whole test suite\n");
-  std::printf("\n   The agent, collector and fleet simulator are not built yet (issues 3-5);\n");
-  std::printf("   this demo exercises the wire format and codec they share.\n");
+  std::printf("\n   This demo exercises the wire format and codec that the agent, the collector\n");
+  std::printf("   and the fleet simulator share.\n");
   return exact && wrongly_accepted == 0 ? kExitOk : kExitFailure;
 }
 
