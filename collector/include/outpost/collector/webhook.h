@@ -100,7 +100,7 @@ class WebhookDispatcher {
   // delivery that will not be attempted again. Calls to it are serialised (never two at
   // once) and it must not block long: normally it runs on the dispatcher's thread, but for
   // "queue full" and posts after stop() it runs at once on the thread that called post().
-  // It must not call stop(). `max_queued` bounds the deliveries pending (queued, in
+  // It must not call post() or stop(). `max_queued` bounds the deliveries pending (queued, in
   // progress or waiting to retry) across all hooks.
   WebhookDispatcher(std::vector<WebhookConfig> hooks, std::function<void(WebhookGaveUp)> on_give_up,
                     std::size_t max_queued = 10000);
