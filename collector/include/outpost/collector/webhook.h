@@ -112,7 +112,8 @@ class WebhookDispatcher {
 
   // Thread-safe, never blocks on the network: queues `event` (as webhook_body) for every hook
   // whose kinds match. A delivery beyond max_queued pending goes to on_give_up at once with
-  // last_error "queue full"; after stop(), with "collector stopping".
+  // last_error "queue full"; after stop(), with "collector stopping" (and then post() waits,
+  // briefly, for any on_give_up call running on the dispatcher's thread).
   void post(std::string_view device, const common::Event& event);
 
   // Stops taking work, waits up to `grace` for pending deliveries (retries included) to
