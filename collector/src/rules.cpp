@@ -54,6 +54,7 @@ RuleEngine::RuleEngine(std::vector<ThresholdRule> rules) {
 
 void RuleEngine::observe(std::string_view site, std::string_view device, std::string_view sensor,
                          double value, int64_t time_us, std::vector<RaisedEvent>& out) {
+  if (by_sensor_.empty()) return;  // no rules configured: not even a hash
   const auto found = by_sensor_.find(sensor);
   if (found == by_sensor_.end()) return;  // the hot path: most sensors have no rule
   if (std::isnan(value)) return;

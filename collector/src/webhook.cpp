@@ -454,7 +454,9 @@ struct WebhookDispatcher::Impl {
     req.method(http::verb::post);
     req.target(url.target);
     req.version(11);
-    req.set(http::field::host, url.port == "80" ? url.host : url.host + ":" + url.port);
+    const std::string host =
+        url.host.find(':') == std::string::npos ? url.host : "[" + url.host + "]";  // IPv6
+    req.set(http::field::host, url.port == "80" ? host : host + ":" + url.port);
     req.set(http::field::user_agent, "outpost-collector/" OUTPOST_VERSION);
     req.set(http::field::content_type, "application/json");
     req.set("X-Outpost-Event", std::string(common::event_kind_name(d->kind)));

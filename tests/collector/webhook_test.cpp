@@ -416,7 +416,7 @@ TEST(WebhookDispatcher, ServerThatNeverAnswersTimesOutThenTheRetrySucceeds) {
   TestHttpServer server([](std::size_t n) { return n == 0 ? Reply{0, true} : Reply{200, false}; });
   GaveUpLog gave_up;
   WebhookConfig config = hook("ops", server.url());
-  config.timeout_us = 150'000;
+  config.timeout_us = 300'000;
   WebhookDispatcher dispatcher({config}, gave_up.callback());
   dispatcher.post("gw-7", event());
   ASSERT_TRUE(wait_until([&] { return dispatcher.stats().delivered == 1; }, kWait));
@@ -533,6 +533,30 @@ TEST(WebhookDispatcher, BeyondMaxQueuedTheDeliveryIsHandedBackAtOnce) {
   EXPECT_EQ(dispatcher.stats().gave_up, 1u);
   dispatcher.stop(milliseconds(0));
   EXPECT_EQ(gave_up.size(), 3u);
+}
+
+TEST(WebhookDispatcher, HookWithAnUnusableUrlGivesUpEachDeliveryWithTheReason) {
+  GaveUpLog gave_up;
+  WebhookDispatcher dispatcher({hook("bad", "https://hooks.example.com/x")}, gave_up.callback());
+  dispatcher.post("gw-7", event());
+  ASSERT_TRUE(wait_until([&] { return gave_up.size() == 1; }, kWait));
+  EXPECT_EQ(gave_up.entries()[0].attempts, 0u);
+  EXPECT_NE(gave_up.entries()[0].last_error.find("bad url"), std::string::npos);
+}
+
+TEST(WebhookDispatcher, AThrowingGiveUpHandlerDoesNotStopDeliveries) {
+  TestHttpServer server([](std::size_t n) {
+    return n == 0 ? Reply{400, false} : Reply{200, false};
+  });
+  std::atomic<int> calls{0};
+  WebhookDispatcher dispatcher({hook("ops", server.url())}, [&](WebhookGaveUp) {
+    ++calls;
+    throw std::runtime_error("DLQ full");
+  });
+  dispatcher.post("gw-7", event());
+  ASSERT_TRUE(wait_until([&] { return calls.load() == 1; }, kWait));
+  dispatcher.post("gw-7", event());
+  ASSERT_TRUE(wait_until([&] { return dispatcher.stats().delivered == 1; }, kWait));
 }
 
 }  // namespace

@@ -100,7 +100,7 @@ class WebhookDispatcher {
   // delivery that will not be attempted again. Calls to it are serialised (never two at
   // once) and it must not block long: normally it runs on the dispatcher's thread, but for
   // "queue full" and posts after stop() it runs at once on the thread that called post().
-  // It must not call stop(). `max_queued` bounds the deliveries pending (queued, in
+  // It must not call post() or stop(). `max_queued` bounds the deliveries pending (queued, in
   // progress or waiting to retry) across all hooks.
   WebhookDispatcher(std::vector<WebhookConfig> hooks, std::function<void(WebhookGaveUp)> on_give_up,
                     std::size_t max_queued = 10000);
@@ -112,7 +112,8 @@ class WebhookDispatcher {
 
   // Thread-safe, never blocks on the network: queues `event` (as webhook_body) for every hook
   // whose kinds match. A delivery beyond max_queued pending goes to on_give_up at once with
-  // last_error "queue full"; after stop(), with "collector stopping".
+  // last_error "queue full"; after stop(), with "collector stopping" (and then post() waits,
+  // briefly, for any on_give_up call running on the dispatcher's thread).
   void post(std::string_view device, const common::Event& event);
 
   // Stops taking work, waits up to `grace` for pending deliveries (retries included) to
