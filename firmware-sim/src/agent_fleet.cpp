@@ -114,8 +114,22 @@ common::Result<pid_t> spawn(const std::vector<std::string>& argv, const fs::path
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // The simulator blocks SIGINT/SIGTERM in its threads (a signal thread waits for them);
+  // the agent must get them unblocked and with default handling, or SIGTERM would not stop it.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGTERM);
+  sigaddset(&defaults, SIGHUP);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), environ);
+  const int rc = ::posix_spawn(&pid, argv[0].c_str(), &actions, &attr, args.data(), environ);
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) return common::Error{"cannot start " + argv[0] + ": " + std::strerror(rc)};
   return pid;
@@ -174,6 +188,7 @@ common::Result<Manifest> run_agent_fleet(const Scenario& s, LiveCounters& counte
       }
     }
     a.logs = std::make_unique<LogGenerator>(derive_seed(s.seed, i, 0x109));
+    a.log_credit = Rng(derive_seed(s.seed, i, 0x10c)).uniform();
     fs::remove(dir / ("agent-" + std::to_string(i) + ".db"), ec);
     if (auto st = write_config(s, a, dir, static_cast<int>(i)); !st.ok()) {
       stop_all();

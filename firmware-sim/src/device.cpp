@@ -39,6 +39,8 @@ DeviceModel::DeviceModel(DeviceIdentity identity, const DeviceSettings& settings
   }
   // Units are optional per sensor; drop trailing empty ones (the wire format allows shorter).
   while (!units_.empty() && units_.back().empty()) units_.pop_back();
+  // Devices start at different points of their log rhythm, so slow rates still show up.
+  log_credit_ = Rng(derive_seed(run_seed, identity_.index, 0x10c)).uniform();
   if (settings.faults.clock_skew_us > 0) {
     Rng skew(derive_seed(run_seed, identity_.index, 0x5c3));
     const auto max = static_cast<double>(settings.faults.clock_skew_us);

@@ -85,6 +85,8 @@ common::Result<std::vector<MalformedKind>> parse_malformed_kinds(std::string_vie
     const std::string_view name = csv.substr(0, comma);
     csv = comma == std::string_view::npos ? std::string_view() : csv.substr(comma + 1);
     if (name.empty()) continue;
+    if (name == "all")
+      return std::vector<MalformedKind>(kAllMalformedKinds.begin(), kAllMalformedKinds.end());
     auto kind = malformed_kind_from_name(name);
     if (!kind) {
       std::string valid;
