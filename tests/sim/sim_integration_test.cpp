@@ -307,6 +307,54 @@ TEST_F(SimIntegration, LastWillFiresWhenADeviceIsCutAndOfflineWhenItStopsCleanly
   }
 }
 
+TEST_F(SimIntegration, RebootsAndReconnectStormsKeepSeqsGoingAndTheManifestExact) {
+  Subscriber sub(broker_->uri());
+  ASSERT_EQ(run_sim({"--devices", "4", "--duration", "4s", "--period", "100ms", "--batch-size", "6",
+                     "--reboot-every", "1500ms", "--storm-every", "1s", "--storm-fraction", "0.5",
+                     "--duplicate-fraction", "0.1", "--seed", "8"}),
+            0)
+      << sim_log();
+  const auto manifest = read_manifest(manifest_path());
+  ASSERT_EQ(manifest.size(), 4u);
+  uint64_t reboots = 0, total = 0;
+  for (const auto& [id, d] : manifest) {
+    reboots += d.numbers.at("reboots");
+    total += d.numbers.at("readings_sent");
+  }
+  EXPECT_GT(reboots, 0u);
+  EXPECT_EQ(total, 4u * 40 * 2) << "reboots and storms lose no reading";
+
+  auto all_arrived = [&] {
+    sub.pump();
+    for (const auto& [id, d] : manifest) {
+      if (sub.devices[id].readings != d.numbers.at("readings_sent")) return false;
+    }
+    return true;
+  };
+  EXPECT_TRUE(wait_until(all_arrived, 10s));
+  for (const auto& [id, d] : manifest) {
+    Seen& seen = sub.devices[id];
+    std::set<std::pair<uint64_t, uint64_t>> expected;
+    uint64_t next_seq = 1;
+    std::set<uint64_t> epochs;
+    for (const auto& [epoch, first, last] : d.epochs) {
+      EXPECT_EQ(first, next_seq) << id << ": seq carries on across reboots, without gaps";
+      next_seq = last + 1;
+      epochs.insert(epoch);
+      for (uint64_t s = first; s <= last; ++s) expected.insert({epoch, s});
+    }
+    EXPECT_EQ(epochs.size(), d.numbers.at("reboots") + 1) << id << ": a new epoch per boot";
+    EXPECT_EQ(seen.unique, expected) << id;
+    EXPECT_EQ(seen.valid_messages - seen.unique.size(), d.numbers.at("duplicates_sent")) << id;
+    // Every connect publishes a birth, and the run ends with an offline status.
+    EXPECT_EQ(
+        seen.statuses[common::DeviceState::kOnline] + seen.statuses[common::DeviceState::kOffline],
+        d.numbers.at("status_sent"))
+        << id;
+    EXPECT_EQ(seen.statuses[common::DeviceState::kLost], 0u) << id;
+  }
+}
+
 TEST_F(SimIntegration, ViaTwoRealAgentsTheManifestReadingsArrive) {
   Subscriber sub(broker_->uri());
   ASSERT_EQ(run_sim({"--mode", "agent", "--agents", "2", "--agent-bin", OUTPOST_AGENT_BIN,
