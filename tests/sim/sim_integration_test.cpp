@@ -355,6 +355,77 @@ TEST_F(SimIntegration, RebootsAndReconnectStormsKeepSeqsGoingAndTheManifestExact
   }
 }
 
+TEST_F(SimIntegration, FlakyCellularWithEveryFaultAtOnceStillMatchesTheManifest) {
+  Subscriber sub(broker_->uri());
+  ASSERT_EQ(
+      run_sim({"--scenario",
+               std::string(OUTPOST_SOURCE_DIR) + "/firmware-sim/scenarios/flaky-cellular.toml",
+               "--devices",
+               "12",
+               "--duration",
+               "5s",
+               "--period",
+               "100ms",
+               "--batch-size",
+               "8",
+               "--reboot-every",
+               "3s",
+               "--storm-every",
+               "2s",
+               "--cut-fraction",
+               "0.2",
+               "--offline-fraction",
+               "0.2",
+               "--malformed-fraction",
+               "0.2"}),
+      0)
+      << sim_log();
+  const auto manifest = read_manifest(manifest_path());
+  ASSERT_EQ(manifest.size(), 12u);
+  std::map<std::string, std::map<common::Reason, uint64_t>> expected;
+  uint64_t malformed = 0, duplicates = 0, reboots = 0, cuts = 0;
+  for (const auto& [id, d] : manifest) {
+    for (auto kind : sim::kAllMalformedKinds) {
+      const uint64_t n = d.numbers.at(std::string(sim::malformed_kind_name(kind)));
+      if (n) expected[id][sim::expected_reason(kind)] += n;
+      malformed += n;
+    }
+    duplicates += d.numbers.at("duplicates_sent");
+    reboots += d.numbers.at("reboots");
+    cuts += d.numbers.at("cuts");
+  }
+  // Seed 42 of the scenario: every fault actually happens in this run.
+  EXPECT_GT(malformed, 0u);
+  EXPECT_GT(duplicates, 0u);
+  EXPECT_GT(reboots, 0u);
+  EXPECT_GT(cuts, 0u);
+  auto matches = [&](const std::string& id, const ManifestDevice& d) {
+    Seen& seen = sub.devices[id];
+    std::map<common::Reason, uint64_t> rejected;
+    for (const auto& [reason, n] : seen.rejected) {
+      if (n) rejected[reason] = n;
+    }
+    std::set<std::pair<uint64_t, uint64_t>> want;
+    for (const auto& [epoch, first, last] : d.epochs) {
+      for (uint64_t s = first; s <= last; ++s) want.insert({epoch, s});
+    }
+    return seen.unique == want && seen.readings == d.numbers.at("readings_sent") &&
+           seen.logs == d.numbers.at("logs_sent") &&
+           seen.valid_messages - seen.unique.size() == d.numbers.at("duplicates_sent") &&
+           rejected == expected[id];
+  };
+  EXPECT_TRUE(wait_until(
+      [&] {
+        sub.pump();
+        for (const auto& [id, d] : manifest) {
+          if (!matches(id, d)) return false;
+        }
+        return true;
+      },
+      10s));
+  for (const auto& [id, d] : manifest) EXPECT_TRUE(matches(id, d)) << id;
+}
+
 TEST_F(SimIntegration, ViaTwoRealAgentsTheManifestReadingsArrive) {
   Subscriber sub(broker_->uri());
   ASSERT_EQ(run_sim({"--mode", "agent", "--agents", "2", "--agent-bin", OUTPOST_AGENT_BIN,
