@@ -270,7 +270,7 @@ class Worker final : public mqtt::iaction_listener {
     if (link->state == LinkState::kUp) link->state = LinkState::kDraining;
     if (link->state == LinkState::kDraining) {
       pump(link);
-      check_drained(link, now);
+      check_drained(link);
     } else if (link->state == LinkState::kIdle && goal != LinkGoal::kReconnect) {
       if (s_.duration_us <= now || goal == LinkGoal::kOffline || goal == LinkGoal::kCut) {
         // Never got (back) up: nothing to say goodbye on.
@@ -292,7 +292,7 @@ class Worker final : public mqtt::iaction_listener {
     return true;
   }
 
-  void check_drained(Link* link, int64_t now) {
+  void check_drained(Link* link) {
     if (link->state != LinkState::kDraining || !drained(link)) return;
     switch (link->goal) {
       case LinkGoal::kNone:
@@ -302,7 +302,7 @@ class Worker final : public mqtt::iaction_listener {
         disconnect(link);
         return;
       case LinkGoal::kCut:
-        relay_->cut(link->relay_port);
+        if (relay_ && link->relay_port) relay_->cut(link->relay_port);
         for (Device* d : link->devices) d->ledger.add_cut();
         set_down(link, LinkState::kDead);
         return;
@@ -317,14 +317,14 @@ class Worker final : public mqtt::iaction_listener {
         disconnect(link);
         return;
     }
-    (void)now;
   }
 
   void disconnect(Link* link) {
     link->state = LinkState::kDisconnecting;
+    auto op = std::make_unique<Op>(Op{Op::Type::kDisconnect, link, nullptr, {}, false});
     try {
-      link->client->disconnect(1000, new Op{Op::Type::kDisconnect, link, nullptr, {}, false},
-                               *this);
+      link->client->disconnect(1000, op.get(), *this);
+      op.release();  // Paho hands it back in on_success/on_failure
     } catch (const mqtt::exception& e) {
       spdlog::debug("{}: disconnect: {}", link->client_id, e.what());
       after_disconnect(link, offset_now());
@@ -380,8 +380,10 @@ class Worker final : public mqtt::iaction_listener {
     }
     link->state = LinkState::kConnecting;
     ++connecting_;
+    auto op = std::make_unique<Op>(Op{Op::Type::kConnect, link, nullptr, {}, false});
     try {
-      link->client->connect(options, new Op{Op::Type::kConnect, link, nullptr, {}, false}, *this);
+      link->client->connect(options, op.get(), *this);
+      op.release();  // Paho hands it back in on_success/on_failure
     } catch (const mqtt::exception& e) {
       --connecting_;
       connect_failed(link, offset_now());
@@ -429,7 +431,7 @@ class Worker final : public mqtt::iaction_listener {
           }
           if (link->state == LinkState::kDraining) {
             pump(link);
-            check_drained(link, now);
+            check_drained(link);
           } else {
             pump(link);
           }
