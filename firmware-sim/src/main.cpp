@@ -41,7 +41,7 @@ struct Flags {
 void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--scenario", f.scenario,
                  "Scenario file (TOML), e.g. "
-                 "firmware-sim/scenarios/small-office.toml")
+                 "firmware-sim/scenarios/small-office.toml (--config is the same)")
       ->type_name("FILE");
   app.add_option("--manifest", f.manifest, "Write the run manifest (JSON) here")->type_name("FILE");
   app.add_flag("--progress", f.progress,
@@ -290,6 +290,15 @@ int main(int argc, char** argv) {
       "outpost-sim",
       common::parse_log_level(common_options.log_level.empty() ? "warn" : common_options.log_level)
           .value_or(spdlog::level::warn));
+
+  if (scenario.mode == sim::DeviceMode::kAgent) {
+    const auto& f = scenario.device.faults;
+    if (f.malformed_fraction > 0 || f.duplicate_fraction > 0 || f.out_of_order_fraction > 0 ||
+        f.clock_skew_us > 0 || f.reboot_every_us > 0 || f.storm_every_us > 0 ||
+        f.cut_fraction > 0 || f.offline_fraction > 0 || f.burst_every_us > 0) {
+      spdlog::warn("agent mode: faults apply to direct mode only and are ignored");
+    }
+  }
 
   // 4. Signals: SIGINT/SIGTERM end the run early (flush, wait for acks, manifest as usual).
   sigset_t set;
