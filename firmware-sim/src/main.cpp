@@ -291,6 +291,13 @@ int main(int argc, char** argv) {
       common::parse_log_level(common_options.log_level.empty() ? "warn" : common_options.log_level)
           .value_or(spdlog::level::warn));
 
+  if (scenario.mode == sim::DeviceMode::kDirect && scenario.connections == 0 &&
+      scenario.devices > 10'000) {
+    spdlog::warn(
+        "{} connections from one process: beyond about 10,000, Paho's single receive thread "
+        "falls behind (see firmware-sim/README.md); consider --connections",
+        scenario.devices);
+  }
   if (scenario.mode == sim::DeviceMode::kAgent) {
     const auto& f = scenario.device.faults;
     if (f.malformed_fraction > 0 || f.duplicate_fraction > 0 || f.out_of_order_fraction > 0 ||
