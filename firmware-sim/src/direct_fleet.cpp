@@ -372,16 +372,17 @@ class Worker final : public mqtt::iaction_listener {
     options.set_connect_timeout(std::chrono::microseconds(s_.connect_timeout_us));
     options.set_max_inflight(static_cast<int>(s_.max_inflight));
     options.set_automatic_reconnect(false);
-    if (link->own) {
-      Device* d = link->devices.front();
-      const Outgoing will = d->model->status(common::DeviceState::kLost, wall_us());
-      options.set_will_message(
-          mqtt::make_message(d->topics[2], will.bytes->data(), will.bytes->size(), 1, true));
-    }
     link->state = LinkState::kConnecting;
     ++connecting_;
     auto op = std::make_unique<Op>(Op{Op::Type::kConnect, link, nullptr, {}, false});
     try {
+      if (link->own) {
+        // The will carries the current epoch, so it is rebuilt on every connect.
+        Device* d = link->devices.front();
+        const Outgoing will = d->model->status(common::DeviceState::kLost, wall_us());
+        options.set_will_message(
+            mqtt::make_message(d->topics[2], will.bytes->data(), will.bytes->size(), 1, true));
+      }
       link->client->connect(options, op.get(), *this);
       op.release();  // Paho hands it back in on_success/on_failure
     } catch (const mqtt::exception& e) {
