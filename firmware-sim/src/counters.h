@@ -14,6 +14,7 @@ struct LiveCounters {
   std::atomic<uint64_t> malformed{0};          // acknowledged malformed messages
   std::atomic<uint64_t> duplicates{0};         // acknowledged duplicate sends
   std::atomic<uint64_t> publish_failures{0};   // publishes that failed (then retried)
+  std::atomic<uint64_t> connects{0};           // connection attempts that succeeded
   std::atomic<uint64_t> connect_failures{0};   // connection attempts that failed
   std::atomic<uint64_t> connection_losses{0};  // connections lost unexpectedly
   std::atomic<uint64_t> backlog{0};            // messages generated but not yet published

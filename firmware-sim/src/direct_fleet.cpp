@@ -141,7 +141,8 @@ class Worker final : public mqtt::iaction_listener {
             pump(l.get());
           }
           phase = Phase::kDrain;
-          deadline = now + kDrainTimeoutUs;
+          // Nobody ever got through: no point waiting for acknowledgements.
+          deadline = counters_.connects == 0 ? now : now + kDrainTimeoutUs;
         } else {
           while (!heap_.empty() && heap_.top().first <= now) {
             Device* d = heap_.top().second;
@@ -393,7 +394,9 @@ class Worker final : public mqtt::iaction_listener {
   }
 
   void connect_failed(Link* link, int64_t now) {
-    ++counters_.connect_failures;
+    if (counters_.connect_failures++ == 0) {
+      spdlog::warn("cannot connect to {} (retrying with backoff)", s_.broker);
+    }
     link->state = LinkState::kIdle;
     link->retry_at_us = now + link->backoff_us;
     link->backoff_us = std::min<int64_t>(link->backoff_us * 2, 10'000'000);
@@ -446,6 +449,7 @@ class Worker final : public mqtt::iaction_listener {
           }
           link->state = LinkState::kUp;
           link->backoff_us = 500'000;
+          ++counters_.connects;
           counters_.connected += static_cast<int64_t>(link->devices.size());
           for (Device* d : link->devices) {
             d->backlog.push_front(d->model->status(common::DeviceState::kOnline, wall_us()));

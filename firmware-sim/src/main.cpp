@@ -354,5 +354,9 @@ int main(int argc, char** argv) {
     }
   }
   print_summary(manifest, counters);
+  if (scenario.mode == sim::DeviceMode::kDirect && counters.connects == 0) {
+    std::cerr << "outpost-sim: no device could connect to " << scenario.broker << "\n";
+    return common::kExitFailure;
+  }
   return common::kExitOk;
 }

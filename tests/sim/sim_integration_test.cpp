@@ -468,5 +468,24 @@ TEST_F(SimIntegration, BrokenScenarioNamesFileLineAndKeyAndExits78) {
   EXPECT_FALSE(fs::exists(manifest_path())) << "nothing ran";
 }
 
+TEST_F(SimIntegration, UnreachableBrokerIsARuntimeFailureWithAnEmptyManifest) {
+  std::vector<std::string> argv = {OUTPOST_SIM_BIN,
+                                   "--broker",
+                                   "tcp://127.0.0.1:" + std::to_string(test_support::free_port()),
+                                   "--devices",
+                                   "2",
+                                   "--duration",
+                                   "1s",
+                                   "--manifest",
+                                   manifest_path().string()};
+  Process p(argv, dir_ / "sim.log");
+  ASSERT_TRUE(wait_until([&] { return !p.running(); }, 15s)) << sim_log();
+  EXPECT_EQ(p.stop(0, 1s), 1) << sim_log();
+  EXPECT_NE(sim_log().find("no device could connect"), std::string::npos) << sim_log();
+  const auto manifest = read_manifest(manifest_path());
+  ASSERT_EQ(manifest.size(), 2u);
+  for (const auto& [id, d] : manifest) EXPECT_EQ(d.numbers.at("readings_sent"), 0u) << id;
+}
+
 }  // namespace
 }  // namespace outpost
