@@ -561,15 +561,19 @@ class Worker final : public mqtt::iaction_listener {
 }  // namespace
 
 common::Result<Manifest> run_direct_fleet(const Scenario& s, LiveCounters& counters,
-                                          const std::atomic<bool>& stop) {
+                                          const std::atomic<bool>& stop, Shard shard) {
   const uint32_t n = s.devices;
-  const uint32_t link_count = s.connections == 0 ? n : std::min(s.connections, n);
-  const bool own = link_count == n;
+  const uint32_t shards = std::max<uint32_t>(1, shard.count);
+  const uint32_t local = n / shards + (shard.index < n % shards ? 1 : 0);
+  if (local == 0) return Manifest{s.seed, 0, 0, {}};
+  const uint32_t link_count =
+      s.connections == 0 ? local : std::clamp<uint32_t>(s.connections / shards, 1, local);
+  const bool own = link_count == local;
 
   std::vector<std::unique_ptr<Device>> devices;
-  devices.reserve(n);
+  devices.reserve(local);
   bool any_cut = false;
-  for (uint32_t i = 0; i < n; ++i) {
+  for (uint32_t i = shard.index; i < n; i += shards) {
     auto d = std::make_unique<Device>();
     const std::string id = s.device_id(i);
     d->model = std::make_unique<DeviceModel>(DeviceIdentity{s.site, id, i}, s.device, s.seed,
@@ -606,7 +610,7 @@ common::Result<Manifest> run_direct_fleet(const Scenario& s, LiveCounters& count
   for (uint32_t k = 0; k < link_count; ++k) {
     auto link = std::make_unique<Link>();
     link->own = own;
-    for (uint32_t i = k; i < n; i += link_count) {
+    for (uint32_t i = k; i < local; i += link_count) {
       link->devices.push_back(devices[i].get());
       devices[i]->link = link.get();
     }
@@ -621,7 +625,8 @@ common::Result<Manifest> run_direct_fleet(const Scenario& s, LiveCounters& count
       uri = "tcp://127.0.0.1:" + std::to_string(port.value());
     }
     link->client_id = own ? "outpost-sim-" + s.site + "-" + devices[k]->model->identity().device_id
-                          : "outpost-sim-" + s.site + "-link-" + std::to_string(k);
+                          : "outpost-sim-" + s.site + "-link-" + std::to_string(shard.index) + "-" +
+                                std::to_string(k);
     try {
       link->client = std::make_unique<mqtt::async_client>(uri, link->client_id,
                                                           mqtt::create_options(MQTTVERSION_3_1_1));
@@ -630,7 +635,7 @@ common::Result<Manifest> run_direct_fleet(const Scenario& s, LiveCounters& count
     }
     workers[k % threads]->add_link(std::move(link));
   }
-  counters.devices = n;
+  counters.devices = local;
 
   Manifest manifest;
   manifest.seed = s.seed;

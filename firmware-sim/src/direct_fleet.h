@@ -16,10 +16,17 @@
 
 namespace outpost::sim {
 
+// Which devices of the fleet this process drives: those whose index i has
+// i % count == index (a large fleet can be split over processes, see --processes).
+struct Shard {
+  uint32_t index = 0;
+  uint32_t count = 1;
+};
+
 // Runs `scenario` until its duration is over or `stop` is set, then flushes, waits for the
 // outstanding acknowledgements (bounded), publishes each device's offline status and
 // disconnects. Fails only if the run cannot start (e.g. the cut relay cannot listen).
 common::Result<Manifest> run_direct_fleet(const Scenario& scenario, LiveCounters& counters,
-                                          const std::atomic<bool>& stop);
+                                          const std::atomic<bool>& stop, Shard shard = {});
 
 }  // namespace outpost::sim

@@ -1,6 +1,6 @@
 // outpost-sim: simulates a fleet of devices against a real broker, with faults on demand, and
 // writes a manifest of what it sent. Reads top to bottom: flags -> scenario -> logging ->
-// signals -> run -> manifest -> summary.
+// shard processes -> signals -> run -> manifest -> summary.
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,6 +17,7 @@
 #include "outpost/common/config.h"
 #include "outpost/common/logging.h"
 #include "outpost/sim/scenario.h"
+#include "sharded_fleet.h"
 
 namespace {
 
@@ -30,8 +31,8 @@ struct Flags {
   // Overrides: applied when given on the command line.
   std::string broker, mode, site, agent_bin, work_dir, malformed_kinds;
   std::string duration, period, clock_skew, reboot_every, storm_every, burst_every, burst_length;
-  uint32_t devices = 0, agents = 0, threads = 0, connections = 0, batch_size = 0, max_inflight = 0,
-           burst_factor = 0;
+  uint32_t devices = 0, agents = 0, threads = 0, processes = 0, connections = 0, batch_size = 0,
+           max_inflight = 0, burst_factor = 0;
   uint64_t seed = 0;
   int qos = 1;
   double logs_per_minute = 0, malformed_fraction = 0, duplicate_fraction = 0,
@@ -54,6 +55,10 @@ void add_flags(CLI::App& app, Flags& f) {
       ->check(CLI::IsMember({"direct", "agent"}))
       ->group(run);
   app.add_option("--threads", f.threads, "Worker threads (direct mode)")->group(run);
+  app.add_option("--processes", f.processes,
+                 "Direct mode: split the fleet over this many processes, each with its own "
+                 "Paho threads (for fleets beyond ~10,000 connections)")
+      ->group(run);
   app.add_option("--agents", f.agents, "Agent mode: number of agents (= devices) to start")
       ->group(run);
   app.add_option("--agent-bin", f.agent_bin, "Agent mode: path of outpost-agent")->group(run);
@@ -125,6 +130,7 @@ bool apply_flags(const CLI::App& app, const Flags& f, Scenario& s, std::string& 
   if (given("--mode"))
     s.mode = f.mode == "agent" ? sim::DeviceMode::kAgent : sim::DeviceMode::kDirect;
   if (given("--threads")) s.threads = std::max<uint32_t>(1, f.threads);
+  if (given("--processes")) s.processes = std::max<uint32_t>(1, f.processes);
   if (given("--agents")) s.agents = f.agents;
   if (given("--agent-bin")) s.agent_bin = f.agent_bin;
   if (given("--work-dir")) s.work_dir = f.work_dir;
@@ -292,7 +298,7 @@ int main(int argc, char** argv) {
           .value_or(spdlog::level::warn));
 
   if (scenario.mode == sim::DeviceMode::kDirect && scenario.connections == 0 &&
-      scenario.devices > 10'000) {
+      scenario.devices / scenario.processes > 10'000) {
     spdlog::warn(
         "{} connections from one process: beyond about 10,000, Paho's single receive thread "
         "falls behind (see firmware-sim/README.md); consider --connections",
@@ -307,7 +313,18 @@ int main(int argc, char** argv) {
     }
   }
 
-  // 4. Signals: SIGINT/SIGTERM end the run early (flush, wait for acks, manifest as usual).
+  // 4. Shard processes, if any: forked before this process starts a thread.
+  std::unique_ptr<sim::ShardedFleet> shards;
+  if (scenario.mode == sim::DeviceMode::kDirect && scenario.processes > 1) {
+    auto started = sim::ShardedFleet::start(scenario, scenario.processes);
+    if (!started.ok()) {
+      std::cerr << "outpost-sim: " << started.error().message << "\n";
+      return common::kExitFailure;
+    }
+    shards = std::move(started).value();
+  }
+
+  // 5. Signals: SIGINT/SIGTERM end the run early (flush, wait for acks, manifest as usual).
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -326,12 +343,13 @@ int main(int argc, char** argv) {
     }
   });
 
-  // 5. Run.
+  // 6. Run.
   sim::LiveCounters counters;
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   std::thread progress;
   if (flags.progress || tty) progress = std::thread([&] { show_progress(counters, done, tty); });
-  auto result = scenario.mode == sim::DeviceMode::kAgent
+  auto result = shards ? shards->wait(counters, stop)
+                : scenario.mode == sim::DeviceMode::kAgent
                     ? sim::run_agent_fleet(scenario, counters, stop)
                     : sim::run_direct_fleet(scenario, counters, stop);
   done = true;
@@ -342,7 +360,7 @@ int main(int argc, char** argv) {
     return common::kExitFailure;
   }
 
-  // 6. Manifest and summary.
+  // 7. Manifest and summary.
   const sim::Manifest& manifest = result.value();
   if (!flags.manifest.empty()) {
     std::ofstream out(flags.manifest, std::ios::binary | std::ios::trunc);

@@ -1,7 +1,9 @@
 // Manifest accounting and its JSON rendering.
 #include "outpost/sim/manifest.h"
 
+#include <charconv>
 #include <iterator>
+#include <sstream>
 
 #include "outpost/common/json.h"
 
@@ -139,6 +141,67 @@ std::string to_json(const Manifest& manifest) {
   append_malformed(out, malformed);
   out += ",\"duplicates_sent\":" + std::to_string(duplicates) + "}}\n";
   return out;
+}
+
+std::string ledger_to_record(uint32_t index, const DeviceLedger& l) {
+  std::string out = std::to_string(index) + " " + l.site() + " " + l.device() + " " +
+                    std::string(device_mode_name(l.mode()));
+  for (uint64_t v : {l.readings_sent(), l.logs_sent(), l.duplicates_sent(), l.status_sent(),
+                     l.cuts(), l.reboots(), l.batches_sent()}) {
+    out += " " + std::to_string(v);
+  }
+  for (auto kind : kAllMalformedKinds) out += " " + std::to_string(l.malformed(kind));
+  for (const auto& e : l.epochs()) {
+    out += " " + std::to_string(e.epoch) + " " + std::to_string(e.first_seq) + " " +
+           std::to_string(e.last_seq);
+  }
+  return out;
+}
+
+common::Result<std::pair<uint32_t, DeviceLedger>> ledger_from_record(std::string_view line) {
+  std::vector<std::string_view> f;
+  while (!line.empty()) {
+    const auto space = line.find(' ');
+    f.push_back(line.substr(0, space));
+    line = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+  }
+  constexpr std::size_t kFixed = 4 + 7 + kAllMalformedKinds.size();
+  if (f.size() < kFixed || (f.size() - kFixed) % 3 != 0) {
+    return common::Error{"ledger record with " + std::to_string(f.size()) + " fields"};
+  }
+  std::vector<uint64_t> n;
+  for (std::size_t i = 4; i < f.size(); ++i) {
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(f[i].data(), f[i].data() + f[i].size(), v);
+    if (ec != std::errc() || end != f[i].data() + f[i].size()) {
+      return common::Error{"bad number \"" + std::string(f[i]) + "\" in a ledger record"};
+    }
+    n.push_back(v);
+  }
+  uint32_t index = 0;
+  auto [end, ec] = std::from_chars(f[0].data(), f[0].data() + f[0].size(), index);
+  if (ec != std::errc() || end != f[0].data() + f[0].size()) {
+    return common::Error{"bad index in a ledger record"};
+  }
+  DeviceLedger l{std::string(f[1]), std::string(f[2]),
+                 f[3] == "agent" ? DeviceMode::kAgent : DeviceMode::kDirect};
+  l.readings_sent_ = n[0];
+  l.logs_sent_ = n[1];
+  l.duplicates_sent_ = n[2];
+  l.status_sent_ = n[3];
+  l.cuts_ = n[4];
+  l.reboots_ = n[5];
+  l.batches_sent_ = n[6];
+  for (std::size_t k = 0; k < kAllMalformedKinds.size(); ++k) l.malformed_[k] = n[7 + k];
+  for (std::size_t i = 7 + kAllMalformedKinds.size(); i < n.size(); i += 3) {
+    auto slot = l.ranges_.rbegin();
+    if (slot == l.ranges_.rend() || slot->first != n[i]) {
+      l.ranges_.push_back({n[i], {}});
+      slot = l.ranges_.rbegin();
+    }
+    slot->second.emplace(n[i + 1], n[i + 2]);
+  }
+  return std::pair<uint32_t, DeviceLedger>(index, std::move(l));
 }
 
 }  // namespace outpost::sim

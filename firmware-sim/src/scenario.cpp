@@ -19,6 +19,7 @@ void read_scenario(common::ConfigReader& r, Scenario& s) {
   r.read_enum("run.mode", s.mode, {{"direct", DeviceMode::kDirect}, {"agent", DeviceMode::kAgent}});
   r.read("run.broker", s.broker);
   r.read("run.threads", s.threads, 1, 64);
+  r.read("run.processes", s.processes, 1, 64);
 
   r.read("fleet.site", s.site);
   r.read("fleet.device_prefix", s.device_prefix);
@@ -159,6 +160,9 @@ common::Status<> check_scenario(const Scenario& s) {
     return fail("batch size must be 1.." + std::to_string(common::kMaxReadingsPerBatch));
   }
   if (s.qos < 0 || s.qos > 2) return fail("qos must be 0, 1 or 2");
+  if (s.processes < 1 || (s.mode == DeviceMode::kDirect && s.processes > s.devices)) {
+    return fail("processes must be 1..devices");
+  }
   const FaultSettings& f = s.device.faults;
   for (double v : {f.malformed_fraction, f.duplicate_fraction, f.out_of_order_fraction,
                    f.storm_fraction, f.cut_fraction, f.offline_fraction}) {

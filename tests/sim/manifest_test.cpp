@@ -112,3 +112,42 @@ TEST(Manifest, StringsAreEscaped) {
 
 }  // namespace
 }  // namespace outpost::sim
+
+namespace outpost::sim {
+namespace {
+
+TEST(LedgerRecord, RoundTripsEveryCountAndRange) {
+  DeviceLedger l("site", "dev-7", DeviceMode::kDirect);
+  for (uint64_t seq : {1, 2, 3, 5}) l.record(valid(11, seq, 10, 1));
+  l.record(valid(11, 2, 10, 0, SendRole::kDuplicate));
+  l.record(valid(12, 6, 4));
+  Outgoing m;
+  m.role = SendRole::kMalformed;
+  m.malformed = MalformedKind::kTimestampFarOff;
+  l.record(m);
+  l.add_reboot();
+  l.add_cut();
+  auto back = ledger_from_record(ledger_to_record(42, l));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  const auto& [index, r] = back.value();
+  EXPECT_EQ(index, 42u);
+  Manifest a, b;
+  a.devices = {l};
+  b.devices = {r};
+  EXPECT_EQ(to_json(a), to_json(b));
+  EXPECT_EQ(r.epochs(), (std::vector<EpochRange>{{11, 1, 3}, {11, 5, 5}, {12, 6, 6}}));
+  EXPECT_EQ(r.batches_sent(), l.batches_sent());
+}
+
+TEST(LedgerRecord, GarbageIsAnErrorNotACrash) {
+  EXPECT_FALSE(ledger_from_record("").ok());
+  EXPECT_FALSE(ledger_from_record("1 s d direct 1 2 3").ok());
+  std::string line = ledger_to_record(1, DeviceLedger("s", "d", DeviceMode::kDirect));
+  EXPECT_TRUE(ledger_from_record(line).ok());
+  EXPECT_FALSE(ledger_from_record(line + " 5").ok());
+  line[line.size() - 1] = 'x';
+  EXPECT_FALSE(ledger_from_record(line).ok());
+}
+
+}  // namespace
+}  // namespace outpost::sim

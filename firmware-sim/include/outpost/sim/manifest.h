@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "outpost/common/result.h"
 #include "outpost/sim/device.h"
 #include "outpost/sim/faults.h"
 
@@ -34,6 +35,9 @@ struct EpochRange {
 };
 
 // Accumulates what one device published. Not thread-safe: owned by the device's thread.
+class DeviceLedger;
+common::Result<std::pair<uint32_t, DeviceLedger>> ledger_from_record(std::string_view line);
+
 class DeviceLedger {
  public:
   DeviceLedger() = default;
@@ -68,6 +72,7 @@ class DeviceLedger {
   uint64_t batches_sent() const { return batches_sent_; }
 
  private:
+  friend common::Result<std::pair<uint32_t, DeviceLedger>> ledger_from_record(std::string_view);
   // Adds seq to the epoch's ranges; false if it was already there.
   bool add_seq(uint64_t epoch, uint64_t seq);
 
@@ -96,5 +101,10 @@ struct Manifest {
 // {"version":1,"seed":..,"started_us":..,"finished_us":..,"devices":[...],"totals":{...}},
 // one device per line; strings escaped per RFC 8259.
 std::string to_json(const Manifest& manifest);
+
+// A ledger and its device's fleet index as one line of text (no newline), and back: how the
+// shard processes of a large fleet (--processes) hand their results to the parent. Ids are
+// [A-Za-z0-9._-], so fields are separated by spaces.
+std::string ledger_to_record(uint32_t index, const DeviceLedger& ledger);
 
 }  // namespace outpost::sim

@@ -22,6 +22,7 @@ struct Scenario {
   DeviceMode mode = DeviceMode::kDirect;        // "direct" or "agent"
   std::string broker = "tcp://127.0.0.1:1883";  // MQTT broker URI
   uint32_t threads = 2;                         // worker threads driving the devices
+  uint32_t processes = 1;  // direct mode: shard processes (fork), each with its own Paho threads
 
   // [fleet]
   std::string site = "sim";                 // topic <site> level of every device
