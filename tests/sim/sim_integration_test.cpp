@@ -426,6 +426,52 @@ TEST_F(SimIntegration, FlakyCellularWithEveryFaultAtOnceStillMatchesTheManifest)
   for (const auto& [id, d] : manifest) EXPECT_TRUE(matches(id, d)) << id;
 }
 
+TEST_F(SimIntegration, SplitOverShardProcessesTheManifestIsStillExactAndTheSame) {
+  Subscriber sub(broker_->uri());
+  ASSERT_EQ(run_sim({"--devices", "7", "--processes", "3", "--duration", "3s", "--period", "100ms",
+                     "--batch-size", "10", "--duplicate-fraction", "0.2", "--cut-fraction", "0.3",
+                     "--seed", "6"}),
+            0)
+      << sim_log();
+  const auto manifest = read_manifest(manifest_path());
+  ASSERT_EQ(manifest.size(), 7u) << test_support::read_text(manifest_path());
+  uint64_t cuts = 0;
+  for (const auto& [id, d] : manifest) cuts += d.numbers.at("cuts");
+  EXPECT_GT(cuts, 0u);
+  auto matches = [&](const std::string& id, const ManifestDevice& d) {
+    Seen& seen = sub.devices[id];
+    std::set<std::pair<uint64_t, uint64_t>> want;
+    for (const auto& [epoch, first, last] : d.epochs) {
+      for (uint64_t s = first; s <= last; ++s) want.insert({epoch, s});
+    }
+    return seen.unique == want && seen.readings == d.numbers.at("readings_sent") &&
+           seen.valid_messages - seen.unique.size() == d.numbers.at("duplicates_sent") &&
+           seen.statuses[d.numbers.at("cuts") ? common::DeviceState::kLost
+                                              : common::DeviceState::kOffline] == 1;
+  };
+  EXPECT_TRUE(wait_until(
+      [&] {
+        sub.pump();
+        for (const auto& [id, d] : manifest) {
+          if (!matches(id, d)) return false;
+        }
+        return true;
+      },
+      10s));
+  for (const auto& [id, d] : manifest) EXPECT_TRUE(matches(id, d)) << id;
+
+  // One process or three: the same devices, epochs and faults for the same seed.
+  ASSERT_EQ(run_sim({"--devices", "7", "--duration", "3s", "--period", "100ms", "--batch-size",
+                     "10", "--duplicate-fraction", "0.2", "--cut-fraction", "0.3", "--seed", "6"}),
+            0)
+      << sim_log();
+  const auto single = read_manifest(manifest_path());
+  for (const auto& [id, d] : manifest) {
+    EXPECT_EQ(single.at(id).epochs, d.epochs) << id;
+    EXPECT_EQ(single.at(id).numbers, d.numbers) << id;
+  }
+}
+
 TEST_F(SimIntegration, ViaTwoRealAgentsTheManifestReadingsArrive) {
   Subscriber sub(broker_->uri());
   ASSERT_EQ(run_sim({"--mode", "agent", "--agents", "2", "--agent-bin", OUTPOST_AGENT_BIN,
