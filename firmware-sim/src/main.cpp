@@ -300,9 +300,9 @@ int main(int argc, char** argv) {
   if (scenario.mode == sim::DeviceMode::kDirect && scenario.connections == 0 &&
       scenario.devices / scenario.processes > 10'000) {
     spdlog::warn(
-        "{} connections from one process: beyond about 10,000, Paho's single receive thread "
-        "falls behind (see firmware-sim/README.md); consider --connections",
-        scenario.devices);
+        "{} connections per process: beyond about 10,000, Paho's single receive thread "
+        "falls behind (see firmware-sim/README.md); consider --processes or --connections",
+        scenario.devices / scenario.processes);
   }
   if (scenario.mode == sim::DeviceMode::kAgent) {
     const auto& f = scenario.device.faults;
