@@ -125,6 +125,11 @@ TEST(Scenario, ChecksCatchWhatNoSingleKeyCan) {
   s.connections = 2;
   s.device.faults.cut_fraction = 0.1;
   EXPECT_FALSE(check_scenario(s).ok()) << "cuts need one connection per device";
+  s.connections = 0;
+  s.processes = s.devices + 1;
+  EXPECT_FALSE(check_scenario(s).ok()) << "more shard processes than devices";
+  s.processes = 2;
+  EXPECT_TRUE(check_scenario(s).ok());
 }
 
 }  // namespace
