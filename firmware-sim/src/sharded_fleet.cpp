@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ int64_t wall_us() {
 // The body of a shard process.
 [[noreturn]] void run_child(const Scenario& s, Shard shard, LiveCounters& counters,
                             const fs::path& out) {
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a shard stops (cleanly) if the parent dies
   struct sigaction sa {};
   sa.sa_handler = on_child_signal;
   sigaction(SIGINT, &sa, nullptr);
