@@ -21,9 +21,28 @@ Collector::Collector(CollectorConfig config, std::unique_ptr<SqliteSink> sink,
       queue_(config_.queue_messages),
       fleet_(FleetOptions{config_.offline_after_us, config_.gap_grace_us,
                           config_.dlq_rate_per_minute}),
+      rules_(config_.rules),
       dlq_log_(10, std::chrono::seconds(10)) {
   std::random_device rd;
   epoch_ = (static_cast<uint64_t>(rd()) << 32) | rd();
+  if (!config_.webhooks.empty()) {
+    // Runs on the dispatcher's thread (or, for "queue full", on the storage thread inside
+    // post()): only queues the entry for the storage thread's next transaction.
+    auto on_give_up = [this](WebhookGaveUp g) {
+      DlqItem item;
+      item.topic = "webhook/" + g.webhook;
+      item.payload = std::move(g.body);
+      item.received_us = wall_now_us();
+      item.reason = common::Reason::kWebhookGaveUp;
+      item.detail = "webhook " + g.webhook + " (" + g.url + ") gave up after " +
+                    std::to_string(g.attempts) + (g.attempts == 1 ? " attempt: " : " attempts: ") +
+                    g.last_error;
+      std::lock_guard lock(gave_up_mutex_);
+      gave_up_.push_back(std::move(item));
+    };
+    webhooks_ = std::make_unique<WebhookDispatcher>(config_.webhooks, std::move(on_give_up),
+                                                    config_.webhook_max_pending);
+  }
 }
 
 Collector::~Collector() { stop(); }
@@ -195,9 +214,23 @@ void Collector::commit(Transaction& tx) {
       for (const auto& e : tx.events) {
         ++counters_.events_by_kind[static_cast<std::size_t>(e.event.kind) % 16];
       }
+      for (const auto& d : tx.dlq) {
+        if (d.reason == common::Reason::kWebhookGaveUp) {
+          ++counters_.dlq;
+          ++counters_.dlq_by_reason[static_cast<std::size_t>(d.reason) % 16];
+        }
+      }
+      std::vector<EventItem> raised = evaluate_rules(tx, r.value());
       after_commit(tx);
       if (tx.journal) journal_->release(*tx.journal);
       tx = Transaction{};
+      if (!raised.empty()) {
+        // Stored in a transaction of their own (a crash in between loses them: rule state is
+        // in memory only); it has no batches, so it raises no rules in turn.
+        Transaction events;
+        events.events = std::move(raised);
+        commit(events);
+      }
       return;
     }
     ++counters_.commit_failures;
@@ -241,6 +274,43 @@ void Collector::observe_latencies(const Transaction& tx, const CommitResult& res
   counters_.latency_sum_us.fetch_add(sum_us, std::memory_order_relaxed);
 }
 
+std::vector<EventItem> Collector::evaluate_rules(const Transaction& tx,
+                                                 const CommitResult& result) {
+  std::vector<EventItem> out;
+  if (rules_.rule_count() == 0) return out;
+  std::vector<RaisedEvent> raised;
+  for (std::size_t i = 0; i < tx.batches.size(); ++i) {
+    if (result.outcomes[i] == BatchOutcome::kDuplicate) continue;
+    const BatchItem& item = tx.batches[i];
+    const auto* batch = std::get_if<common::ReadingBatch>(&item.envelope.body);
+    if (!batch) continue;
+    for (const auto& reading : batch->readings) {
+      if (reading.sensor >= batch->sensor_names.size()) continue;  // validation refuses these
+      double value;
+      if (const auto* d = std::get_if<double>(&reading.value)) {
+        value = *d;
+      } else if (const auto* n = std::get_if<int64_t>(&reading.value)) {
+        value = static_cast<double>(*n);
+      } else {
+        continue;  // bools and strings have no threshold
+      }
+      rules_.observe(item.site, item.envelope.device_id, batch->sensor_names[reading.sensor], value,
+                     reading.time_us, raised);
+    }
+  }
+  for (auto& r : raised) out.push_back(EventItem{std::move(r.device), std::move(r.event)});
+  counters_.rules_tripped = rules_.tripped_count();
+  return out;
+}
+
+bool Collector::take_gave_up(Transaction& tx) {
+  std::lock_guard lock(gave_up_mutex_);
+  if (gave_up_.empty()) return false;
+  for (auto& d : gave_up_) tx.dlq.push_back(std::move(d));
+  gave_up_.clear();
+  return true;
+}
+
 void Collector::publish(const std::string& topic, const common::Envelope& envelope, bool retained) {
   if (!client_ || !connected_) return;
   auto bytes = common::encode(envelope);
@@ -278,6 +348,9 @@ void Collector::after_commit(const Transaction& tx) {
       ++counters_.events_published;
     }
   }
+  if (webhooks_) {
+    for (const auto& e : tx.events) webhooks_->post(e.device, e.event);
+  }
 }
 
 void Collector::storage_loop() {
@@ -305,7 +378,8 @@ void Collector::storage_loop() {
     }
     if (now >= next_tick) {
       fleet_.tick(wall_now_us(), events);
-      if (!events.empty()) {
+      const bool gave_up = take_gave_up(tx);
+      if (!events.empty() || gave_up) {
         for (auto& e : events) tx.events.push_back(std::move(e));
         events.clear();
         commit(tx);
@@ -331,6 +405,12 @@ void Collector::storage_loop() {
     if (closing) break;
   }
   if (in_tx > 0) commit(tx);
+  if (webhooks_) {
+    // Deliveries in flight get the grace period; those left are handed back and stored.
+    webhooks_->stop(std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::microseconds(config_.webhook_stop_grace_us)));
+    if (take_gave_up(tx)) commit(tx);
+  }
 }
 
 std::string Collector::metrics_text() const {
@@ -384,6 +464,16 @@ std::string Collector::metrics_text() const {
   counter("reconnects_total", "Successful connections to the broker.", c.reconnects);
   counter("expired_rows_total", "Rows removed by retention.", c.expired_rows);
   counter("journal_errors_total", "Journal writes that failed.", c.journal_errors);
+  gauge("rules_tripped", "Threshold rules tripped now, per (rule, device).", c.rules_tripped);
+  if (webhooks_) {
+    const WebhookStats w = webhooks_->stats();
+    counter("webhook_delivered_total", "Webhook deliveries answered with 2xx.", w.delivered);
+    counter("webhook_retries_total", "Webhook attempts after the first.", w.retried);
+    counter("webhook_gave_up_total",
+            "Webhook deliveries given up (into the DLQ), queue full included.", w.gave_up);
+    counter("webhook_queue_full_total", "Of those, refused because too many were pending.",
+            w.queue_full);
+  }
   gauge("queue_depth", "Messages waiting for the storage thread.", queue_.size());
   gauge("connected", "1 while connected to the broker.", connected_ ? 1 : 0);
   out +=

@@ -5,8 +5,10 @@
 // on it. The MQTT thread (mqtt_loop) connects, subscribes, consumes, journals and
 // classifies; it blocks on the bounded queue when storage falls behind, which is the
 // backpressure (Paho's queue then holds the surplus, and the broker its own). The storage
-// thread (storage_loop) owns the Sink and the FleetTracker. The caller's thread runs the
-// Asio io_context (signals, metrics endpoint) and calls snapshot().
+// thread (storage_loop) owns the Sink, the FleetTracker and the RuleEngine; after each commit
+// it publishes acks and events and hands events to the WebhookDispatcher, whose own thread
+// delivers them and hands back those that give up (stored in the DLQ by the storage thread).
+// The caller's thread runs the Asio io_context (signals, metrics endpoint).
 #pragma once
 
 #include <mqtt/async_client.h>
@@ -22,7 +24,9 @@
 #include "outpost/collector/fleet.h"
 #include "outpost/collector/ingest.h"
 #include "outpost/collector/journal.h"
+#include "outpost/collector/rules.h"
 #include "outpost/collector/sqlite_sink.h"
+#include "outpost/collector/webhook.h"
 #include "outpost/common/logging.h"
 
 namespace outpost::collector {
@@ -48,6 +52,7 @@ struct Counters {
   std::atomic<uint64_t> reconnects{0};
   std::atomic<uint64_t> expired_rows{0};
   std::atomic<uint64_t> journal_errors{0};
+  std::atomic<uint64_t> rules_tripped{0};  // (rule, device) pairs tripped now
   // Reading timestamp -> committed, per upper bound of kLatencyBuckets (+Inf last).
   std::array<std::atomic<uint64_t>, 13> latency_counts{};
   std::atomic<uint64_t> latency_sum_us{0};
@@ -90,6 +95,10 @@ class Collector {
   void after_commit(const Transaction& tx);
   void publish(const std::string& topic, const common::Envelope& envelope, bool retained);
   void observe_latencies(const Transaction& tx, const CommitResult& result);
+  // Threshold events for the readings this commit stored (not for duplicates).
+  std::vector<EventItem> evaluate_rules(const Transaction& tx, const CommitResult& result);
+  // Moves the webhook deliveries that gave up into `tx.dlq`; true if there were any.
+  bool take_gave_up(Transaction& tx);
 
   CollectorConfig config_;
   std::unique_ptr<SqliteSink> sink_;
@@ -97,6 +106,10 @@ class Collector {
   std::unique_ptr<mqtt::async_client> client_;
   BoundedQueue<Work> queue_;
   FleetTracker fleet_;
+  RuleEngine rules_;  // storage thread only
+  std::mutex gave_up_mutex_;
+  std::vector<DlqItem> gave_up_;  // webhook deliveries given up, not yet in a transaction
+  std::unique_ptr<WebhookDispatcher> webhooks_;  // null when no webhook is configured
   Counters counters_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> connected_{false};

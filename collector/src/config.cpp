@@ -41,6 +41,10 @@ common::Status<common::ConfigError> read_collector_config(common::ConfigReader& 
   r.read_duration_us("events.offline_after", c.offline_after_us);
   r.read_duration_us("events.gap_grace", c.gap_grace_us);
   r.read("events.dlq_rate_per_minute", c.dlq_rate_per_minute);
+  r.read("events.webhook_max_pending", c.webhook_max_pending, 1, 10'000'000);
+  r.read_duration_us("events.webhook_stop_grace", c.webhook_stop_grace_us, 0, 600'000'000);
+  read_rules(r, c.rules);
+  read_webhooks(r, c.webhooks);
 
   r.read("metrics.listen", c.metrics_listen);
   common::read_log_config(r, c.log);

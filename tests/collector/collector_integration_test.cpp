@@ -6,10 +6,12 @@
 #include <sqlite3.h>
 
 #include <fstream>
+#include <set>
 
 #include "outpost/common/codec.h"
 #include "outpost/common/sample.h"
 #include "outpost/common/topics.h"
+#include "support/http_server.h"
 #include "support/process.h"
 
 namespace outpost {
@@ -311,6 +313,121 @@ TEST_F(CollectorIntegration, KillNineUnderLoadLosesNothingAndStoresNothingTwiceF
   // And the agent's queue empties: every batch was acknowledged after its commit.
   ASSERT_TRUE(wait_until(
       [&] { return sql_int(dir_ / "agent.db", "SELECT count(*) FROM outbox") == 0; }, 30s));
+}
+
+// One reading of sensor "temp" per message, so each value is one step of the rule.
+common::Envelope temp_batch(const std::string& device, uint64_t seq, double value) {
+  common::ReadingBatch b;
+  b.time_synced = true;
+  b.sensor_names = {"temp"};
+  b.readings = {common::Reading{0, now_us() - 1'000'000 + static_cast<int64_t>(seq), value}};
+  return common::Envelope{common::kSchemaVersion, device, 7, seq, std::move(b)};
+}
+
+TEST_F(CollectorIntegration,
+       ThresholdRuleWithHysteresisReachesAFlakyWebhookAndADeadOneGoesToTheDlq) {
+  // "flaky" answers 503 twice, then 200: the first event arrives on the third attempt. "dead"
+  // always answers 500: each of its deliveries gives up after 3 attempts into the DLQ.
+  test_support::TestHttpServer flaky([](std::size_t n) {
+    return test_support::Reply{n < 2 ? 503 : 200, false};
+  });
+  test_support::TestHttpServer dead([](std::size_t) { return test_support::Reply{500, false}; });
+  std::ofstream(config_, std::ios::app)
+      << "[rules.hot]\nsensor = \"temp\"\nabove = 30.0\nhysteresis = 2.0\n"
+      << "[webhooks.flaky]\nurl = \"" << flaky.url("/flaky") << "\"\nsecret = \"s3cret\"\n"
+      << "kinds = [\"threshold_above\", \"threshold_cleared\"]\n"
+      << "initial_backoff = \"20ms\"\nmax_backoff = \"50ms\"\n"
+      << "[webhooks.dead]\nurl = \"" << dead.url("/dead") << "\"\n"
+      << "kinds = [\"threshold_above\", \"threshold_cleared\"]\n"
+      << "max_attempts = 3\ninitial_backoff = \"10ms\"\nmax_backoff = \"20ms\"\n";
+  start_collector();
+  Publisher pub(broker_->uri());
+  // 25 quiet; 31 trips; 29.5 and 31.5 are noise inside the hysteresis band; 27.9 clears;
+  // 32 trips again. The tripping message sent twice is stored once and trips once.
+  const std::vector<double> values = {25, 31, 29.5, 31.5, 27.9, 32};
+  for (uint64_t i = 0; i < values.size(); ++i) {
+    pub.envelope("outpost/v1/lab/gw-1/data", temp_batch("gw-1", i + 1, values[i]));
+    if (i == 1) pub.envelope("outpost/v1/lab/gw-1/data", temp_batch("gw-1", 2, values[1]));
+  }
+  const auto log = [&] { return test_support::read_text(dir_ / "collector.log"); };
+  ASSERT_TRUE(wait_until(
+      [&] { return sql("SELECT count(*) FROM events WHERE kind LIKE 'threshold_%'") == 3; }, 30s))
+      << log();
+  EXPECT_EQ(sql("SELECT count(*) FROM events WHERE kind = 'threshold_above'"), 2);
+  EXPECT_EQ(sql("SELECT count(*) FROM events WHERE kind = 'threshold_cleared'"), 1);
+  EXPECT_EQ(sql("SELECT count(*) FROM events WHERE kind = 'threshold_above' AND device = 'gw-1' "
+                "AND sensor = 'temp' AND threshold = 30.0 AND value IN (31.0, 32.0)"),
+            2);
+  EXPECT_EQ(sql("SELECT count(*) FROM events WHERE kind = 'threshold_cleared' AND value = 27.9"),
+            1);
+
+  // flaky: 2 failures (503), then 200 for each of the 3 events. Deliveries run concurrently,
+  // so which ones failed varies; each event is delivered once, and retried ones keep their id.
+  ASSERT_TRUE(wait_until([&] { return flaky.count() == 5; }, 30s)) << log();
+  const auto requests = flaky.requests();
+  std::set<std::string> delivered_ids, bodies;
+  for (std::size_t i = 2; i < requests.size(); ++i) {
+    delivered_ids.insert(requests[i].header("x-outpost-delivery"));
+    bodies.insert(requests[i].body);
+    EXPECT_EQ(requests[i].header("x-outpost-signature").rfind("sha256=", 0), 0u);
+  }
+  EXPECT_EQ(delivered_ids.size(), 3u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(delivered_ids.count(requests[i].header("x-outpost-delivery")), 1u)
+        << "a failed delivery was retried under its own id";
+  }
+  int retried = 0;
+  for (const auto& r : requests) retried += r.header("x-outpost-attempt") != "1";
+  EXPECT_EQ(retried, 2);
+  std::string all_bodies;
+  for (const auto& b : bodies) all_bodies += b + "\n";
+  EXPECT_NE(all_bodies.find("\"kind\":\"threshold_above\",\"device\":\"gw-1\",\"site\":\"lab\""),
+            std::string::npos)
+      << all_bodies;
+  EXPECT_NE(all_bodies.find("\"value\":31,\"threshold\":30,"), std::string::npos) << all_bodies;
+  EXPECT_NE(all_bodies.find("\"value\":32,\"threshold\":30,"), std::string::npos) << all_bodies;
+  EXPECT_NE(all_bodies.find("\"kind\":\"threshold_cleared\""), std::string::npos) << all_bodies;
+
+  // dead: 3 deliveries x 3 attempts, then 3 DLQ entries with the body and the last error.
+  ASSERT_TRUE(
+      wait_until([&] { return sql("SELECT count(*) FROM dlq WHERE reason = 11") == 3; }, 30s))
+      << log();
+  EXPECT_EQ(dead.count(), 9u);
+  EXPECT_EQ(sql("SELECT count(*) FROM dlq WHERE topic = 'webhook/dead' AND detail LIKE "
+                "'%gave up after 3 attempts: HTTP 500%' AND CAST(payload AS TEXT) LIKE "
+                "'{\"kind\":\"threshold_%'"),
+            3);
+  EXPECT_EQ(sql("SELECT count(*) FROM dlq WHERE reason <> 11"), 0);
+  // Replay leaves webhook entries alone: they are not messages to validate.
+  EXPECT_NE(tool("dlq replay --reason webhook_gave_up").find("3 still rejected"),
+            std::string::npos);
+  const std::string metrics = test_support::http_get(metrics_port_, "/metrics");
+  EXPECT_NE(metrics.find("outpost_collector_webhook_delivered_total 3"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("outpost_collector_webhook_gave_up_total 3"), std::string::npos);
+  EXPECT_NE(metrics.find("outpost_collector_rules_tripped 1"), std::string::npos);
+  EXPECT_NE(metrics.find("outpost_collector_dlq_total{reason=\"webhook_gave_up\"} 3"),
+            std::string::npos);
+  EXPECT_EQ(collector_->stop(SIGTERM), 0);
+}
+
+TEST_F(CollectorIntegration, SigtermHandsWebhookDeliveriesStillPendingToTheDlq) {
+  test_support::TestHttpServer hung([](std::size_t) { return test_support::Reply{200, true}; });
+  std::string text = test_support::read_text(config_);
+  text.replace(text.find("[events]\n"), 9, "[events]\nwebhook_stop_grace = \"200ms\"\n");
+  std::ofstream(config_) << text << "[rules.hot]\nsensor = \"temp\"\nabove = 30.0\n"
+                         << "[webhooks.hung]\nurl = \"" << hung.url() << "\"\ntimeout = \"60s\"\n";
+  start_collector();
+  Publisher pub(broker_->uri());
+  pub.envelope("outpost/v1/lab/gw-1/data", temp_batch("gw-1", 1, 35));
+  ASSERT_TRUE(wait_until([&] { return hung.count() >= 1; }, 30s))
+      << test_support::read_text(dir_ / "collector.log");
+  EXPECT_EQ(collector_->stop(SIGTERM), 0);
+  EXPECT_GE(sql("SELECT count(*) FROM dlq WHERE reason = 11 AND detail LIKE "
+                "'%gave up after 1 attempt: collector stopping%' AND "
+                "CAST(payload AS TEXT) LIKE '%threshold_above%'"),
+            1)
+      << test_support::read_text(dir_ / "collector.log");
 }
 
 TEST_F(CollectorIntegration, BrokenConfigIsRefusedWithFileLineAndKey) {

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "outpost/collector/config.h"
 #include "outpost/collector/ingest.h"
@@ -292,6 +293,45 @@ TEST(CollectorConfig, TheAnnotatedExampleIsTheDefaults) {
   EXPECT_EQ(from_file.offline_after_us, defaults.offline_after_us);
   EXPECT_EQ(from_file.metrics_listen, defaults.metrics_listen);
   EXPECT_EQ(from_file.queue_messages, defaults.queue_messages);
+  EXPECT_EQ(from_file.webhook_max_pending, defaults.webhook_max_pending);
+  EXPECT_EQ(from_file.webhook_stop_grace_us, defaults.webhook_stop_grace_us);
+  EXPECT_TRUE(from_file.rules.empty());
+  EXPECT_TRUE(from_file.webhooks.empty());
+}
+
+// The example's commented-out [rules.*] and [webhooks.*] tables, uncommented, are valid.
+TEST(CollectorConfig, TheCommentedRuleAndWebhookExamplesAreValid) {
+  std::ifstream in(OUTPOST_SOURCE_DIR "/docs/collector.toml");
+  ASSERT_TRUE(in) << "docs/collector.toml";
+  const std::regex example(R"(^# (\[(rules|webhooks)\.[a-z_]+\]|[a-z_]+ = .*)$)");
+  std::string text, line;
+  while (std::getline(in, line)) {
+    text += (std::regex_match(line, example) ? line.substr(2) : line) + "\n";
+  }
+  auto reader = common::ConfigReader::parse_string(text, "collector.toml");
+  ASSERT_TRUE(reader.ok()) << reader.error().to_string();
+  CollectorConfig config;
+  auto s = read_collector_config(reader.value(), config);
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  ASSERT_EQ(config.rules.size(), 2u);
+  EXPECT_EQ(config.rules[0].name, "hot");
+  EXPECT_EQ(config.rules[0].device, "gw-7");
+  EXPECT_EQ(config.rules[0].hysteresis, 2.0);
+  EXPECT_EQ(config.rules[1].direction, RuleDirection::kBelow);
+  ASSERT_EQ(config.webhooks.size(), 1u);
+  EXPECT_EQ(config.webhooks[0].name, "ops");
+  EXPECT_EQ(config.webhooks[0].kinds.size(), 3u);
+  EXPECT_EQ(config.webhooks[0].max_backoff_us, 60'000'000);
+}
+
+TEST(CollectorConfig, ABadRuleIsRefusedNamingItsKey) {
+  auto reader = common::ConfigReader::parse_string(
+      "[rules.hot]\nsensor = \"temp\"\nabove = 30\nbelow = 5\n", "c.toml");
+  ASSERT_TRUE(reader.ok());
+  CollectorConfig config;
+  auto s = read_collector_config(reader.value(), config);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().to_string().find("rules.hot"), std::string::npos) << s.error().to_string();
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "outpost/collector/hmac.h"
+#include "support/http_server.h"
 #include "support/process.h"
 
 namespace outpost::collector {
@@ -22,111 +23,13 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using boost::system::error_code;
 using std::chrono::milliseconds;
+using test_support::Received;
+using test_support::Reply;
+using test_support::TestHttpServer;
 using test_support::wait_until;
 using tcp = asio::ip::tcp;
 
 constexpr milliseconds kWait(3000);  // deadline for conditions that should hold in a few ms
-
-struct Received {
-  std::string target;
-  std::string body;
-  std::map<std::string, std::string> headers;  // names lowercased
-
-  std::string header(const std::string& name) const {
-    auto it = headers.find(name);
-    return it == headers.end() ? "" : it->second;
-  }
-};
-
-// What the server does with the n-th request: answer with `status`, or never answer.
-struct Reply {
-  int status = 200;
-  bool hang = false;
-};
-
-// A minimal HTTP/1.1 server on 127.0.0.1 with its own thread; records every request.
-class TestHttpServer {
- public:
-  explicit TestHttpServer(std::function<Reply(std::size_t)> reply)
-      : acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
-        reply_(std::move(reply)) {
-    accept();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  ~TestHttpServer() {
-    io_.stop();
-    thread_.join();
-  }
-
-  int port() const { return acceptor_.local_endpoint().port(); }
-  std::string url(const std::string& path = "/hook") const {
-    return "http://127.0.0.1:" + std::to_string(port()) + path;
-  }
-  std::size_t count() const {
-    std::lock_guard lock(mutex_);
-    return requests_.size();
-  }
-  std::vector<Received> requests() const {
-    std::lock_guard lock(mutex_);
-    return requests_;
-  }
-
- private:
-  struct Session {
-    explicit Session(tcp::socket s) : socket(std::move(s)) {}
-    tcp::socket socket;
-    boost::beast::flat_buffer buffer;
-    http::request<http::string_body> request;
-    http::response<http::string_body> response;
-  };
-
-  void accept() {
-    acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
-      if (ec) return;
-      auto s = std::make_shared<Session>(std::move(socket));
-      http::async_read(s->socket, s->buffer, s->request, [this, s](error_code ec, std::size_t) {
-        if (ec) return;
-        Received r;
-        r.target = std::string(s->request.target());
-        r.body = s->request.body();
-        for (const auto& field : s->request) {
-          std::string name(field.name_string());
-          for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-          r.headers[name] = std::string(field.value());
-        }
-        std::size_t n;
-        {
-          std::lock_guard lock(mutex_);
-          n = requests_.size();
-          requests_.push_back(std::move(r));
-        }
-        const Reply reply = reply_(n);
-        if (reply.hang) {
-          hung_.push_back(s);  // keep the connection open, say nothing
-          return;
-        }
-        s->response.result(static_cast<unsigned>(reply.status));
-        s->response.version(11);
-        if (reply.status != 204) s->response.body() = reply.status < 300 ? "ok" : "nope";
-        s->response.keep_alive(false);
-        s->response.prepare_payload();
-        http::async_write(s->socket, s->response, [s](error_code, std::size_t) {
-          error_code ignored;
-          s->socket.shutdown(tcp::socket::shutdown_send, ignored);
-        });
-      });
-      accept();
-    });
-  }
-
-  asio::io_context io_;
-  tcp::acceptor acceptor_;
-  std::function<Reply(std::size_t)> reply_;
-  std::vector<std::shared_ptr<Session>> hung_;  // server thread only
-  mutable std::mutex mutex_;
-  std::vector<Received> requests_;
-  std::thread thread_;
-};
 
 Reply fail_first(std::size_t n, std::size_t failures, int status = 500) {
   return n < failures ? Reply{status, false} : Reply{200, false};

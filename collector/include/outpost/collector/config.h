@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "outpost/collector/rules.h"
+#include "outpost/collector/webhook.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/config.h"
 #include "outpost/common/logging.h"
@@ -50,9 +52,16 @@ struct CollectorConfig {
   int64_t dlq_max_age_us = 30LL * 86400 * 1'000'000;  // 0 = keep forever
 
   // [events]
-  int64_t offline_after_us = 300'000'000;  // a device silent this long is offline; 0 = never
-  int64_t gap_grace_us = 10'000'000;       // a missing seq still missing after this is a gap
-  uint32_t dlq_rate_per_minute = 100;      // dlq_rate event above this many entries per minute
+  int64_t offline_after_us = 300'000'000;     // a device silent this long is offline; 0 = never
+  int64_t gap_grace_us = 10'000'000;          // a missing seq still missing after this is a gap
+  uint32_t dlq_rate_per_minute = 100;         // dlq_rate event above this many entries per minute
+  uint32_t webhook_max_pending = 10000;       // deliveries queued or retrying, across all hooks
+  int64_t webhook_stop_grace_us = 5'000'000;  // at SIGTERM, time left to deliveries in flight
+
+  // [rules.<name>]: threshold rules on sensors (events threshold_above/below/cleared)
+  std::vector<ThresholdRule> rules;
+  // [webhooks.<name>]: HTTP endpoints that receive events (collector/webhooks.md)
+  std::vector<WebhookConfig> webhooks;
 
   // [metrics]
   std::string metrics_listen = "127.0.0.1:9109";  // Prometheus endpoint host:port; "" = off
