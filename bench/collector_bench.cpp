@@ -1,0 +1,470 @@
+// outpost-collector end to end: sustained readings/s from pre-encoded batches through a real
+// mosquitto into the real collector's SQLite file, with zero loss checked; then latency from
+// reading timestamp to commit at a fixed rate; collector CPU and RSS. Prints a table.
+//
+//   collector_bench [--messages N] [--devices D] [--publishers P] [--rate R] [--seconds S]
+//
+// Starts its own mosquitto on a free loopback port and the real outpost-collector binary.
+#include <mqtt/async_client.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <numeric>
+#include <span>
+#include <sstream>
+#include <thread>
+
+#include "outpost/common/codec.h"
+#include "outpost/common/sample.h"
+#include "support/process.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+int64_t wall_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// One metric's value from the collector's Prometheus text ("name" or "name{labels}").
+double metric(const std::string& text, const std::string& name) {
+  const std::string key = "\n" + name + " ";
+  const auto at = text.find(key);
+  if (at == std::string::npos) return -1;
+  return std::strtod(text.c_str() + at + key.size(), nullptr);
+}
+
+// CPU seconds (user + system) a process has used so far.
+double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string f;
+  unsigned long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14) utime = std::stoul(f);
+    if (i == 15) stime = std::stoul(f);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// A "VmRSS:"-style line of /proc/PID/status, in MB.
+double status_mb(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field, 0) == 0) return std::strtod(line.c_str() + field.size(), nullptr) / 1024;
+  }
+  return 0;
+}
+
+std::string device_name(int d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "bench-%04d", d);
+  return buf;
+}
+
+std::string topic_of(int d) { return "outpost/v1/bench/" + device_name(d) + "/data"; }
+
+std::string encoded(const outpost::common::Envelope& e) {
+  auto bytes = outpost::common::encode(e);
+  if (!bytes.ok()) {
+    std::fprintf(stderr, "encode failed: %s\n", bytes.error().detail.c_str());
+    std::exit(1);
+  }
+  return std::string(bytes.value().begin(), bytes.value().end());
+}
+
+// A QoS 1 publisher with a window of unacknowledged messages.
+class Publisher {
+ public:
+  Publisher(const std::string& uri, const std::string& id)
+      : client_(uri, id, mqtt::create_options(MQTTVERSION_3_1_1, static_cast<int>(kWindow) * 2)) {
+    client_
+        .connect(mqtt::connect_options_builder()
+                     .clean_session(true)
+                     .max_inflight(static_cast<int>(kWindow) * 2)
+                     .finalize())
+        ->wait();
+  }
+  ~Publisher() {
+    try {
+      client_.disconnect()->wait_for(5s);
+    } catch (const mqtt::exception&) {
+    }
+  }
+  void publish(const std::string& topic, const std::string& payload) {
+    if (window_.size() >= kWindow) {
+      window_.front()->wait();
+      window_.pop_front();
+    }
+    window_.push_back(client_.publish(topic, payload.data(), payload.size(), 1, false));
+  }
+  void drain() {
+    for (auto& t : window_) t->wait();
+    window_.clear();
+  }
+
+ private:
+  static constexpr std::size_t kWindow = 500;
+  mqtt::async_client client_;
+  std::deque<mqtt::delivery_token_ptr> window_;
+};
+
+struct Stack {
+  fs::path dir;
+  fs::path config;
+  int metrics_port = outpost::test_support::free_port();
+  std::unique_ptr<outpost::test_support::Mosquitto> broker;
+  std::unique_ptr<outpost::test_support::Process> collector;
+
+  Stack() {
+    dir = fs::temp_directory_path() / ("outpost_collector_bench_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    broker = std::make_unique<outpost::test_support::Mosquitto>(dir / "broker");
+    broker->start();
+    config = dir / "collector.toml";
+    std::ofstream(config) << "[mqtt]\nbroker = \"" << broker->uri() << "\"\n"
+                          << "client_id = \"collector-bench\"\n"
+                          << "[storage]\npath = \"" << (dir / "collector.db").string() << "\"\n"
+                          << "[metrics]\nlisten = \"127.0.0.1:" << metrics_port << "\"\n";
+  }
+  ~Stack() {
+    collector.reset();
+    broker.reset();
+    fs::remove_all(dir);
+  }
+  std::size_t subscriptions() const {
+    const std::string log = outpost::test_support::read_text(dir / "collector.log");
+    std::size_t n = 0;
+    for (auto at = log.find("subscribed to"); at != std::string::npos;
+         at = log.find("subscribed to", at + 1)) {
+      ++n;
+    }
+    return n;
+  }
+  // Starts the collector; waits for its subscription only when `wait_subscribed`.
+  void start_collector(bool wait_subscribed) {
+    const std::size_t before = subscriptions();
+    collector = std::make_unique<outpost::test_support::Process>(
+        std::vector<std::string>{OUTPOST_COLLECTOR_BIN, "--config", config.string()},
+        dir / "collector.log");
+    if (wait_subscribed &&
+        !outpost::test_support::wait_until([&] { return subscriptions() > before; }, 30s)) {
+      std::fprintf(stderr, "the collector did not subscribe:\n%s\n",
+                   outpost::test_support::read_text(dir / "collector.log").c_str());
+      std::exit(1);
+    }
+  }
+  void stop_collector() {
+    if (collector->stop(SIGTERM, 60s) != 0) {
+      std::fprintf(stderr, "the collector did not stop cleanly\n");
+      std::exit(1);
+    }
+  }
+  std::string metrics() const { return outpost::test_support::http_get(metrics_port, "/metrics"); }
+  double stored() const { return metric(metrics(), "outpost_collector_readings_stored_total"); }
+};
+
+// p-quantile of the collector's latency histogram (cumulative counts per upper bound),
+// interpolated linearly inside the bucket as Prometheus' histogram_quantile does.
+double histogram_quantile(double q, const std::vector<std::pair<double, double>>& buckets) {
+  if (buckets.empty() || buckets.back().second <= 0) return 0;
+  const double rank = q * buckets.back().second;
+  double lower = 0, below = 0;
+  for (const auto& [le, count] : buckets) {
+    if (count >= rank) {
+      if (std::isinf(le)) return lower;
+      return lower + (le - lower) * (count > below ? (rank - below) / (count - below) : 1);
+    }
+    lower = le;
+    below = count;
+  }
+  return lower;
+}
+
+std::vector<std::pair<double, double>> latency_buckets(const std::string& text) {
+  std::vector<std::pair<double, double>> out;
+  const std::string prefix = "outpost_collector_reading_latency_seconds_bucket{le=\"";
+  for (auto at = text.find(prefix); at != std::string::npos; at = text.find(prefix, at + 1)) {
+    const char* p = text.c_str() + at + prefix.size();
+    const double le = std::strncmp(p, "+Inf", 4) == 0 ? INFINITY : std::strtod(p, nullptr);
+    const auto value_at = text.find("} ", at);
+    out.emplace_back(le, std::strtod(text.c_str() + value_at + 2, nullptr));
+  }
+  return out;
+}
+
+void row(const std::string& what, const std::string& value, const std::string& target) {
+  std::printf("| %-62s | %22s | %-26s |\n", what.c_str(), value.c_str(), target.c_str());
+}
+
+std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  long messages = 40'000;  // x 50 readings
+  int devices = 100;
+  int publishers = 2;
+  double rate = 50'000;  // readings/s in the latency phase
+  double seconds = 20;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "collector_bench: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--messages") {
+      messages = std::atol(next());
+    } else if (a == "--devices") {
+      devices = std::atoi(next());
+    } else if (a == "--publishers") {
+      publishers = std::atoi(next());
+    } else if (a == "--rate") {
+      rate = std::atof(next());
+    } else if (a == "--seconds") {
+      seconds = std::atof(next());
+    } else {
+      std::fprintf(stderr,
+                   "usage: collector_bench [--messages N (40000)] [--devices D (100)] "
+                   "[--publishers P (2)] [--rate READINGS_PER_S (50000)] [--seconds S (20)]\n");
+      return a == "--help" ? 0 : 2;
+    }
+  }
+  if (messages < 1 || devices < 1 || publishers < 1 || rate <= 0 || seconds <= 0) {
+    std::fprintf(stderr, "collector_bench: every value must be positive\n");
+    return 2;
+  }
+
+  // Pre-encoded batches: 50 readings each (5 sensors x 10 instants), seq 1.. per device.
+  const int64_t base = wall_us() - 60'000'000;
+  long readings_sent = 0;
+  auto encode_all = [&](uint64_t epoch) {
+    std::vector<std::pair<int, std::string>> out;
+    out.reserve(static_cast<std::size_t>(messages));
+    readings_sent = 0;
+    for (long m = 0; m < messages; ++m) {
+      const int d = static_cast<int>(m % devices);
+      const uint64_t seq = static_cast<uint64_t>(m / devices) + 1;
+      auto e = outpost::common::sample_reading_batch(device_name(d), base, 10, seq);
+      e.epoch = epoch;
+      e.seq = seq;
+      readings_sent +=
+          static_cast<long>(std::get<outpost::common::ReadingBatch>(e.body).readings.size());
+      out.emplace_back(d, encoded(e));
+    }
+    return out;
+  };
+  std::fprintf(stderr, "encoding %ld messages...\n", messages);
+  auto payloads = encode_all(1);
+  const double bytes_per_message =
+      static_cast<double>(
+          std::accumulate(payloads.begin(), payloads.end(), std::size_t{0},
+                          [](std::size_t n, const auto& p) { return n + p.second.size(); })) /
+      static_cast<double>(messages);
+  // P publishers, as fast as the broker takes QoS 1 messages; returns the seconds it took.
+  auto publish_all = [&](const std::string& uri) {
+    const auto started = Clock::now();
+    std::vector<std::thread> threads;
+    for (int p = 0; p < publishers; ++p) {
+      threads.emplace_back([&, p] {
+        Publisher pub(uri, "bench-pub-" + std::to_string(p));
+        for (long m = p; m < messages; m += publishers) {
+          const auto& [d, payload] = payloads[static_cast<std::size_t>(m)];
+          pub.publish(topic_of(d), payload);
+        }
+        pub.drain();
+      });
+    }
+    for (auto& t : threads) t.join();
+    return seconds_since(started);
+  };
+
+  Stack stack;
+
+  // --- Backlog: the broker holds the messages for the collector's persistent session while
+  // it is down; the collector then starts and drains them (broker -> collector -> SQLite).
+  std::fprintf(stderr, "backlog: %ld messages queued while the collector is down...\n", messages);
+  stack.start_collector(true);
+  stack.stop_collector();
+  publish_all(stack.broker->uri());
+  const auto drain_started = Clock::now();
+  stack.start_collector(false);
+  const bool drained = outpost::test_support::wait_until(
+      [&] { return stack.stored() >= static_cast<double>(readings_sent); }, 600s);
+  const double drain_s = seconds_since(drain_started);
+  const double drained_readings = stack.stored();
+  payloads = encode_all(3);
+  const pid_t collector_pid = stack.collector->pid();
+
+  // --- Throughput: P publishers, as fast as the broker takes QoS 1 messages.
+  std::fprintf(stderr, "throughput: %ld messages, %ld readings...\n", messages, readings_sent);
+  const double cpu_before = cpu_seconds(collector_pid);
+  const double stored_before = stack.stored();
+  const auto started = Clock::now();
+  const double publish_s = publish_all(stack.broker->uri());
+  double peak_rss = 0;
+  const bool all = outpost::test_support::wait_until(
+      [&] {
+        peak_rss = std::max(peak_rss, status_mb(collector_pid, "VmRSS:"));
+        return stack.stored() - stored_before >= static_cast<double>(readings_sent);
+      },
+      600s);
+  const double store_s = seconds_since(started);
+  const double cpu_used = cpu_seconds(collector_pid) - cpu_before;
+  const std::string after_throughput = stack.metrics();
+  const double stored =
+      metric(after_throughput, "outpost_collector_readings_stored_total") - stored_before;
+  const double dups = metric(after_throughput, "outpost_collector_duplicates_total");
+  const double received = metric(after_throughput, "outpost_collector_received_total");
+  const double batches = metric(after_throughput, "outpost_collector_batches_stored_total");
+  const double dlq_rows = received - batches - dups;  // neither stored nor duplicate
+  const double throughput_rss_hwm = status_mb(collector_pid, "VmHWM:");
+
+  // --- Latency at a fixed rate: readings stamped when published; the commit acks the
+  // collector publishes after each commit tell when each message was committed.
+  const long lat_messages = static_cast<long>(rate / 50 * seconds);
+  std::fprintf(stderr, "latency: %.0f readings/s for %.0f s (%ld messages)...\n", rate, seconds,
+               lat_messages);
+  std::mutex mutex;
+  std::map<std::pair<std::string, uint64_t>, int64_t> sent_at;  // (device, seq) -> reading time
+  std::vector<double> latencies_ms;
+  mqtt::async_client acks(stack.broker->uri(), "bench-acks");
+  acks.set_message_callback([&](mqtt::const_message_ptr msg) {
+    const int64_t now = wall_us();
+    const auto& payload = msg->get_payload();
+    auto env = outpost::common::decode(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()));
+    if (!env.ok()) return;
+    const auto* ack = std::get_if<outpost::common::CommitAck>(&env.value().body);
+    if (!ack) return;
+    std::lock_guard lock(mutex);
+    for (const auto& r : ack->committed) {
+      if (r.epoch != 2) continue;
+      for (uint64_t s = r.first; s <= r.last; ++s) {
+        auto it = sent_at.find({env.value().device_id, s});
+        if (it == sent_at.end()) continue;
+        latencies_ms.push_back(static_cast<double>(now - it->second) / 1000);
+        sent_at.erase(it);
+      }
+    }
+  });
+  acks.connect(mqtt::connect_options_builder().clean_session(true).finalize())->wait();
+  acks.subscribe("outpost/v1/bench/+/ack", 0)->wait();
+  const auto hist_before = latency_buckets(stack.metrics());
+  const double cpu_lat_before = cpu_seconds(collector_pid);
+  {
+    Publisher pub(stack.broker->uri(), "bench-pub-rate");
+    const auto period = std::chrono::duration<double>(50.0 / rate);
+    const auto t0 = Clock::now();
+    for (long m = 0; m < lat_messages; ++m) {
+      std::this_thread::sleep_until(
+          t0 + std::chrono::duration_cast<Clock::duration>(period * static_cast<double>(m)));
+      const int d = static_cast<int>(m % devices);
+      const uint64_t seq = static_cast<uint64_t>(m / devices) + 1;
+      const int64_t now = wall_us();
+      auto e = outpost::common::sample_reading_batch(device_name(d), now, 10, seq);
+      // Every reading stamped now: the latency measured is broker + collector, not batching.
+      for (auto& r : std::get<outpost::common::ReadingBatch>(e.body).readings) r.time_us = now;
+      e.epoch = 2;
+      e.seq = seq;
+      {
+        std::lock_guard lock(mutex);
+        sent_at[{device_name(d), seq}] = now;
+      }
+      pub.publish(topic_of(d), encoded(e));
+    }
+    pub.drain();
+  }
+  outpost::test_support::wait_until(
+      [&] {
+        std::lock_guard lock(mutex);
+        return sent_at.empty();
+      },
+      30s);
+  const double lat_cpu = (cpu_seconds(collector_pid) - cpu_lat_before) / seconds;
+  const double lat_rss = status_mb(collector_pid, "VmRSS:");
+  auto hist_after = latency_buckets(stack.metrics());
+  for (std::size_t i = 0; i < hist_after.size() && i < hist_before.size(); ++i) {
+    hist_after[i].second -= hist_before[i].second;
+  }
+  std::size_t unacked;
+  std::vector<double> lat;
+  {
+    std::lock_guard lock(mutex);
+    unacked = sent_at.size();
+    lat = latencies_ms;
+  }
+  try {
+    acks.disconnect()->wait_for(5s);
+  } catch (const mqtt::exception&) {
+  }
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double q) {
+    return lat.empty() ? 0.0
+                       : lat[std::min(lat.size() - 1, static_cast<std::size_t>(q * lat.size()))];
+  };
+
+  std::printf("\n| %-62s | %22s | %-26s |\n", "measure", "result", "PRODUCT.md target");
+  std::printf("|%s|%s|%s|\n", std::string(64, '-').c_str(), std::string(24, '-').c_str(),
+              std::string(28, '-').c_str());
+  row("backlog: collector start to the last of the queued readings stored",
+      fmt("%.0f readings/s", drained_readings / drain_s), "");
+  row("throughput: messages x readings, devices, publishers",
+      std::to_string(messages) + " x 50, " + std::to_string(devices) + ", " +
+          std::to_string(publishers),
+      "50 readings per message");
+  row("  bytes per message (pre-encoded)", fmt("%.0f", bytes_per_message), "");
+  row("  published (QoS 1, PUBACKed by mosquitto)",
+      fmt("%.0f readings/s", readings_sent / publish_s), "");
+  row("  stored (first publish to last reading committed)",
+      fmt("%.0f readings/s", stored / store_s), ">= 1,000,000 readings/s");
+  row("  readings sent / stored / duplicates / DLQ",
+      std::to_string(readings_sent) + " / " + fmt("%.0f", stored) + " / " + fmt("%.0f", dups) +
+          " / " + fmt("%.0f", dlq_rows),
+      "zero loss");
+  row("  collector CPU (of one core)", fmt("%.0f %%", 100 * cpu_used / store_s), "");
+  row("  collector RSS: peak (VmHWM)", fmt("%.1f MB", throughput_rss_hwm), "");
+  row("latency: fixed rate", fmt("%.0f readings/s", rate), "50,000 readings/s");
+  row("  p50 / p90 (reading time -> commit ack at the bench)",
+      fmt("%.1f", pct(0.5)) + " / " + fmt("%.1f ms", pct(0.9)), "");
+  row("  p99 / max", fmt("%.1f", pct(0.99)) + " / " + fmt("%.1f ms", lat.empty() ? 0 : lat.back()),
+      "p99 <= 250 ms");
+  row("  p50 / p99 from the collector's histogram (to commit)",
+      fmt("%.1f", 1000 * histogram_quantile(0.5, hist_after)) + " / " +
+          fmt("%.1f ms", 1000 * histogram_quantile(0.99, hist_after)),
+      "");
+  row("  messages never acknowledged", std::to_string(unacked), "0");
+  row("  collector CPU / RSS", fmt("%.0f %%", 100 * lat_cpu) + " / " + fmt("%.1f MB", lat_rss), "");
+  const bool ok = drained && drained_readings == static_cast<double>(readings_sent) && all &&
+                  stored == static_cast<double>(readings_sent) && dups == 0 && unacked == 0;
+  if (!ok) std::printf("\nFAILED: readings lost or not acknowledged (see the table)\n");
+  return ok ? 0 : 1;
+}
