@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# The README's first command: installs dependencies, builds, and runs the system end to end:
-# a local mosquitto, an outpost-collector on an SQLite file, an outpost-agent fed by a
-# simulated sensor program (with some malformed lines), malformed MQTT payloads, a broker
-# outage in the middle, and a summary of what the collector stored; then the codec demo.
-# Everything it starts runs under demo/ on loopback and is stopped at the end.
+# The README's first command: installs dependencies, builds, and runs the whole system for
+# about a minute: a local mosquitto, an outpost-collector on demo/collector.db, a simulated
+# office fleet publishing directly (with malformed payloads, duplicates, reboots and network
+# cuts switched on) and a small lab fleet sending through real outpost-agent processes; then
+# a summary of what was sent against what the collector stored, dead-lettered and raised.
+# Everything runs on 127.0.0.1 under demo/ and is stopped at the end.
+#   scripts/demo.sh [--duration 40s]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+duration=40s
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    -h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
 
 scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target outpost-agent outpost-collector outpost-wire
+cmake --build build -j "$(nproc)" --target outpost-agent outpost-collector outpost-sim outpost-wire
 
 demo="$root/demo"
 rm -rf "$demo"
@@ -28,41 +38,36 @@ wait_for() {  # wait_for <seconds> <command...>: poll a condition, never a fixed
   shift
   until "$@"; do
     ((SECONDS < deadline)) || return 1
-    sleep 0.1
+    sleep 0.2
   done
 }
 broker_up() { mosquitto_pub -p "$mqtt_port" -t outpost-demo/ping -n >/dev/null 2>&1; }
+collector() { build/collector/outpost-collector --config "$demo/collector.toml" "$@"; }
+summary_value() { collector summary 2>/dev/null | awk -v k="$1" 'index($0, k) == 1 {print $NF}'; }
+manifest_total() {  # manifest_total <file> <key>: a number from a simulator manifest's totals
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))["totals"]
+v = t[sys.argv[2]]
+print(sum(v.values()) if isinstance(v, dict) else v)
+PY
+}
+metrics_get() {
+  python3 - "$1" <<'PY'
+import sys, urllib.request
+print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode())
+PY
+}
 
 mqtt_port=$(free_port)
-udp_port=$(free_port)
-metrics_port=$(free_port)
 collector_metrics_port=$(free_port)
 cat >"$demo/mosquitto.conf" <<EOF
 listener $mqtt_port 127.0.0.1
 allow_anonymous true
 persistence false
+# Outpost needs a deep queue for the collector's persistent session (docs/collector.toml).
+max_queued_messages 100000
 EOF
-cat >"$demo/agent.toml" <<EOF
-[device]
-site = "demo-site"
-id = "gw-0042"
-[inputs]
-udp_listen = "127.0.0.1:$udp_port"
-unix_socket = "$demo/agent.sock"
-[store]
-path = "$demo/agent.db"
-[batch]
-max_delay = "500ms"
-[mqtt]
-broker = "tcp://127.0.0.1:$mqtt_port"
-reconnect_min = "1s"
-reconnect_max = "2s"
-[system]
-interval = "0s"
-[metrics]
-listen = "127.0.0.1:$metrics_port"
-EOF
-
 cat >"$demo/collector.toml" <<EOF
 [mqtt]
 broker = "tcp://127.0.0.1:$mqtt_port"
@@ -71,120 +76,102 @@ reconnect_min = "200ms"
 reconnect_max = "1s"
 [storage]
 path = "$demo/collector.db"
+[events]
+gap_grace = "5s"
+# A threshold rule: an office warmer than 23 degC raises threshold_above; it clears at 22.5.
+[rules.warm_office]
+sensor = "temp"
+above = 23.0
+hysteresis = 0.5
 [metrics]
 listen = "127.0.0.1:$collector_metrics_port"
 EOF
-collector() { build/collector/outpost-collector --config "$demo/collector.toml" "$@"; }
-stored_readings() { collector summary 2>/dev/null | awk '/readings stored/ {print $3}'; }
-
-start_broker() {
-  mosquitto -c "$demo/mosquitto.conf" >>"$demo/mosquitto.log" 2>&1 &
-  broker_pid=$!
-  pids+=("$broker_pid")
-  wait_for 10 broker_up
-}
-start_subscriber() {
-  mosquitto_sub -p "$mqtt_port" -t 'outpost/v1/#' -q 1 -F '%t %x' >>"$demo/received.txt" 2>/dev/null &
-  pids+=($!)
-}
+# The lab fleet: the office scenario with its own site and device ids, fed to real agents.
+sed -e 's/^site = "office"/site = "lab"/' -e 's/^device_prefix = "office-"/device_prefix = "lab-"/' \
+  firmware-sim/scenarios/small-office.toml >"$demo/lab.toml"
 
 echo
-echo "== 1. mosquitto on 127.0.0.1:$mqtt_port, outpost-collector (demo/collector.db), outpost-agent (demo/agent.db)"
-start_broker
-start_subscriber
-build/collector/outpost-collector --config "$demo/collector.toml" >"$demo/collector.log" 2>&1 &
+echo "== 1. mosquitto on 127.0.0.1:$mqtt_port and outpost-collector on demo/collector.db"
+mosquitto -c "$demo/mosquitto.conf" >"$demo/mosquitto.log" 2>&1 &
+pids+=($!)
+wait_for 10 broker_up
+collector >"$demo/collector.log" 2>&1 &
 collector_pid=$!
 pids+=("$collector_pid")
-wait_for 10 grep -q "connected to" "$demo/collector.log"
-build/agent/outpost-agent --config "$demo/agent.toml" >"$demo/agent.log" 2>&1 &
-agent_pid=$!
-pids+=("$agent_pid")
-wait_for 10 grep -q "connected to" "$demo/agent.log"
+wait_for 15 grep -q "subscribed to" "$demo/collector.log"
 
-# A simulated sensor program: fire-and-forget line protocol over UDP, plus a few bad lines.
-send() { printf '%s\n' "$@" >"/dev/udp/127.0.0.1/$udp_port"; }
-sensor_round() {
-  local i=$1
-  send "env,room=lab,unit=Cel temperature=$((20 + i % 3)).$((i % 10))" \
-       "env,room=lab humidity=4$((i % 10)).5,co2=$((410 + i))i,door_open=$([[ $((i % 4)) -eq 0 ]] && echo true || echo false)"
-}
-echo "== 2. a sensor program sends 20 rounds of readings, 3 malformed lines and 2 log lines"
-for i in $(seq 1 10); do sensor_round "$i"; done
-send "env,room=lab temperature=hot" "this is not line protocol" "env,room=lab co2=99999999999999999999i"
-send "warn: fan speed low | fan=2 rpm=900" "info: calibration done"
+echo "== 2. for $duration: 20 office devices publish directly (faults on: malformed payloads of"
+echo "      every kind, duplicates, reboots, two network cuts); 3 lab devices send line"
+echo "      protocol to 3 real outpost-agent processes (at_least_once, SQLite queue)"
+build/firmware-sim/outpost-sim --scenario firmware-sim/scenarios/small-office.toml \
+  --broker "tcp://127.0.0.1:$mqtt_port" --devices 20 --batch-size 8 --duration "$duration" --seed 7 \
+  --malformed-fraction 0.04 --malformed-kinds all --duplicate-fraction 0.05 \
+  --reboot-every 60s --cut-fraction 0.1 --manifest "$demo/office-manifest.json" \
+  >"$demo/sim-office.txt" 2>"$demo/sim-office.log" &
+office_pid=$!
+pids+=("$office_pid")
+build/firmware-sim/outpost-sim --scenario "$demo/lab.toml" --mode agent --agents 3 \
+  --agent-bin build/agent/outpost-agent --work-dir "$demo/agents" \
+  --broker "tcp://127.0.0.1:$mqtt_port" --duration "$duration" --seed 8 \
+  --malformed-fraction 0 --duplicate-fraction 0 --manifest "$demo/lab-manifest.json" \
+  >"$demo/sim-lab.txt" 2>"$demo/sim-lab.log" &
+lab_pid=$!
+pids+=("$lab_pid")
+start=$SECONDS
+while kill -0 "$office_pid" 2>/dev/null || kill -0 "$lab_pid" 2>/dev/null; do
+  if (((SECONDS - start) % 10 == 0)); then
+    printf '   %3d s: readings stored %s, DLQ entries %s, events %s\n' $((SECONDS - start)) \
+      "$(summary_value 'readings stored')" "$(summary_value 'DLQ entries')" "$(summary_value 'events ')"
+  fi
+  sleep 1
+done
+office_rc=0 lab_rc=0
+wait "$office_pid" || office_rc=$?
+wait "$lab_pid" || lab_rc=$?
+if [[ $office_rc -ne 0 || $lab_rc -ne 0 ]]; then
+  echo "demo: the simulator failed (exit $office_rc / $lab_rc); see demo/sim-*.log" >&2
+  tail -5 "$demo/sim-office.log" "$demo/sim-lab.log" >&2
+  exit 1
+fi
 
-echo "== 2b. three malformed MQTT payloads straight to the broker (the collector dead-letters them)"
-mosquitto_pub -p "$mqtt_port" -q 1 -t outpost/v1/demo-site/gw-0042/data -m 'not protobuf at all'
-mosquitto_pub -p "$mqtt_port" -q 1 -t outpost/v1/demo-site/gw-0042/data -m '{"temperature": 21.5}'
-build/common/outpost-wire example | xxd -r -p | mosquitto_pub -p "$mqtt_port" -q 1 -t outpost/v1/demo-site/gw-0099/data -s
-
-echo "== 3. broker outage: mosquitto stopped, 10 more rounds sent, mosquitto restarted"
-wait_for 10 grep -q '/data ' "$demo/received.txt"
-kill "$broker_pid"
-wait "$broker_pid" 2>/dev/null || true
-wait_for 10 grep -q "connection to" "$demo/agent.log"
-for i in $(seq 11 20); do sensor_round "$i"; done
-build/agent/outpost-agent --config "$demo/agent.toml" status | sed 's/^/     /'
-start_broker
-start_subscriber
-expected=$((20 * 4))
-count_readings() {
-  local n=0
-  while read -r topic hex; do
-    [[ $topic == */gw-0042/data ]] || continue
-    n=$((n + $( (echo "$hex" | build/common/outpost-wire decode --hex - 2>/dev/null || true) | grep -o '"sensor"' | wc -l)))
-  done < <(sort -u "$demo/received.txt")
-  echo "$n"
-}
-wait_for 20 test "$(count_readings)" -ge "$expected" || true
-wait_for 20 test "$(stored_readings)" -ge "$expected" || true
-
-echo "== 4. the agent's metrics (http://127.0.0.1:$metrics_port/metrics), a few of them:"
-python3 - "$metrics_port" <<'PY' | grep -E '^outpost_agent_(accepted|rejected_lines|acked|queue_items|reconnects)' | sed 's/^/     /'
-import sys, urllib.request
-print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode())
-PY
-
-echo "== 5. SIGTERM: the agent persists, delivers, publishes 'offline' and exits; the collector drains"
-kill -TERM "$agent_pid"
-wait "$agent_pid" || true
-wait_for 10 bash -c "build/collector/outpost-collector --config '$demo/collector.toml' devices | grep -q offline" || true
+sent=$(($(manifest_total "$demo/office-manifest.json" readings_sent) + $(manifest_total "$demo/lab-manifest.json" readings_sent)))
+malformed=$(manifest_total "$demo/office-manifest.json" malformed)
+wait_for 30 test "$(summary_value 'readings stored')" -ge "$sent" || true
+wait_for 10 test "$(summary_value 'DLQ entries')" -ge "$malformed" || true
+echo "== 3. the collector's metrics (http://127.0.0.1:$collector_metrics_port/metrics), a few of them:"
+metrics_get "$collector_metrics_port" |
+  grep -E '^outpost_collector_(received_total|readings_stored_total|duplicates_total|commits_total|reading_latency_seconds_count) ' |
+  sed 's/^/     /'
+echo "== 4. SIGTERM: the collector commits what it holds and exits"
 kill -TERM "$collector_pid"
 wait "$collector_pid" || true
 
+stored=$(summary_value 'readings stored')
+dlq=$(summary_value 'DLQ entries')
 echo
 echo "== Summary"
-readings=$(count_readings)
-messages=$(sort -u "$demo/received.txt" | grep -c '/gw-0042/data ' || true)
-logs=$(sort -u "$demo/received.txt" | grep -c '/logs ' || true)
-echo "   readings sent: $expected, seen on the broker: $readings in $messages data messages of gw-0042 (deduplicated by epoch and seq)"
-echo "   log messages: $logs; malformed lines rejected by the agent: $(grep -c 'rejected input line' "$demo/agent.log" || true)"
-grep 'rejected input line' "$demo/agent.log" | sed 's/.*rejected input line/     line/' | cut -c1-110
-echo "   last status: $(mosquitto_sub -p "$mqtt_port" -t 'outpost/v1/demo-site/gw-0042/status' -C 1 -W 2 -F '%x' 2>/dev/null |
-  build/common/outpost-wire decode --hex - | grep -o '"state":"[a-z]*"')"
-echo "   one message, decoded:"
-for hex in $(grep '/gw-0042/data ' "$demo/received.txt" | cut -d' ' -f2); do
-  if decoded=$(echo "$hex" | build/common/outpost-wire decode --hex - 2>/dev/null); then
-    echo "$decoded" | cut -c1-300 | sed 's/^/     /'
-    break
-  fi
-done
+echo "   sent by the simulator (demo/office-manifest.json, demo/lab-manifest.json):"
+echo "     office, direct:      $(manifest_total "$demo/office-manifest.json" devices) devices, $(manifest_total "$demo/office-manifest.json" readings_sent) readings, $(manifest_total "$demo/office-manifest.json" duplicates_sent) batches sent twice, $malformed malformed messages"
+echo "     lab, through agents: $(manifest_total "$demo/lab-manifest.json" devices) devices, $(manifest_total "$demo/lab-manifest.json" readings_sent) readings"
+if [[ "$stored" == "$sent" ]]; then
+  verdict="every reading sent is stored, once"
+else
+  verdict="MISMATCH: $sent sent, $stored stored"
+fi
+echo "   stored by the collector: $stored of $sent readings ($verdict); $dlq of $malformed malformed messages in the DLQ"
 echo
-echo "   Files: demo/agent.log, demo/agent.db (the queue), demo/received.txt (topic + hex payload)."
-echo
-echo "== The collector's store (demo/collector.db)"
 collector summary | sed 's/^/   /'
-echo "   devices:"
-collector devices | sed 's/^/     /'
-echo "   dead-letter queue:"
-collector dlq list 2>/dev/null | cut -c1-150 | sed 's/^/     /'
-echo "   events:"
-collector events | sed 's/^/     /'
+echo
+echo "   devices (first 8):"
+collector devices | head -9 | sed 's/^/     /'
+echo "   dead-letter queue (first 6):"
+collector dlq list --limit 6 2>/dev/null | cut -c1-150 | sed 's/^/     /'
 echo
 echo "   Explore further:"
-echo "     build/collector/outpost-collector --config demo/collector.toml query --device gw-0042 --format csv"
-echo "     build/collector/outpost-collector --config demo/collector.toml devices | events | dlq list | dlq show ID"
-echo "     metrics while running: GET /metrics on the agent's and collector's [metrics] listen address"
-echo
-echo "== 6. The wire format: compactness, and malformed payloads refused with reason codes"
-build/common/outpost-wire demo
+echo "     build/collector/outpost-collector --config demo/collector.toml query --device office-0001 --sensor temp --format table"
+echo "     build/collector/outpost-collector --config demo/collector.toml devices | events | dlq list | dlq show ID | summary"
+echo "     build/firmware-sim/outpost-sim --help; firmware-sim/scenarios/*.toml"
+echo "     build/common/outpost-wire demo     # the wire format against JSON, and malformed payloads"
+echo "     metrics while running: the collector's on http://127.0.0.1:$collector_metrics_port/metrics ([metrics] listen"
+echo "     in demo/collector.toml); an agent serves its own when its config sets [metrics] listen"
+echo "   Logs: demo/collector.log, demo/sim-*.log, demo/agents/agent-*.log"

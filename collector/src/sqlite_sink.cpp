@@ -788,4 +788,16 @@ Result<std::map<common::Reason, uint64_t>, SinkError> SqliteSink::dlq_reasons() 
   return out;
 }
 
+Result<std::map<std::string, uint64_t>, SinkError> SqliteSink::event_kinds() {
+  Use q(prepare("SELECT kind, count(*) FROM events GROUP BY kind ORDER BY kind"));
+  if (!*q) return error("cannot count the events");
+  std::map<std::string, uint64_t> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    out[q.text(0)] = static_cast<uint64_t>(q.i64(1));
+  }
+  if (rc != SQLITE_DONE) return error("cannot count the events");
+  return out;
+}
+
 }  // namespace outpost::collector

@@ -203,6 +203,11 @@ int run_summary(const CollectorConfig& config) {
   std::printf("duplicates absorbed  %llu\n", (unsigned long long)c["duplicates"]);
   std::printf("data gaps            %llu\n", (unsigned long long)c["gaps"]);
   std::printf("events               %llu\n", (unsigned long long)c["events"]);
+  auto by_kind = db.value()->event_kinds();
+  if (!by_kind.ok()) return fail(by_kind.error().message);
+  for (const auto& [kind, n] : by_kind.value()) {
+    std::printf("  %-22s %llu\n", kind.c_str(), (unsigned long long)n);
+  }
   std::printf("DLQ entries          %llu\n", (unsigned long long)c["dlq"]);
   auto by_reason = db.value()->dlq_reasons();
   if (!by_reason.ok()) return fail(by_reason.error().message);

@@ -110,6 +110,8 @@ class SqliteSink final : public Sink {
   common::Result<std::vector<EventRow>, SinkError> events(uint64_t limit);
   // DLQ entries per reason (reasons with none left out).
   common::Result<std::map<common::Reason, uint64_t>, SinkError> dlq_reasons();
+  // Events stored, per kind name.
+  common::Result<std::map<std::string, uint64_t>, SinkError> event_kinds();
   // Row counts of the main tables (readings, logs, batches, dlq, events, devices) and the
   // fleet's totals of duplicates and gaps.
   common::Result<std::map<std::string, uint64_t>, SinkError> counts();
