@@ -22,6 +22,7 @@
 #include <sstream>
 #include <thread>
 
+#include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/sample.h"
 #include "support/process.h"
@@ -31,12 +32,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -264,7 +259,7 @@ int main(int argc, char** argv) {
   }
 
   // Pre-encoded batches: 50 readings each (5 sensors x 10 instants), seq 1.. per device.
-  const int64_t base = wall_us() - 60'000'000;
+  const int64_t base = outpost::common::wall_now_us() - 60'000'000;
   long readings_sent = 0;
   auto encode_all = [&](uint64_t epoch) {
     std::vector<std::pair<int, std::string>> out;
@@ -358,7 +353,7 @@ int main(int argc, char** argv) {
   std::vector<double> latencies_ms;
   mqtt::async_client acks(stack.broker->uri(), "bench-acks");
   acks.set_message_callback([&](mqtt::const_message_ptr msg) {
-    const int64_t now = wall_us();
+    const int64_t now = outpost::common::wall_now_us();
     const auto& payload = msg->get_payload();
     auto env = outpost::common::decode(
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()));
@@ -389,7 +384,7 @@ int main(int argc, char** argv) {
           t0 + std::chrono::duration_cast<Clock::duration>(period * static_cast<double>(m)));
       const int d = static_cast<int>(m % devices);
       const uint64_t seq = static_cast<uint64_t>(m / devices) + 1;
-      const int64_t now = wall_us();
+      const int64_t now = outpost::common::wall_now_us();
       auto e = outpost::common::sample_reading_batch(device_name(d), now, 10, seq);
       // Every reading stamped now: the latency measured is broker + collector, not batching.
       for (auto& r : std::get<outpost::common::ReadingBatch>(e.body).readings) r.time_us = now;

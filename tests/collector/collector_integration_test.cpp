@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/sample.h"
 #include "outpost/common/topics.h"
@@ -22,12 +23,6 @@ using namespace std::chrono_literals;
 using test_support::Mosquitto;
 using test_support::Process;
 using test_support::wait_until;
-
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // One integer from a query on the collector's database (read-only, WAL: safe while it runs).
 int64_t sql_int(const fs::path& db, const std::string& sql) {
@@ -131,7 +126,8 @@ class CollectorIntegration : public ::testing::Test {
     return out;
   }
   common::Envelope batch(const std::string& device, uint64_t seq, uint64_t epoch = 5) {
-    common::Envelope e = common::sample_reading_batch(device, now_us() - 20'000'000, 10, seq);
+    common::Envelope e =
+        common::sample_reading_batch(device, common::wall_now_us() - 20'000'000, 10, seq);
     e.epoch = epoch;
     e.seq = seq;
     return e;
@@ -172,11 +168,11 @@ TEST_F(CollectorIntegration, MalformedCorpusLandsInTheDlqWithReasonsWhileValidTr
   };
   const std::string good = bytes(batch("gw-1", 1));
   common::Envelope logs_on_data = batch("gw-1", 2);
-  logs_on_data.body =
-      common::LogBatch{true, {common::LogRecord{now_us(), common::Severity::kInfo, "hello", {}}}};
+  logs_on_data.body = common::LogBatch{
+      true, {common::LogRecord{common::wall_now_us(), common::Severity::kInfo, "hello", {}}}};
   common::Envelope far_future = batch("gw-1", 3);
   for (auto& r : std::get<common::ReadingBatch>(far_future.body).readings) {
-    r.time_us = now_us() + 3600LL * 1'000'000 * 24 * 365;
+    r.time_us = common::wall_now_us() + 3600LL * 1'000'000 * 24 * 365;
   }
   const std::map<std::string, std::string> corpus = {
       {"not_decodable", "\xff\xff\xff\xff garbage"},
@@ -320,7 +316,8 @@ common::Envelope temp_batch(const std::string& device, uint64_t seq, double valu
   common::ReadingBatch b;
   b.time_synced = true;
   b.sensor_names = {"temp"};
-  b.readings = {common::Reading{0, now_us() - 1'000'000 + static_cast<int64_t>(seq), value}};
+  b.readings = {
+      common::Reading{0, common::wall_now_us() - 1'000'000 + static_cast<int64_t>(seq), value}};
   return common::Envelope{common::kSchemaVersion, device, 7, seq, std::move(b)};
 }
 

@@ -10,6 +10,7 @@
 #include "outpost/collector/ingest.h"
 #include "outpost/collector/journal.h"
 #include "outpost/collector/sqlite_sink.h"
+#include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/sample.h"
 
@@ -17,12 +18,6 @@ namespace outpost::collector {
 namespace {
 
 namespace fs = std::filesystem;
-
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 class SinkTest : public ::testing::Test {
  protected:
@@ -40,10 +35,11 @@ class SinkTest : public ::testing::Test {
     return s.ok() ? std::move(s).value() : nullptr;
   }
   BatchItem sample(std::string device, uint64_t seq) {
-    common::Envelope env = common::sample_reading_batch(device, now_us() - 10'000'000, 10, seq);
+    common::Envelope env =
+        common::sample_reading_batch(device, common::wall_now_us() - 10'000'000, 10, seq);
     env.seq = seq;
     env.epoch = 77;
-    return BatchItem{"lab", std::move(env), now_us()};
+    return BatchItem{"lab", std::move(env), common::wall_now_us()};
   }
   fs::path dir_;
 };
@@ -120,7 +116,7 @@ TEST_F(SinkTest, DlqKeepsRawBytesAndReasonAndIsBounded) {
   Transaction tx;
   for (int i = 0; i < 5; ++i) {
     tx.dlq.push_back(DlqItem{"outpost/v1/lab/gw-1/data", std::string("\x00\xff", 2) + char('a' + i),
-                             now_us(), common::Reason::kNotDecodable, "bad"});
+                             common::wall_now_us(), common::Reason::kNotDecodable, "bad"});
   }
   auto r = sink->commit(tx);
   ASSERT_TRUE(r.ok());
@@ -223,7 +219,7 @@ TEST_F(SinkTest, JournalReplaysWhatFollowsThePositionAndStopsAtATornTail) {
 }
 
 TEST(Classify, SortsMessagesIntoBatchesStatusesAndDlqWithReasons) {
-  const int64_t now = now_us();
+  const int64_t now = common::wall_now_us();
   auto encode = [](const common::Envelope& e) {
     auto bytes = common::encode(e);
     return std::string(bytes.value().begin(), bytes.value().end());

@@ -10,6 +10,7 @@
 #include <regex>
 #include <set>
 
+#include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/topics.h"
 #include "outpost/sim/faults.h"
@@ -23,12 +24,6 @@ using namespace std::chrono_literals;
 using test_support::Mosquitto;
 using test_support::Process;
 using test_support::wait_until;
-
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // What the subscriber saw of one device, judged like the collector judges it.
 struct Seen {
@@ -73,7 +68,7 @@ class Subscriber {
         continue;
       }
       auto env = common::decode_and_validate(
-          bytes, {topic.value().kind, topic.value().device, now_us()}, {});
+          bytes, {topic.value().kind, topic.value().device, common::wall_now_us()}, {});
       if (!env.ok()) {
         ++seen.rejected[env.error().reason];
         continue;
