@@ -215,7 +215,9 @@ void Collector::commit(Transaction& tx) {
         ++counters_.events_by_kind[static_cast<std::size_t>(e.event.kind) % 16];
       }
       for (const auto& d : tx.dlq) {
-        if (d.reason == common::Reason::kWebhookGaveUp) {
+        // Entries made after classification are counted once stored (add() counts the rest).
+        if (d.reason == common::Reason::kWebhookGaveUp ||
+            d.reason == common::Reason::kStorageRejected) {
           ++counters_.dlq;
           ++counters_.dlq_by_reason[static_cast<std::size_t>(d.reason) % 16];
         }
@@ -234,10 +236,17 @@ void Collector::commit(Transaction& tx) {
       return;
     }
     ++counters_.commit_failures;
+    const std::size_t messages = tx.batches.size() + tx.statuses.size();
     if (failure_log.allow(std::chrono::steady_clock::now())) {
       spdlog::error("storage: commit of {} messages failed ({}), retrying: {}",
-                    tx.batches.size() + tx.statuses.size() + tx.dlq.size(),
-                    r.error().transient ? "transient" : "not transient", r.error().message);
+                    messages + tx.dlq.size(), r.error().transient ? "transient" : "not transient",
+                    r.error().message);
+    }
+    if (!r.error().transient && attempt >= kPermanentFailureAttempts && messages > 0) {
+      // A permanent error that may be one message's doing: find it, so that it cannot hold
+      // back the healthy traffic around it.
+      isolate_failure(tx, r.error().message);
+      return;
     }
     if (stopping_ && attempt >= 20) {
       // Still in the journal: replayed at the next start.
@@ -248,6 +257,54 @@ void Collector::commit(Transaction& tx) {
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));  // retry backoff
     backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
   }
+}
+
+void Collector::isolate_failure(Transaction& tx, const std::string& error) {
+  if (tx.batches.size() + tx.statuses.size() == 1 && tx.dlq.empty() && tx.events.empty()) {
+    // This message alone fails for good: dead-letter it, store the rest of the transaction.
+    DlqItem dead;
+    dead.reason = common::Reason::kStorageRejected;
+    dead.detail = "the store refused it: " + error;
+    if (!tx.batches.empty()) {
+      const BatchItem& b = tx.batches.front();
+      const auto kind = b.envelope.kind();
+      dead.received_us = b.received_us;
+      auto topic = common::device_topic(b.site, b.envelope.device_id, kind);
+      dead.topic = topic.ok() ? topic.value() : "";
+      auto bytes = common::encode(b.envelope);  // re-encoded: the same fields as received
+      if (bytes.ok()) dead.payload.assign(bytes.value().begin(), bytes.value().end());
+      tx.batches.clear();
+    } else {
+      const StatusItem& s = tx.statuses.front();
+      dead.received_us = s.received_us;
+      auto topic = common::device_topic(s.site, s.device, common::PayloadKind::kStatus);
+      dead.topic = topic.ok() ? topic.value() : "";
+      tx.statuses.clear();
+    }
+    spdlog::error("storage: dead-lettered a message on {} that the store refuses: {}", dead.topic,
+                  error);
+    tx.dlq.push_back(std::move(dead));
+    commit(tx);
+    return;
+  }
+  spdlog::warn("storage: committing {} messages one by one to find the one the store refuses",
+               tx.batches.size() + tx.statuses.size());
+  Transaction rest;
+  rest.dlq = std::move(tx.dlq);
+  rest.events = std::move(tx.events);
+  rest.journal = tx.journal;  // released last, once everything before it is stored
+  for (auto& b : tx.batches) {
+    Transaction one;
+    one.batches.push_back(std::move(b));
+    commit(one);
+  }
+  for (auto& s : tx.statuses) {
+    Transaction one;
+    one.statuses.push_back(std::move(s));
+    commit(one);
+  }
+  tx = Transaction{};
+  commit(rest);
 }
 
 void Collector::observe_latencies(const Transaction& tx, const CommitResult& result) {

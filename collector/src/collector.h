@@ -64,6 +64,8 @@ inline constexpr std::array<double, 12> kLatencyBuckets = {0.005, 0.01, 0.025, 0
 
 class Collector {
  public:
+  static constexpr int kPermanentFailureAttempts = 3;
+
   Collector(CollectorConfig config, std::unique_ptr<SqliteSink> sink,
             std::unique_ptr<Journal> journal);
   ~Collector();
@@ -91,7 +93,12 @@ class Collector {
   bool ensure_connected();
   void storage_loop();
   void add(Work work, Transaction& tx, std::vector<EventItem>& events, int64_t now_us);
+  // Commits `tx`, retrying with backoff; a permanent failure (kPermanentFailureAttempts in a
+  // row) goes to isolate_failure. Leaves `tx` empty.
   void commit(Transaction& tx);
+  // Commits the messages of a failing transaction one by one; the one the store refuses goes
+  // to the DLQ as storage_rejected, the rest is stored.
+  void isolate_failure(Transaction& tx, const std::string& error);
   void after_commit(const Transaction& tx);
   void publish(const std::string& topic, const common::Envelope& envelope, bool retained);
   void observe_latencies(const Transaction& tx, const CommitResult& result);

@@ -29,6 +29,8 @@ std::string_view reason_name(Reason reason) {
       return "unroutable_topic";
     case Reason::kWebhookGaveUp:
       return "webhook_gave_up";
+    case Reason::kStorageRejected:
+      return "storage_rejected";
   }
   return "unknown";
 }

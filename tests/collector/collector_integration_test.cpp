@@ -43,6 +43,25 @@ int64_t sql_int(const fs::path& db, const std::string& sql) {
   return v;
 }
 
+// Runs a statement on the collector's database with a connection of its own (WAL: beside
+// the running collector). Returns SQLite's error message, "" on success.
+std::string sql_exec(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  std::string error;
+  if (sqlite3_open(db.c_str(), &h) == SQLITE_OK) {
+    sqlite3_busy_timeout(h, 5000);
+    char* message = nullptr;
+    if (sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+      error = message ? message : "error";
+    }
+    sqlite3_free(message);
+  } else {
+    error = "cannot open " + db.string();
+  }
+  sqlite3_close(h);
+  return error;
+}
+
 class Publisher {
  public:
   explicit Publisher(const std::string& uri, const std::string& id = "test-publisher")
@@ -425,6 +444,33 @@ TEST_F(CollectorIntegration, SigtermHandsWebhookDeliveriesStillPendingToTheDlq) 
                 "CAST(payload AS TEXT) LIKE '%threshold_above%'"),
             1)
       << test_support::read_text(dir_ / "collector.log");
+}
+
+TEST_F(CollectorIntegration, AMessageTheStoreRefusesForGoodIsDeadLetteredAndTheRestIsStored) {
+  start_collector();
+  Publisher pub(broker_->uri());
+  pub.envelope("outpost/v1/lab/gw-1/data", temp_batch("gw-1", 1, 20));
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM readings") == 1; }, 30s));
+  // A permanent error for one value only (an operator's trigger, say): SQLITE_CONSTRAINT.
+  ASSERT_EQ(sql_exec(db_,
+                     "CREATE TRIGGER poison BEFORE INSERT ON readings WHEN NEW.value = 66.6 "
+                     "BEGIN SELECT RAISE(ABORT, 'poisoned value'); END"),
+            "");
+  for (uint64_t seq = 2; seq <= 9; ++seq) {
+    pub.envelope("outpost/v1/lab/gw-1/data", temp_batch("gw-1", seq, seq == 5 ? 66.6 : 20));
+  }
+  const auto log = [&] { return test_support::read_text(dir_ / "collector.log"); };
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM readings") == 8; }, 30s)) << log();
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM dlq") == 1; }, 30s)) << log();
+  EXPECT_EQ(sql("SELECT count(*) FROM dlq WHERE reason = 12 AND topic = 'outpost/v1/lab/gw-1/data' "
+                "AND detail LIKE '%poisoned value%'"),
+            1);
+  EXPECT_EQ(sql("SELECT count(*) FROM batches"), 8);
+  // Once the cause is gone, replay stores it.
+  ASSERT_EQ(sql_exec(db_, "DROP TRIGGER poison"), "");
+  EXPECT_NE(tool("dlq replay --reason storage_rejected").find("1 now valid"), std::string::npos);
+  EXPECT_EQ(sql("SELECT count(*) FROM readings"), 9);
+  EXPECT_EQ(collector_->stop(SIGTERM), 0);
 }
 
 TEST_F(CollectorIntegration, BrokenConfigIsRefusedWithFileLineAndKey) {

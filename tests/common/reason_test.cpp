@@ -27,7 +27,8 @@ TEST(Reason, NumbersAreStableBecauseDlqRowsStoreThem) {
   EXPECT_EQ(static_cast<int>(Reason::kIdentityMismatch), 4);
   EXPECT_EQ(static_cast<int>(Reason::kUnroutableTopic), 10);
   EXPECT_EQ(static_cast<int>(Reason::kWebhookGaveUp), 11);
-  EXPECT_EQ(std::size(kAllReasons), 11u);
+  EXPECT_EQ(static_cast<int>(Reason::kStorageRejected), 12);
+  EXPECT_EQ(std::size(kAllReasons), 12u);
 }
 
 TEST(Reason, UnknownNameIsNullopt) {

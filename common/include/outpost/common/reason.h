@@ -22,6 +22,7 @@ enum class Reason : uint8_t {
   kInvalidField = 9,          // bad id charset, sensor index outside the name table, bad UTF-8
   kUnroutableTopic = 10,      // topic does not follow the outpost/v1 scheme
   kWebhookGaveUp = 11,        // an event's webhook delivery exhausted its retries (collector)
+  kStorageRejected = 12,      // a valid message the store refused for good (collector)
 };
 
 inline constexpr Reason kAllReasons[] = {
@@ -36,6 +37,7 @@ inline constexpr Reason kAllReasons[] = {
     Reason::kInvalidField,
     Reason::kUnroutableTopic,
     Reason::kWebhookGaveUp,
+    Reason::kStorageRejected,
 };
 
 // Stable snake_case name, e.g. "not_decodable": used in DLQ listings and metric labels.
