@@ -448,7 +448,9 @@ void Collector::storage_loop() {
       const int64_t wall = wall_now_us();
       const int64_t dlq_cutoff =
           config_.dlq_max_age_us > 0 ? wall - config_.dlq_max_age_us : INT64_MIN;
-      auto removed = sink_->expire(wall - config_.retention_us, dlq_cutoff, 50'000);
+      // A batch's dedup key outlives its rows by one more retention period.
+      auto removed = sink_->expire(wall - config_.retention_us, dlq_cutoff,
+                                   wall - 2 * config_.retention_us, 50'000);
       if (removed.ok()) {
         counters_.expired_rows += removed.value();
         // More to remove: come back soon, in bounded chunks, between commits.

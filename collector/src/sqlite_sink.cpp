@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS batches (
   received_us INTEGER NOT NULL,
   time_synced INTEGER NOT NULL,
   PRIMARY KEY (device_id, epoch, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_by_received ON batches (kind, received_us);
 CREATE TABLE IF NOT EXISTS readings (
   id INTEGER PRIMARY KEY,
   sensor_id INTEGER NOT NULL,
@@ -525,7 +526,7 @@ Result<std::optional<JournalPosition>, SinkError> SqliteSink::journal_position()
 }
 
 Result<uint64_t, SinkError> SqliteSink::expire(int64_t cutoff_us, int64_t dlq_cutoff_us,
-                                               uint64_t max_rows) {
+                                               int64_t key_cutoff_us, uint64_t max_rows) {
   uint64_t removed = 0;
   if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return error("cannot begin a transaction");
@@ -536,10 +537,13 @@ Result<uint64_t, SinkError> SqliteSink::expire(int64_t cutoff_us, int64_t dlq_cu
     return e;
   };
   // Rows are appended in arrival order, so what arrived before the cutoff is a prefix of
-  // each table: delete it by rowid range, a bounded chunk at a time.
+  // each table: delete it by rowid range, a bounded chunk at a time. The last batch received
+  // before the cutoff (an index probe, not a scan) says where that prefix ends.
+  bool rows_caught_up = true;
   for (const auto& [table, kind] : {std::pair{"readings", 0}, std::pair{"logs", 1}}) {
-    std::string sql = std::string("SELECT max(last_row) FROM batches WHERE kind = ") +
-                      std::to_string(kind) + " AND received_us < ?";
+    std::string sql = std::string("SELECT last_row FROM batches WHERE kind = ") +
+                      std::to_string(kind) +
+                      " AND received_us < ? ORDER BY received_us DESC LIMIT 1";
     sqlite3_stmt* q = prepare(sql.c_str());
     if (!q) return fail("cannot prepare retention");
     int64_t upto = 0;
@@ -557,6 +561,21 @@ Result<uint64_t, SinkError> SqliteSink::expire(int64_t cutoff_us, int64_t dlq_cu
     d.bind(1, upto);
     d.bind(2, static_cast<int64_t>(max_rows));
     if (d.step() != SQLITE_DONE) return fail("cannot expire rows");
+    const auto n = static_cast<uint64_t>(sqlite3_changes(db_));
+    removed += n;
+    if (n > max_rows) rows_caught_up = false;  // the chunk was full: more rows to go
+  }
+  // Dedup keys go only once the rows they point to are gone (never leave rows without their
+  // batch, which is how `query` finds them).
+  if (rows_caught_up && key_cutoff_us <= cutoff_us) {
+    Use d(prepare(
+        "DELETE FROM batches WHERE (device_id, epoch, seq) IN (SELECT device_id, epoch, seq "
+        "FROM batches WHERE kind IN (0, 1) AND received_us < ? ORDER BY kind, received_us "
+        "LIMIT ?)"));
+    if (!*d) return fail("cannot prepare retention");
+    d.bind(1, key_cutoff_us);
+    d.bind(2, static_cast<int64_t>(max_rows));
+    if (d.step() != SQLITE_DONE) return fail("cannot expire batch keys");
     removed += static_cast<uint64_t>(sqlite3_changes(db_));
   }
   {

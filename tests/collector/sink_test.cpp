@@ -159,17 +159,45 @@ TEST_F(SinkTest, RetentionRemovesWhatArrivedBeforeTheCutoffInChunks) {
   Transaction new_tx;
   new_tx.batches = {sample("gw-1", 3)};
   ASSERT_TRUE(sink->commit(new_tx).ok());
-  auto removed = sink->expire(2000, INT64_MIN, 60);
+  // Keys are not due yet (their cutoff is older than everything).
+  auto removed = sink->expire(2000, INT64_MIN, INT64_MIN, 60);
   ASSERT_TRUE(removed.ok());
   EXPECT_EQ(removed.value(), 61u);  // a bounded chunk (ids min..min+60)
-  removed = sink->expire(2000, INT64_MIN, 60);
+  removed = sink->expire(2000, INT64_MIN, INT64_MIN, 60);
   ASSERT_TRUE(removed.ok());
   EXPECT_EQ(removed.value(), 39u);
   EXPECT_EQ(sink->counts().value()["readings"], 50u);
-  // The batch rows stay: a late duplicate of an expired batch is still recognised.
+  // The batch keys stay: a late duplicate of an expired batch is still recognised.
   auto dup = sink->commit(old_tx);
   ASSERT_TRUE(dup.ok());
   EXPECT_EQ(dup.value().outcomes[0], BatchOutcome::kDuplicate);
+  EXPECT_EQ(sink->counts().value()["batches"], 3u);
+}
+
+TEST_F(SinkTest, BatchKeysGoOnlyOnceTheirRowsAreGone) {
+  auto sink = open();
+  Transaction old_tx;
+  old_tx.batches = {sample("gw-1", 1), sample("gw-1", 2)};
+  for (auto& b : old_tx.batches) b.received_us = 1000;
+  ASSERT_TRUE(sink->commit(old_tx).ok());
+  Transaction new_tx;
+  new_tx.batches = {sample("gw-1", 3)};
+  ASSERT_TRUE(sink->commit(new_tx).ok());
+  // The first chunk leaves rows of the old batches behind: their keys stay.
+  auto removed = sink->expire(2000, INT64_MIN, 2000, 60);
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(removed.value(), 61u);
+  EXPECT_EQ(sink->counts().value()["batches"], 3u);
+  // Rows caught up: the two old keys go in the same call, the new one stays.
+  removed = sink->expire(2000, INT64_MIN, 2000, 60);
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(removed.value(), 39u + 2u);
+  EXPECT_EQ(sink->counts().value()["batches"], 1u);
+  EXPECT_EQ(sink->counts().value()["readings"], 50u);
+  // A duplicate that late is stored again (its first copy is gone with its rows).
+  auto again = sink->commit(old_tx);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.value().outcomes[0], BatchOutcome::kStored);
 }
 
 TEST_F(SinkTest, AFileThatIsNotADatabaseIsRefusedWithAClearMessage) {

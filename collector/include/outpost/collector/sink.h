@@ -92,10 +92,12 @@ class Sink {
   // The journal position recorded by the last commit that had one.
   virtual common::Result<std::optional<JournalPosition>, SinkError> journal_position() = 0;
 
-  // Removes readings and logs received before `cutoff_us` (and DLQ entries before
-  // `dlq_cutoff_us`), at most `max_rows` rows per call; returns the rows removed.
+  // Removes readings and logs received before `cutoff_us`, DLQ entries before
+  // `dlq_cutoff_us`, and the dedup keys of batches received before `key_cutoff_us` (kept
+  // longer than their rows, so that a late duplicate is still recognised), at most
+  // `max_rows` rows of each per call; returns the rows removed.
   virtual common::Result<uint64_t, SinkError> expire(int64_t cutoff_us, int64_t dlq_cutoff_us,
-                                                     uint64_t max_rows) = 0;
+                                                     int64_t key_cutoff_us, uint64_t max_rows) = 0;
 };
 
 }  // namespace outpost::collector

@@ -95,7 +95,7 @@ class SqliteSink final : public Sink {
   common::Result<CommitResult, SinkError> commit(const Transaction& tx) override;
   common::Result<std::optional<JournalPosition>, SinkError> journal_position() override;
   common::Result<uint64_t, SinkError> expire(int64_t cutoff_us, int64_t dlq_cutoff_us,
-                                             uint64_t max_rows) override;
+                                             int64_t key_cutoff_us, uint64_t max_rows) override;
 
   // Also in a commit: removes these DLQ entries (replay moves them into storage).
   void remove_dlq_on_next_commit(std::vector<int64_t> ids) { dlq_remove_ = std::move(ids); }
