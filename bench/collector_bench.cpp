@@ -3,6 +3,9 @@
 // reading timestamp to commit at a fixed rate; collector CPU and RSS. Prints a table.
 //
 //   collector_bench [--messages N] [--devices D] [--publishers P] [--rate R] [--seconds S]
+//                   [--latency-only]
+//
+// Ends with one line for scripts (bench/report.sh): RESULT key=value ...
 //
 // Starts its own mosquitto on a free loopback port and the real outpost-collector binary.
 #include <mqtt/async_client.h>
@@ -227,6 +230,7 @@ int main(int argc, char** argv) {
   int publishers = 2;
   double rate = 50'000;  // readings/s in the latency phase
   double seconds = 20;
+  bool latency_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> const char* {
@@ -246,10 +250,13 @@ int main(int argc, char** argv) {
       rate = std::atof(next());
     } else if (a == "--seconds") {
       seconds = std::atof(next());
+    } else if (a == "--latency-only") {
+      latency_only = true;
     } else {
       std::fprintf(stderr,
                    "usage: collector_bench [--messages N (40000)] [--devices D (100)] "
-                   "[--publishers P (2)] [--rate READINGS_PER_S (50000)] [--seconds S (20)]\n");
+                   "[--publishers P (2)] [--rate READINGS_PER_S (50000)] [--seconds S (20)] "
+                   "[--latency-only]\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -277,8 +284,8 @@ int main(int argc, char** argv) {
     }
     return out;
   };
-  std::fprintf(stderr, "encoding %ld messages...\n", messages);
-  auto payloads = encode_all(1);
+  if (!latency_only) std::fprintf(stderr, "encoding %ld messages...\n", messages);
+  auto payloads = latency_only ? std::vector<std::pair<int, std::string>>{} : encode_all(1);
   const double bytes_per_message =
       static_cast<double>(
           std::accumulate(payloads.begin(), payloads.end(), std::size_t{0},
@@ -304,44 +311,53 @@ int main(int argc, char** argv) {
 
   Stack stack;
 
-  // --- Backlog: the broker holds the messages for the collector's persistent session while
-  // it is down; the collector then starts and drains them (broker -> collector -> SQLite).
-  std::fprintf(stderr, "backlog: %ld messages queued while the collector is down...\n", messages);
-  stack.start_collector(true);
-  stack.stop_collector();
-  publish_all(stack.broker->uri());
-  const auto drain_started = Clock::now();
-  stack.start_collector(false);
-  const bool drained = outpost::test_support::wait_until(
-      [&] { return stack.stored() >= static_cast<double>(readings_sent); }, 600s);
-  const double drain_s = seconds_since(drain_started);
-  const double drained_readings = stack.stored();
-  payloads = encode_all(3);
-  const pid_t collector_pid = stack.collector->pid();
+  // Figures of the backlog and throughput phases (skipped with --latency-only).
+  bool drained = true, all = true;
+  double drain_s = 1, drained_readings = 0, publish_s = 1, store_s = 1, cpu_used = 0;
+  double stored = 0, dups = 0, dlq_rows = 0, throughput_rss_hwm = 0;
+  long throughput_sent = 0;
+  if (latency_only) {
+    stack.start_collector(true);
+  } else {
+    // --- Backlog: the broker holds the messages for the collector's persistent session while
+    // it is down; the collector then starts and drains them (broker -> collector -> SQLite).
+    std::fprintf(stderr, "backlog: %ld messages queued while the collector is down...\n", messages);
+    stack.start_collector(true);
+    stack.stop_collector();
+    publish_all(stack.broker->uri());
+    const auto drain_started = Clock::now();
+    stack.start_collector(false);
+    drained = outpost::test_support::wait_until(
+        [&] { return stack.stored() >= static_cast<double>(readings_sent); }, 600s);
+    drain_s = seconds_since(drain_started);
+    drained_readings = stack.stored();
+    payloads = encode_all(3);
+    throughput_sent = readings_sent;
 
-  // --- Throughput: P publishers, as fast as the broker takes QoS 1 messages.
-  std::fprintf(stderr, "throughput: %ld messages, %ld readings...\n", messages, readings_sent);
-  const double cpu_before = cpu_seconds(collector_pid);
-  const double stored_before = stack.stored();
-  const auto started = Clock::now();
-  const double publish_s = publish_all(stack.broker->uri());
-  double peak_rss = 0;
-  const bool all = outpost::test_support::wait_until(
-      [&] {
-        peak_rss = std::max(peak_rss, status_mb(collector_pid, "VmRSS:"));
-        return stack.stored() - stored_before >= static_cast<double>(readings_sent);
-      },
-      600s);
-  const double store_s = seconds_since(started);
-  const double cpu_used = cpu_seconds(collector_pid) - cpu_before;
-  const std::string after_throughput = stack.metrics();
-  const double stored =
-      metric(after_throughput, "outpost_collector_readings_stored_total") - stored_before;
-  const double dups = metric(after_throughput, "outpost_collector_duplicates_total");
-  const double received = metric(after_throughput, "outpost_collector_received_total");
-  const double batches = metric(after_throughput, "outpost_collector_batches_stored_total");
-  const double dlq_rows = received - batches - dups;  // neither stored nor duplicate
-  const double throughput_rss_hwm = status_mb(collector_pid, "VmHWM:");
+    // --- Throughput: P publishers, as fast as the broker takes QoS 1 messages.
+    std::fprintf(stderr, "throughput: %ld messages, %ld readings...\n", messages, readings_sent);
+    const double cpu_before = cpu_seconds(stack.collector->pid());
+    const double stored_before = stack.stored();
+    const auto started = Clock::now();
+    publish_s = publish_all(stack.broker->uri());
+    double peak_rss = 0;
+    all = outpost::test_support::wait_until(
+        [&] {
+          peak_rss = std::max(peak_rss, status_mb(stack.collector->pid(), "VmRSS:"));
+          return stack.stored() - stored_before >= static_cast<double>(readings_sent);
+        },
+        600s);
+    store_s = seconds_since(started);
+    cpu_used = cpu_seconds(stack.collector->pid()) - cpu_before;
+    const std::string after_throughput = stack.metrics();
+    stored = metric(after_throughput, "outpost_collector_readings_stored_total") - stored_before;
+    dups = metric(after_throughput, "outpost_collector_duplicates_total");
+    const double received = metric(after_throughput, "outpost_collector_received_total");
+    const double batches = metric(after_throughput, "outpost_collector_batches_stored_total");
+    dlq_rows = received - batches - dups;  // neither stored nor duplicate
+    throughput_rss_hwm = status_mb(stack.collector->pid(), "VmHWM:");
+  }
+  const pid_t collector_pid = stack.collector->pid();
 
   // --- Latency at a fixed rate: readings stamped when published; the commit acks the
   // collector publishes after each commit tell when each message was committed.
@@ -430,23 +446,25 @@ int main(int argc, char** argv) {
   std::printf("\n| %-62s | %22s | %-26s |\n", "measure", "result", "PRODUCT.md target");
   std::printf("|%s|%s|%s|\n", std::string(64, '-').c_str(), std::string(24, '-').c_str(),
               std::string(28, '-').c_str());
-  row("backlog: collector start to the last of the queued readings stored",
-      fmt("%.0f readings/s", drained_readings / drain_s), "");
-  row("throughput: messages x readings, devices, publishers",
-      std::to_string(messages) + " x 50, " + std::to_string(devices) + ", " +
-          std::to_string(publishers),
-      "50 readings per message");
-  row("  bytes per message (pre-encoded)", fmt("%.0f", bytes_per_message), "");
-  row("  published (QoS 1, PUBACKed by mosquitto)",
-      fmt("%.0f readings/s", readings_sent / publish_s), "");
-  row("  stored (first publish to last reading committed)",
-      fmt("%.0f readings/s", stored / store_s), ">= 1,000,000 readings/s");
-  row("  readings sent / stored / duplicates / DLQ",
-      std::to_string(readings_sent) + " / " + fmt("%.0f", stored) + " / " + fmt("%.0f", dups) +
-          " / " + fmt("%.0f", dlq_rows),
-      "zero loss");
-  row("  collector CPU (of one core)", fmt("%.0f %%", 100 * cpu_used / store_s), "");
-  row("  collector RSS: peak (VmHWM)", fmt("%.1f MB", throughput_rss_hwm), "");
+  if (!latency_only) {
+    row("backlog: collector start to the last of the queued readings stored",
+        fmt("%.0f readings/s", drained_readings / drain_s), "");
+    row("throughput: messages x readings, devices, publishers",
+        std::to_string(messages) + " x 50, " + std::to_string(devices) + ", " +
+            std::to_string(publishers),
+        "50 readings per message");
+    row("  bytes per message (pre-encoded)", fmt("%.0f", bytes_per_message), "");
+    row("  published (QoS 1, PUBACKed by mosquitto)",
+        fmt("%.0f readings/s", readings_sent / publish_s), "");
+    row("  stored (first publish to last reading committed)",
+        fmt("%.0f readings/s", stored / store_s), ">= 1,000,000 readings/s");
+    row("  readings sent / stored / duplicates / DLQ",
+        std::to_string(throughput_sent) + " / " + fmt("%.0f", stored) + " / " + fmt("%.0f", dups) +
+            " / " + fmt("%.0f", dlq_rows),
+        "zero loss");
+    row("  collector CPU (of one core)", fmt("%.0f %%", 100 * cpu_used / store_s), "");
+    row("  collector RSS: peak (VmHWM)", fmt("%.1f MB", throughput_rss_hwm), "");
+  }
   row("latency: fixed rate", fmt("%.0f readings/s", rate), "50,000 readings/s");
   row("  p50 / p90 (reading time -> commit ack at the bench)",
       fmt("%.1f", pct(0.5)) + " / " + fmt("%.1f ms", pct(0.9)), "");
@@ -458,8 +476,20 @@ int main(int argc, char** argv) {
       "");
   row("  messages never acknowledged", std::to_string(unacked), "0");
   row("  collector CPU / RSS", fmt("%.0f %%", 100 * lat_cpu) + " / " + fmt("%.1f MB", lat_rss), "");
-  const bool ok = drained && drained_readings == static_cast<double>(readings_sent) && all &&
-                  stored == static_cast<double>(readings_sent) && dups == 0 && unacked == 0;
+  std::printf(
+      "\nRESULT backlog_rps=%.0f publish_rps=%.0f stored_rps=%.0f cpu_pct=%.0f rss_peak_mb=%.1f "
+      "rate=%.0f p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f max_ms=%.1f unacked=%zu lat_cpu_pct=%.0f "
+      "lat_rss_mb=%.1f\n",
+      latency_only ? 0 : drained_readings / drain_s,
+      latency_only ? 0 : static_cast<double>(throughput_sent) / publish_s,
+      latency_only ? 0 : stored / store_s, latency_only ? 0 : 100 * cpu_used / store_s,
+      throughput_rss_hwm, rate, pct(0.5), pct(0.9), pct(0.99), lat.empty() ? 0 : lat.back(),
+      unacked, 100 * lat_cpu, lat_rss);
+  const bool ok = latency_only
+                      ? unacked == 0
+                      : drained && drained_readings == static_cast<double>(throughput_sent) &&
+                            all && stored == static_cast<double>(throughput_sent) && dups == 0 &&
+                            unacked == 0;
   if (!ok) std::printf("\nFAILED: readings lost or not acknowledged (see the table)\n");
   return ok ? 0 : 1;
 }

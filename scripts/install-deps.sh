@@ -3,6 +3,7 @@
 # Idempotent and non-interactive; skips apt entirely when everything is present.
 #   scripts/install-deps.sh           build, test and demo dependencies
 #   scripts/install-deps.sh --fuzz    also clang and its sanitizer runtimes (libFuzzer)
+#   scripts/install-deps.sh --bench   also gnuplot (bench/report.sh draws its PNGs with it)
 set -euo pipefail
 
 packages=(cmake make g++ pkg-config python3 python3-protobuf
@@ -11,6 +12,8 @@ packages=(cmake make g++ pkg-config python3 python3-protobuf
   libgtest-dev libgmock-dev libbenchmark-dev mosquitto mosquitto-clients openssl libssl-dev)
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
+elif [[ "${1:-}" == "--bench" ]]; then
+  packages+=(gnuplot-nox)
 fi
 
 missing=()

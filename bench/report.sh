@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Measures the whole system on this machine and writes docs/bench/report.md with tables and
+# gnuplot PNGs beside it: bytes per reading against JSON; collector latency (p50/p90/p99/max)
+# at fixed rates; collector backlog and sustained throughput; end-to-end readings/s against
+# fleet size (outpost-sim -> mosquitto -> outpost-collector -> SQLite, checked against the
+# simulator's manifest); the agent's own benchmark table. Each section names its command.
+#   bench/report.sh [--quick] [--out DIR]     (--quick: short runs, to check the runner)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+out="$root/docs/bench"
+quick=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) quick=1; shift ;;
+    --out) out=$2; shift 2 ;;
+    -h | --help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "report.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+scripts/install-deps.sh --bench
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$(nproc)" --target codec_bench collector_bench agent_bench outpost-sim \
+  outpost-collector outpost-agent >/dev/null
+mkdir -p "$out"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+log() { echo "report: $*" >&2; }
+result() {  # result <file> <key>: a value from collector_bench's RESULT line
+  sed -n 's/^RESULT //p' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() {  # wait_for <seconds> <command...>
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+if ((quick)); then
+  rates=(10000 50000)
+  lat_seconds=3
+  messages=4000
+  fleets=(50 200)
+  fleet_seconds=5
+else
+  rates=(10000 25000 50000 100000 200000)
+  lat_seconds=20
+  messages=40000
+  fleets=(100 250 500 1000 2000)
+  fleet_seconds=30
+fi
+
+report="$out/report.md"
+{
+  echo "# Benchmark report"
+  echo
+  echo "Written by \`bench/report.sh$( ((quick)) && echo ' --quick')\` on $(date -u +%Y-%m-%d), $(nproc) cores"
+  echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Broker, simulator or publishers, and collector share these cores in every run."
+  echo
+} >"$report"
+
+# --- 1. Wire size
+log "wire size"
+build/bench/codec_bench --benchmark_filter=Size --benchmark_format=json 2>/dev/null >"$work/size.json"
+python3 - "$work/size.json" >>"$report" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))["benchmarks"][0]
+print("## Bytes per reading on the wire\n")
+print("`build/bench/codec_bench --benchmark_filter=Size`: the typical batch of PRODUCT.md (5 sensors, 1 s period, 50 readings).\n")
+print("| encoding | bytes per reading |\n|---|---|")
+print(f"| Outpost (nanopb) | {b['outpost_bytes/reading']:.2f} |")
+print(f"| compact JSON of the same readings | {b['json_bytes/reading']:.2f} |")
+print(f"\nTarget: <= 12 bytes per reading.\n")
+PY
+
+# --- 2. Collector latency against rate
+log "collector latency at ${rates[*]} readings/s"
+echo "rate p50 p90 p99 max" >"$out/latency.dat"
+for rate in "${rates[@]}"; do
+  build/bench/collector_bench --latency-only --rate "$rate" --seconds "$lat_seconds" \
+    >"$work/lat-$rate.txt" 2>&1 || true
+  echo "$rate $(result "$work/lat-$rate.txt" p50_ms) $(result "$work/lat-$rate.txt" p90_ms)" \
+    "$(result "$work/lat-$rate.txt" p99_ms) $(result "$work/lat-$rate.txt" max_ms)" >>"$out/latency.dat"
+done
+{
+  echo "## Collector latency at fixed rates"
+  echo
+  echo "\`build/bench/collector_bench --latency-only --rate R --seconds $lat_seconds\`: 50 readings per"
+  echo "message, every reading stamped when published; latency = the collector's commit ack for"
+  echo "the message arriving at the bench, minus the reading time (an upper bound of reading to"
+  echo "committed row). Default commit interval 100 ms."
+  echo
+  echo "| readings/s | p50 ms | p90 ms | p99 ms | max ms |"
+  echo "|---|---|---|---|---|"
+  tail -n +2 "$out/latency.dat" | while read -r r a b c d; do echo "| $r | $a | $b | $c | $d |"; done
+  echo
+  echo "Target: p99 <= 250 ms at 50,000 readings/s."
+  echo
+  echo "![latency](latency.png)"
+  echo
+} >>"$report"
+gnuplot <<EOF
+set terminal pngcairo size 800,480
+set output "$out/latency.png"
+set title "outpost-collector: reading time to commit ack"
+set xlabel "readings/s"
+set ylabel "ms"
+set key top left
+set grid
+plot "$out/latency.dat" using 1:2 with linespoints title "p50", \
+     "" using 1:3 with linespoints title "p90", \
+     "" using 1:4 with linespoints title "p99", \
+     "" using 1:5 with linespoints title "max", \
+     250 with lines dashtype 2 title "target p99"
+EOF
+
+# --- 3. Collector backlog and sustained throughput
+log "collector throughput ($messages messages)"
+build/bench/collector_bench --messages "$messages" --seconds "$lat_seconds" >"$work/throughput.txt" 2>&1 || true
+{
+  echo "## Collector throughput"
+  echo
+  echo "\`build/bench/collector_bench --messages $messages --seconds $lat_seconds\` (pre-encoded batches of 50"
+  echo "readings, 2 QoS 1 publishers, zero loss checked):"
+  echo
+  sed -n '/^| measure/,/^$/p' "$work/throughput.txt"
+  echo "Target: >= 1,000,000 readings/s sustained."
+  echo
+} >>"$report"
+
+# --- 4. End to end against fleet size: outpost-sim -> mosquitto -> outpost-collector
+echo "devices offered_rps stored_rps lag_s lost" >"$out/fleet.dat"
+for n in "${fleets[@]}"; do
+  log "fleet of $n devices"
+  d="$work/fleet-$n"
+  mkdir -p "$d"
+  port=$(free_port)
+  mport=$(free_port)
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n' \
+    "$port" >"$d/mosquitto.conf"
+  mosquitto -c "$d/mosquitto.conf" >"$d/mosquitto.log" 2>&1 &
+  broker=$!
+  pids+=("$broker")
+  wait_for 10 mosquitto_pub -p "$port" -t ping -n 2>/dev/null
+  printf '[mqtt]\nbroker = "tcp://127.0.0.1:%s"\nclient_id = "report"\n[storage]\npath = "%s"\n[metrics]\nlisten = "127.0.0.1:%s"\n' \
+    "$port" "$d/c.db" "$mport" >"$d/c.toml"
+  build/collector/outpost-collector --config "$d/c.toml" >"$d/c.log" 2>&1 &
+  collector=$!
+  pids+=("$collector")
+  wait_for 15 grep -q "subscribed to" "$d/c.log"
+  start=$(date +%s.%N)
+  build/firmware-sim/outpost-sim --scenario firmware-sim/scenarios/factory-floor.toml \
+    --broker "tcp://127.0.0.1:$port" --devices "$n" --duration "${fleet_seconds}s" --seed 1 \
+    --malformed-fraction 0 --duplicate-fraction 0 --out-of-order-fraction 0 \
+    --reboot-every 0s --storm-every 0s --burst-every 0s --manifest "$d/m.json" \
+    >"$d/sim.txt" 2>"$d/sim.log" || true
+  sim_end=$(date +%s.%N)
+  sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["totals"]["readings_sent"])' "$d/m.json" 2>/dev/null || echo 0)
+  stored() { build/collector/outpost-collector --config "$d/c.toml" summary 2>/dev/null | awk '/^readings stored/ {print $3}'; }
+  wait_for 120 test "$(stored)" -ge "$sent" || true
+  done_at=$(date +%s.%N)
+  got=$(stored)
+  kill "$collector" "$broker" 2>/dev/null || true
+  wait "$collector" "$broker" 2>/dev/null || true
+  python3 - "$n" "$sent" "$got" "$start" "$sim_end" "$done_at" "$fleet_seconds" >>"$out/fleet.dat" <<'PY'
+import sys
+n, sent, got = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+start, sim_end, done, dur = map(float, sys.argv[4:8])
+lag = done - sim_end
+print(n, round(sent / dur), round(got / (dur + lag)), round(lag, 1), sent - got)
+PY
+done
+{
+  echo "## End to end against fleet size"
+  echo
+  echo "For each N: a fresh mosquitto and outpost-collector, then \`outpost-sim --scenario"
+  echo "firmware-sim/scenarios/factory-floor.toml --devices N --duration ${fleet_seconds}s\` with its faults"
+  echo "off (22 readings per device every 100 ms, 220 per message, one MQTT connection per"
+  echo "device). Offered = readings the simulator had acknowledged / duration; stored = readings"
+  echo "in the collector's database / (duration + lag); lag = seconds from the simulator's end"
+  echo "(its final flush included) until the last one was stored; lost = sent - stored."
+  echo
+  echo "| devices | offered readings/s | stored readings/s | lag s | lost |"
+  echo "|---|---|---|---|---|"
+  tail -n +2 "$out/fleet.dat" | while read -r a b c e f; do echo "| $a | $b | $c | $e | $f |"; done
+  echo
+  echo "![fleet](fleet.png)"
+  echo
+} >>"$report"
+gnuplot <<EOF
+set terminal pngcairo size 800,480
+set output "$out/fleet.png"
+set title "simulator -> mosquitto -> collector -> SQLite"
+set xlabel "devices (one MQTT connection each)"
+set ylabel "readings/s"
+set key top left
+set grid
+plot "$out/fleet.dat" using 1:2 with linespoints title "offered", \
+     "" using 1:3 with linespoints title "stored"
+EOF
+
+# --- 5. The agent's own benchmark
+log "agent"
+{
+  echo "## Agent"
+  echo
+  echo "\`build/bench/agent_bench$( ((quick)) && echo ' --backlog 100000 --burst 50000')\`:"
+  echo
+  if ((quick)); then
+    build/bench/agent_bench --backlog 100000 --burst 50000 2>/dev/null | grep '^|' || echo "(agent_bench failed)"
+  else
+    build/bench/agent_bench 2>/dev/null | grep '^|' || echo "(agent_bench failed)"
+  fi
+  echo
+} >>"$report"
+log "wrote $report and its PNGs"
