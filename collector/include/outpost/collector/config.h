@@ -42,7 +42,7 @@ struct CollectorConfig {
   uint32_t commit_max_messages = 2000;   // ...or this many messages, whichever is first
   bool full_sync = false;                // synchronous=FULL: survive power loss too
   int64_t retention_us = 30LL * 86400 * 1'000'000;  // readings and logs; 0 = keep forever
-  uint32_t queue_messages = 20000;  // bounded queue between the MQTT and storage threads
+  uint32_t queue_messages = 4000;  // bounded queue between the MQTT and storage threads
 
   // [validation]
   common::ValidationOptions validation;
