@@ -180,6 +180,6 @@ int main(int argc, char** argv) {
   const auto& c = agent.counters();
   spdlog::info(
       "stopped: accepted {} readings and {} log records, rejected {} lines, acked {} messages",
-      c.accepted_readings, c.accepted_logs, c.rejected_total(), c.acked);
+      c.accepted_readings.load(), c.accepted_logs.load(), c.rejected_total(), c.acked);
   return common::kExitOk;
 }

@@ -13,6 +13,7 @@
 // Failures come back as Status/Result; nothing throws.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -25,6 +26,7 @@
 #include "outpost/common/result.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace outpost::agent {
 
@@ -141,7 +143,26 @@ class Store {
   uint64_t last_seq() const { return last_seq_; }
 
  private:
+  // Statements prepared once and kept (store.cpp has their SQL, in this order).
+  enum Query : int {
+    kInsertItem,
+    kPeek,
+    kDeleteItem,
+    kInsertOutbox,
+    kOutbox,
+    kAcknowledge,
+    kReadCounter,
+    kBumpCounter,
+    kStats,
+    kBegin,
+    kCommit,
+    kRollback,
+    kCachedQueries
+  };
+
   Store(sqlite3* db, StoreOptions options, uint64_t epoch);
+  // The kept statement for `query`, prepared on first use; nullptr if it cannot be.
+  sqlite3_stmt* cached(Query query);
   common::Status<> init();
   common::Status<> exec(const char* sql);
   common::Status<> bump_counter(const char* key, uint64_t by);
@@ -150,6 +171,7 @@ class Store {
   common::Result<std::size_t> evict_for(uint64_t needed);
 
   sqlite3* db_;
+  std::array<sqlite3_stmt*, kCachedQueries> cached_{};
   StoreOptions options_;
   uint64_t epoch_;
   uint64_t last_seq_ = 0;
