@@ -136,6 +136,9 @@ class Agent {
     uint64_t seq;
   };
   std::map<int64_t, AwaitingAck> awaiting_ack_;
+  // The outbox may hold a message that is neither in flight nor awaiting its ack
+  // (left by a previous run, a failed publish or delivery, a reconnect, an ack timeout).
+  bool rescan_outbox_ = true;
   mqtt::token_ptr connect_token_;
   bool connected_ = false;
   Clock::time_point next_connect_;

@@ -94,6 +94,8 @@ constexpr const char* kCachedSql[] = {
     // kPeek
     "SELECT id, time_us, kind, name, extra, value FROM items WHERE stream = ? "
     "ORDER BY id LIMIT ?",
+    // kCount
+    "SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE stream = ? ORDER BY id LIMIT ?)",
     // kDeleteItem
     "DELETE FROM items WHERE id = ? RETURNING bytes",
     // kInsertOutbox
@@ -516,6 +518,15 @@ Result<std::vector<QueueItem>> Store::peek(Stream stream, std::size_t max_items)
   }
   if (rc != SQLITE_DONE) return sql_error(db_, "peek");
   return items;
+}
+
+Result<std::size_t> Store::count(Stream stream, std::size_t limit) {
+  Stmt q(cached(kCount));
+  if (!q.ok()) return sql_error(db_, "count");
+  q.bind(1, static_cast<int64_t>(stream));
+  q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, INT32_MAX)));
+  if (q.step() != SQLITE_ROW) return sql_error(db_, "count");
+  return static_cast<std::size_t>(q.int_at(0));
 }
 
 Result<OutboxMessage> Store::seal(Stream stream, std::span<const int64_t> item_ids,

@@ -107,6 +107,10 @@ class Store {
   // The oldest queued items of `stream`, in arrival order, at most `max_items`.
   common::Result<std::vector<QueueItem>> peek(Stream stream, std::size_t max_items);
 
+  // How many items of `stream` are queued, counting no further than `limit`: cheap
+  // whatever the backlog, for deciding whether a full batch is waiting.
+  common::Result<std::size_t> count(Stream stream, std::size_t limit);
+
   // Seals the given items (ids from peek) into one message: assigns the next
   // sequence number, calls `encode(seq)` for the payload, stores it in the outbox
   // and deletes the items, all in one transaction. If encode fails, nothing changes.
@@ -147,6 +151,7 @@ class Store {
   enum Query : int {
     kInsertItem,
     kPeek,
+    kCount,
     kDeleteItem,
     kInsertOutbox,
     kOutbox,
