@@ -2,8 +2,10 @@
 #include "datagram_input.h"
 
 #include <arpa/inet.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -25,13 +27,29 @@ constexpr int kMaxPerDrain = 256;
 
 std::string errno_text() { return std::strerror(errno); }
 
-// Requests `bytes` of receive buffer; returns what the kernel granted.
-int set_receive_buffer(int fd, int bytes) {
-  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+int receive_buffer(int fd) {
   int granted = 0;
   socklen_t len = sizeof granted;
   if (::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &len) != 0) return 0;
   return granted;
+}
+
+// Requests `bytes` of receive buffer; returns what the kernel granted (twice what it
+// accepted, for its own overhead). Beyond net.core.rmem_max only with CAP_NET_ADMIN.
+int set_receive_buffer(int fd, int bytes) {
+  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  if (receive_buffer(fd) < 2 * bytes) {
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes);  // EPERM if not
+  }
+  return receive_buffer(fd);
+}
+
+// The kernel's count of datagrams dropped on a full receive buffer of `fd`.
+uint32_t socket_drops(int fd) {
+  uint32_t info[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof info;
+  if (fd < 0 || ::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &len) != 0) return 0;
+  return len > SK_MEMINFO_DROPS * sizeof(uint32_t) ? info[SK_MEMINFO_DROPS] : 0;
 }
 
 void enable_drop_count(int fd) {
@@ -110,6 +128,10 @@ common::Result<std::unique_ptr<DatagramInput>> DatagramInput::open(const Options
   return input;
 }
 
+uint64_t DatagramInput::kernel_drops() const {
+  return uint64_t{socket_drops(udp_fd_)} + socket_drops(unix_fd_);
+}
+
 DatagramInput::~DatagramInput() {
   stop();
   for (int fd : {udp_fd_, unix_fd_, wake_fd_}) {
@@ -162,9 +184,17 @@ void DatagramInput::drain(int fd, uint32_t& last_drop_count) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
         uint32_t count;
         std::memcpy(&count, CMSG_DATA(c), sizeof count);
-        // A cumulative 32-bit counter: the difference survives its wrap-around.
-        kernel_drops_.fetch_add(count - last_drop_count, std::memory_order_relaxed);
+        // Cumulative (32 bits): the difference survives its wrap-around.
+        const uint32_t new_drops = count - last_drop_count;
         last_drop_count = count;
+        const auto now = std::chrono::steady_clock::now();
+        if (new_drops > 0 && now - last_drop_warning_ >= std::chrono::seconds(10)) {
+          last_drop_warning_ = now;
+          spdlog::warn(
+              "the kernel dropped {} datagrams: the input socket's receive buffer was full "
+              "(outpost_agent_input_kernel_dropped_datagrams_total counts them all)",
+              new_drops);
+        }
       }
     }
     handler_(std::string_view(buffer_.data(), static_cast<std::size_t>(n)),

@@ -3,11 +3,12 @@
 // Device programs send fire-and-forget: whatever the kernel's receive buffer cannot hold
 // while nobody reads is lost before the agent sees it. So reading never waits for the
 // store: this thread only receives and hands each datagram to a handler (which parses
-// and queues it, see InputQueue). Loss the agent cannot prevent is still counted: the
-// kernel reports its drops per socket (SO_RXQ_OVFL) and kernel_drops() sums them.
+// and queues it, see InputQueue). Loss the agent cannot prevent is still made visible:
+// kernel_drops() reads the kernel's drop count of each socket (SO_MEMINFO), and the
+// input thread logs a warning when a datagram arrives after a drop (SO_RXQ_OVFL).
 #pragma once
 
-#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -23,9 +24,11 @@ namespace outpost::agent {
 class DatagramInput {
  public:
   struct Options {
-    std::string udp_listen;              // "host:port" with a literal address; "" = off
-    std::string unix_socket;             // datagram socket path; "" = off
-    int receive_buffer_bytes = 8 << 20;  // SO_RCVBUF request; net.core.rmem_max caps it
+    std::string udp_listen;   // "host:port" with a literal address; "" = off
+    std::string unix_socket;  // datagram socket path; "" = off
+    // SO_RCVBUF request. net.core.rmem_max caps it unless the agent has CAP_NET_ADMIN
+    // (SO_RCVBUFFORCE, as systemd-journald does); the kernel doubles what it grants.
+    int receive_buffer_bytes = 16 << 20;
   };
 
   // Called on the input thread for every datagram. The view is valid during the call
@@ -48,11 +51,9 @@ class DatagramInput {
   // A handler blocked in InputQueue::push must be released first (InputQueue::close).
   void stop();
 
-  // Datagrams the kernel dropped on a full receive buffer, summed over both sockets, as
-  // reported with the datagrams read since (so a drop shows once the next one is read).
-  // Any thread.
-  uint64_t kernel_drops() const { return kernel_drops_.load(std::memory_order_relaxed); }
-
+  // Datagrams the kernel dropped on a full receive buffer since the sockets were
+  // opened, summed over both. Any thread (one getsockopt per socket).
+  uint64_t kernel_drops() const;
   // The receive buffer the kernel granted the UDP socket (0 without one), for the log.
   int udp_receive_buffer_bytes() const { return udp_rcvbuf_; }
 
@@ -71,7 +72,7 @@ class DatagramInput {
   std::vector<char> buffer_;
   uint32_t udp_drops_seen_ = 0;  // last cumulative SO_RXQ_OVFL value per socket
   uint32_t unix_drops_seen_ = 0;
-  std::atomic<uint64_t> kernel_drops_{0};
+  std::chrono::steady_clock::time_point last_drop_warning_{};
   std::thread thread_;
 };
 
