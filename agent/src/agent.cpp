@@ -527,6 +527,9 @@ void Agent::send(Clock::time_point now) {
   if (awaiting_ack_.size() >= config_.max_awaiting_ack) return;
   for (Stream stream : {Stream::kData, Stream::kLogs}) {
     while (inflight_.size() < config_.max_inflight) {
+      // Accepting input comes first: sealing a backlog can keep this thread busy for a
+      // while, and the input thread waits once its queue is full.
+      if (input_queue_.size() >= kFlushAt) flush();
       const auto before = counters_.published;
       seal_ready(stream, now);
       if (counters_.published == before) break;

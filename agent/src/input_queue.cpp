@@ -23,6 +23,11 @@ void InputQueue::take(std::vector<QueueItem>& out) {
   room_.notify_one();
 }
 
+std::size_t InputQueue::size() {
+  std::lock_guard lock(mu_);
+  return items_.size();
+}
+
 void InputQueue::close() {
   {
     std::lock_guard lock(mu_);

@@ -37,6 +37,9 @@ class InputQueue {
   // wait, so nothing already read is lost; the consumer takes it all in a last take().
   void close();
 
+  // Items queued now (a moment later it may differ). Any thread.
+  std::size_t size();
+
   std::size_t capacity() const { return capacity_; }
 
  private:
