@@ -32,6 +32,17 @@ constexpr std::size_t kFlushAt = 16 * 1024;
 
 using common::wall_now_us;
 
+// Empties `items`, keeping its storage only if it is small: after a burst the queue's
+// vectors would otherwise keep megabytes (200 bytes an item) for the rest of the run.
+void release_after_burst(std::vector<QueueItem>& items) {
+  constexpr std::size_t kKeep = 4096;
+  if (items.capacity() > kKeep) {
+    std::vector<QueueItem>().swap(items);
+  } else {
+    items.clear();
+  }
+}
+
 // The kernel knows whether NTP (or similar) disciplines the clock.
 bool clock_synchronised() {
   struct timex tx = {};
@@ -312,7 +323,7 @@ void Agent::flush() {
     // Disk full or I/O error: what was received cannot be kept. Count it as
     // refused by policy and carry on; the agent never exits on it.
     spdlog::error("store: cannot persist {} items: {}", flushing_.size(), result.error().message);
-    flushing_.clear();
+    release_after_burst(flushing_);
     return;
   }
   counters_.persisted += result.value().accepted;
@@ -332,7 +343,7 @@ void Agent::flush() {
     auto& since = waiting_since_[static_cast<std::size_t>(item.stream)];
     if (!since) since = Clock::now();
   }
-  flushing_.clear();
+  release_after_burst(flushing_);
 }
 
 void Agent::schedule_tick() {
