@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -96,8 +97,8 @@ constexpr const char* kCachedSql[] = {
     "ORDER BY id LIMIT ?",
     // kCount
     "SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE stream = ? ORDER BY id LIMIT ?)",
-    // kDeleteItem
-    "DELETE FROM items WHERE id = ? RETURNING bytes",
+    // kDeleteItems
+    "DELETE FROM items WHERE stream = ?1 AND id BETWEEN ?2 AND ?3 RETURNING id, bytes",
     // kInsertOutbox
     "INSERT INTO outbox (stream, epoch, seq, item_count, payload, bytes) "
     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -542,15 +543,26 @@ Result<OutboxMessage> Store::seal(Stream stream, std::span<const int64_t> item_i
   if (!payload.ok()) return payload.error();
   msg.payload = std::move(payload).value();
 
+  // One range delete rather than one lookup per item; what it removed must be exactly
+  // the given items, or the transaction is rolled back.
   uint64_t freed = 0;
-  Stmt del(cached(kDeleteItem));
-  if (!del.ok()) return sql_error(db_, "prepare seal");
-  for (int64_t id : item_ids) {
-    del.bind(1, id);
-    const auto deleted = run_delete(del);
-    if (!deleted) return sql_error(db_, "seal");
-    freed += deleted->bytes;
-    del.reset();
+  std::vector<int64_t> deleted;
+  if (!item_ids.empty()) {
+    Stmt del(cached(kDeleteItems));
+    if (!del.ok()) return sql_error(db_, "prepare seal");
+    del.bind(1, static_cast<int64_t>(stream));
+    del.bind(2, item_ids.front());
+    del.bind(3, item_ids.back());
+    int rc;
+    while ((rc = del.step()) == SQLITE_ROW) {
+      deleted.push_back(del.int_at(0));
+      freed += static_cast<uint64_t>(del.int_at(1));
+    }
+    if (rc != SQLITE_DONE) return sql_error(db_, "seal");
+  }
+  std::sort(deleted.begin(), deleted.end());  // RETURNING promises no order
+  if (!std::equal(deleted.begin(), deleted.end(), item_ids.begin(), item_ids.end())) {
+    return Error{"seal: the items are not a leading run of the stream's queue, in order"};
   }
   const uint64_t msg_bytes = 32 + msg.payload.size();
   Stmt insert(cached(kInsertOutbox));

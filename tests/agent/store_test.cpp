@@ -141,6 +141,25 @@ TEST_F(StoreTest, SealFreesTheBytesOfExactlyTheSealedItems) {
   EXPECT_EQ(store->stats().value().bytes, before - 4 * per_item);
 }
 
+TEST_F(StoreTest, SealRefusesItemsThatAreNotALeadingRunOfTheirStreamAndChangesNothing) {
+  auto store = open();
+  ASSERT_TRUE(store->append(readings(0, 6)).ok());
+  auto ids = ids_of(store->peek(Stream::kData, 6).value());
+  const auto before = store->stats().value();
+  // A gap (item 2 left out) and the other stream's name for the same items.
+  EXPECT_FALSE(
+      store->seal(Stream::kData, std::vector<int64_t>{ids[0], ids[1], ids[3]}, fake_encode).ok());
+  EXPECT_FALSE(store->seal(Stream::kLogs, std::vector<int64_t>{ids[0], ids[1]}, fake_encode).ok());
+  const auto after = store->stats().value();
+  EXPECT_EQ(after.queued_items, before.queued_items);
+  EXPECT_EQ(after.outbox_messages, 0u);
+  EXPECT_EQ(after.bytes, before.bytes);
+  EXPECT_EQ(store->last_seq(), 0u);
+  EXPECT_EQ(
+      store->seal(Stream::kData, std::vector<int64_t>{ids[0], ids[1]}, fake_encode).value().seq,
+      1u);
+}
+
 TEST_F(StoreTest, FailedEncodeChangesNothing) {
   auto store = open();
   ASSERT_TRUE(store->append(readings(0, 3)).ok());

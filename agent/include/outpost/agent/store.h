@@ -111,9 +111,10 @@ class Store {
   // whatever the backlog, for deciding whether a full batch is waiting.
   common::Result<std::size_t> count(Stream stream, std::size_t limit);
 
-  // Seals the given items (ids from peek) into one message: assigns the next
-  // sequence number, calls `encode(seq)` for the payload, stores it in the outbox
-  // and deletes the items, all in one transaction. If encode fails, nothing changes.
+  // Seals the given items into one message: assigns the next sequence number, calls
+  // `encode(seq)` for the payload, stores it in the outbox and deletes the items, all in
+  // one transaction. The ids must be a leading run of what peek() returned (the oldest
+  // items of `stream`, in order); otherwise, or if encode fails, nothing changes.
   using Encoder = std::function<common::Result<std::vector<uint8_t>>(uint64_t seq)>;
   common::Result<OutboxMessage> seal(Stream stream, std::span<const int64_t> item_ids,
                                      const Encoder& encode);
@@ -152,7 +153,7 @@ class Store {
     kInsertItem,
     kPeek,
     kCount,
-    kDeleteItem,
+    kDeleteItems,
     kInsertOutbox,
     kOutbox,
     kAcknowledge,
