@@ -539,8 +539,12 @@ void Agent::send(Clock::time_point now) {
   for (Stream stream : {Stream::kData, Stream::kLogs}) {
     while (inflight_.size() < config_.max_inflight) {
       // Accepting input comes first: sealing a backlog can keep this thread busy for a
-      // while, and the input thread waits once its queue is full.
-      if (input_queue_.size() >= kFlushAt) flush();
+      // while, and the input thread waits once its queue is full. While input pours in,
+      // sealing only uses what time the flushes leave (the next tick goes on).
+      if (input_queue_.size() >= kFlushAt) {
+        flush();
+        return;
+      }
       const auto before = counters_.published;
       seal_ready(stream, now);
       if (counters_.published == before) break;
