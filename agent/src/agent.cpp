@@ -1,4 +1,4 @@
-// The running agent: inputs, persistence, batching and MQTT delivery on one thread.
+// The running agent: an input thread; persistence, batching and MQTT delivery on the io thread.
 #include "agent.h"
 
 #include <sys/timex.h>
@@ -19,11 +19,29 @@ namespace {
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
+// The send loop's period while deliveries are under way (tokens to poll, slots to fill),
+// and while nothing is: every wake-up costs CPU that a device at 1,000 readings/s
+// notices, and an idle tick only decides whether a partial batch is due.
 constexpr auto kTick = 20ms;
-// Received items held in memory before a flush is forced regardless of the interval.
-constexpr std::size_t kMaxPending = 50'000;
+constexpr auto kIdleTick = 100ms;
+// Received items the input thread may queue before it waits for the store (its wait
+// leaves new datagrams to the kernel's receive buffer). About 200 bytes each.
+constexpr std::size_t kInputQueueCapacity = 64 * 1024;
+// Queued items that start a flush at once rather than at the next flush interval.
+constexpr std::size_t kFlushAt = 16 * 1024;
 
 using common::wall_now_us;
+
+// Empties `items`, keeping its storage only if it is small: after a burst the queue's
+// vectors would otherwise keep megabytes (200 bytes an item) for the rest of the run.
+void release_after_burst(std::vector<QueueItem>& items) {
+  constexpr std::size_t kKeep = 4096;
+  if (items.capacity() > kKeep) {
+    std::vector<QueueItem>().swap(items);
+  } else {
+    items.clear();
+  }
+}
 
 // The kernel knows whether NTP (or similar) disciplines the clock.
 bool clock_synchronised() {
@@ -53,7 +71,7 @@ std::optional<bool> poll(const Token& token) {
 
 uint64_t AgentCounters::rejected_total() const {
   uint64_t n = 0;
-  for (const auto& [reason, count] : rejected) n += count;
+  for (const auto& count : rejected) n += count.load(std::memory_order_relaxed);
   return n;
 }
 
@@ -61,8 +79,8 @@ Agent::Agent(AgentConfig config, asio::io_context& io)
     : config_(std::move(config)),
       io_(io),
       epoch_(random_epoch()),
-      udp_(io),
-      unix_(io),
+      input_log_(10, std::chrono::seconds(10)),
+      input_queue_(kInputQueueCapacity),
       flush_timer_(io),
       tick_timer_(io),
       system_timer_(io),
@@ -75,10 +93,9 @@ Agent::Agent(AgentConfig config, asio::io_context& io)
       started_(Clock::now()) {}
 
 Agent::~Agent() {
-  if (!config_.unix_socket.empty() && unix_.is_open()) {
-    std::error_code ec;
-    std::filesystem::remove(config_.unix_socket, ec);
-  }
+  // The input thread may wait in push(): release it before joining it.
+  input_queue_.close();
+  input_.reset();
 }
 
 common::Status<> Agent::start() {
@@ -102,6 +119,12 @@ common::Status<> Agent::start() {
     spdlog::info("metrics on http://{}/metrics", config_.metrics_listen);
   }
 
+  // OpenSSL (1.1 and later) initialises itself when TLS is first used. Paho's own init
+  // loads every error string and algorithm up front, even with TLS off: about 2 MB of
+  // RSS (docs/BENCHMARKS.md). Must precede the first client.
+  MQTTAsync_init_options paho_init = MQTTAsync_init_options_initializer;
+  paho_init.do_openssl_init = 0;
+  MQTTAsync_global_init(&paho_init);
   try {
     client_ = std::make_unique<mqtt::async_client>(config_.broker, config_.client_id,
                                                    mqtt::create_options(MQTTVERSION_3_1_1));
@@ -133,94 +156,72 @@ common::Status<> Agent::start() {
 }
 
 common::Status<> Agent::open_inputs() {
+  auto input =
+      DatagramInput::open({.udp_listen = config_.udp_listen, .unix_socket = config_.unix_socket});
+  if (!input.ok()) return input.error();
+  input_ = std::move(input).value();
   if (!config_.udp_listen.empty()) {
-    const auto where = parse_host_port(config_.udp_listen);
-    boost::system::error_code ec;
-    const auto address = asio::ip::make_address(where ? where->host : "", ec);
-    if (!where || ec) {
-      return common::Error{"inputs.udp_listen '" + config_.udp_listen + "' is not host:port"};
-    }
-    const uint16_t port = where->port;
-    const asio::ip::udp::endpoint endpoint(address, port);
-    udp_.open(endpoint.protocol(), ec);
-    if (!ec) udp_.bind(endpoint, ec);
-    if (ec)
-      return common::Error{"cannot listen on udp " + config_.udp_listen + ": " + ec.message()};
-    // A large receive buffer absorbs bursts while the thread is busy flushing.
-    udp_.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
-    spdlog::info("listening for lines on udp {}", config_.udp_listen);
-    receive_udp();
+    spdlog::info("listening for lines on udp {} (receive buffer {} KiB)", config_.udp_listen,
+                 input_->udp_receive_buffer_bytes() / 1024);
   }
   if (!config_.unix_socket.empty()) {
-    std::error_code fs_ec;
-    // A socket file left by a previous run (kill -9) would make bind fail.
-    if (std::filesystem::is_socket(config_.unix_socket, fs_ec)) {
-      std::filesystem::remove(config_.unix_socket, fs_ec);
-    }
-    boost::system::error_code ec;
-    unix_.open(asio::local::datagram_protocol(), ec);
-    if (!ec) unix_.bind(asio::local::datagram_protocol::endpoint(config_.unix_socket), ec);
-    if (ec) {
-      return common::Error{"cannot listen on unix socket " + config_.unix_socket + ": " +
-                           ec.message()};
-    }
-    unix_.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
     spdlog::info("listening for lines on unix socket {}", config_.unix_socket);
-    receive_unix();
   }
+  input_->start(
+      [this](std::string_view datagram, bool truncated) { on_datagram(datagram, truncated); });
   return {};
 }
 
-void Agent::receive_udp() {
-  udp_.async_receive_from(asio::buffer(udp_buffer_), udp_peer_,
-                          [this](const boost::system::error_code& ec, std::size_t n) {
-                            if (ec == asio::error::operation_aborted || stopping_) return;
-                            if (!ec) on_datagram(std::string_view(udp_buffer_.data(), n));
-                            receive_udp();
-                          });
-}
-
-void Agent::receive_unix() {
-  unix_.async_receive_from(asio::buffer(unix_buffer_), unix_peer_,
-                           [this](const boost::system::error_code& ec, std::size_t n) {
-                             if (ec == asio::error::operation_aborted || stopping_) return;
-                             if (!ec) on_datagram(std::string_view(unix_buffer_.data(), n));
-                             receive_unix();
-                           });
-}
-
-void Agent::on_datagram(std::string_view datagram) {
+void Agent::on_datagram(std::string_view datagram, bool truncated) {
+  if (truncated) {
+    // Larger than any UDP datagram: a Unix datagram over 64 KiB. Its cut end would be
+    // a broken line, so none of it is taken.
+    ++counters_.rejected[static_cast<std::size_t>(LineError::kTooLong)];
+    if (input_log_.allow(Clock::now())) {
+      spdlog::warn("rejected a datagram larger than 64 KiB ({} bytes read)", datagram.size());
+    }
+    return;
+  }
   const int64_t now = wall_now_us();
   auto result = parse_datagram(datagram, now, config_.line);
   for (auto& line : result.accepted) {
     if (line.log) {
-      QueueItem item;
+      QueueItem& item = parsed_.emplace_back();
       item.stream = Stream::kLogs;
       item.time_us = line.log->time_us;
       item.log = std::move(*line.log);
-      pending_.push_back(std::move(item));
-      ++counters_.accepted_logs;
+      counters_.accepted_logs.fetch_add(1, std::memory_order_relaxed);
     }
-    add_readings(std::move(line.readings));
+    add_readings(line.readings, parsed_);
   }
   for (const auto& rejected : result.rejected) {
-    ++counters_.rejected[rejected.rejection.error];
-    if (bad_input_log_.allow(Clock::now())) {
-      const uint64_t suppressed = bad_input_log_.take_suppressed();
+    counters_.rejected[static_cast<std::size_t>(rejected.rejection.error)].fetch_add(
+        1, std::memory_order_relaxed);
+    if (input_log_.allow(Clock::now())) {
+      const uint64_t suppressed = input_log_.take_suppressed();
       spdlog::warn("rejected input line {} ({}): {}{}", rejected.line_number,
                    line_error_name(rejected.rejection.error), rejected.rejection.detail,
                    suppressed ? fmt::format(" ({} more rejected lines not logged)", suppressed)
                               : std::string());
     }
   }
-  if (pending_.size() >= kMaxPending) flush();
+  if (parsed_.empty()) return;
+  // Waits while the queue is full: the store is behind, the kernel buffers meanwhile.
+  const std::size_t queued = input_queue_.push(parsed_);
+  if (queued >= kFlushAt && !flush_posted_.exchange(true)) {
+    asio::post(io_, [this] {
+      flush_posted_ = false;
+      flush();
+    });
+  }
 }
 
 void Agent::schedule_system_sample() {
   system_timer_.expires_after(std::chrono::microseconds(config_.system_interval_us));
   system_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    add_readings(system_metrics_.sample(wall_now_us()));
+    auto readings = system_metrics_.sample(wall_now_us());
+    add_readings(readings, pending_);
     schedule_system_sample();
   });
 }
@@ -284,21 +285,20 @@ void Agent::poll_tails() {
         item.log.fields.push_back({"file", source});
       }
       pending_.push_back(std::move(item));
-      ++counters_.accepted_logs;
+      counters_.accepted_logs.fetch_add(1, std::memory_order_relaxed);
     }
   }
 }
 
-void Agent::add_readings(std::vector<InputReading> readings) {
+void Agent::add_readings(std::vector<InputReading>& readings, std::vector<QueueItem>& out) {
   for (auto& r : readings) {
-    QueueItem item;
+    QueueItem& item = out.emplace_back();
     item.time_us = r.time_us;
     item.sensor = std::move(r.sensor);
     item.unit = std::move(r.unit);
     item.value = std::move(r.value);
-    pending_.push_back(std::move(item));
-    ++counters_.accepted_readings;
   }
+  counters_.accepted_readings.fetch_add(readings.size(), std::memory_order_relaxed);
 }
 
 void Agent::schedule_flush() {
@@ -311,13 +311,19 @@ void Agent::schedule_flush() {
 }
 
 void Agent::flush() {
-  if (pending_.empty()) return;
-  auto result = store_->append(pending_);
+  // One transaction for what the input thread queued and what tail and system
+  // readings added here; flushing_ keeps its storage for the next swap.
+  input_queue_.take(flushing_);
+  flushing_.insert(flushing_.end(), std::make_move_iterator(pending_.begin()),
+                   std::make_move_iterator(pending_.end()));
+  pending_.clear();
+  if (flushing_.empty()) return;
+  auto result = store_->append(flushing_);
   if (!result.ok()) {
     // Disk full or I/O error: what was received cannot be kept. Count it as
     // refused by policy and carry on; the agent never exits on it.
-    spdlog::error("store: cannot persist {} items: {}", pending_.size(), result.error().message);
-    pending_.clear();
+    spdlog::error("store: cannot persist {} items: {}", flushing_.size(), result.error().message);
+    release_after_burst(flushing_);
     return;
   }
   counters_.persisted += result.value().accepted;
@@ -333,15 +339,16 @@ void Agent::flush() {
     spdlog::warn("store quota reached: {} refused, {} oldest evicted", result.value().refused,
                  result.value().evicted);
   }
-  for (const auto& item : pending_) {
+  for (const auto& item : flushing_) {
     auto& since = waiting_since_[static_cast<std::size_t>(item.stream)];
     if (!since) since = Clock::now();
   }
-  pending_.clear();
+  release_after_burst(flushing_);
 }
 
 void Agent::schedule_tick() {
-  tick_timer_.expires_after(kTick);
+  const bool busy = !connected_ || !inflight_.empty() || !awaiting_ack_.empty() || rescan_outbox_;
+  tick_timer_.expires_after(busy ? kTick : kIdleTick);
   tick_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     tick();
@@ -421,6 +428,7 @@ void Agent::maintain_connection(Clock::time_point now) {
 
 void Agent::on_connected() {
   connected_ = true;
+  rescan_outbox_ = true;  // what was in flight on the old connection goes again
   backoff_.reset();
   ++counters_.reconnects;
   spdlog::info("connected to {} as {}", config_.broker, config_.client_id);
@@ -495,16 +503,22 @@ void Agent::poll_inflight() {
       ++counters_.acked;
     }
     // A failed delivery stays in the outbox and is published again.
+    if (!*done) rescan_outbox_ = true;
     it = inflight_.erase(it);
   }
 }
 
 void Agent::send(Clock::time_point now) {
   const auto ack_timeout = std::chrono::microseconds(config_.ack_timeout_us);
+  for (const auto& [id, awaiting] : awaiting_ack_) {
+    if (now - awaiting.sent >= ack_timeout) rescan_outbox_ = true;
+  }
   // Unsent, failed or unacknowledged-for-too-long messages first, oldest first:
-  // order per device is preserved.
-  if (inflight_.size() < config_.max_inflight) {
-    auto outbox = store_->outbox(config_.max_inflight + inflight_.size() + awaiting_ack_.size());
+  // order per device is preserved. Only when one may exist: reading every unacked
+  // payload back on each tick was most of the agent's CPU time at a low input rate.
+  if (rescan_outbox_ && inflight_.size() < config_.max_inflight) {
+    const std::size_t limit = config_.max_inflight + inflight_.size() + awaiting_ack_.size();
+    auto outbox = store_->outbox(limit);
     if (outbox.ok()) {
       for (const auto& message : outbox.value()) {
         if (inflight_.size() >= config_.max_inflight) return;
@@ -516,12 +530,21 @@ void Agent::send(Clock::time_point now) {
         }
         if (!publish(message)) return;
       }
+      // Every unacked message is now in flight or waiting for its ack in time.
+      if (outbox.value().size() < limit) rescan_outbox_ = false;
     }
   }
   // end_to_end: no new messages while too many await the collector.
   if (awaiting_ack_.size() >= config_.max_awaiting_ack) return;
   for (Stream stream : {Stream::kData, Stream::kLogs}) {
     while (inflight_.size() < config_.max_inflight) {
+      // Accepting input comes first: sealing a backlog can keep this thread busy for a
+      // while, and the input thread waits once its queue is full. While input pours in,
+      // sealing only uses what time the flushes leave (the next tick goes on).
+      if (input_queue_.size() >= kFlushAt) {
+        flush();
+        return;
+      }
       const auto before = counters_.published;
       seal_ready(stream, now);
       if (counters_.published == before) break;
@@ -534,12 +557,18 @@ void Agent::seal_ready(Stream stream, Clock::time_point now) {
   if (!since) return;
   const std::size_t full =
       stream == Stream::kData ? config_.batch.max_readings : config_.batch.max_records;
+  const bool due = now - *since >= std::chrono::microseconds(config_.max_batch_delay_us);
+  if (!due && !stopping_) {
+    // Counting is cheap; reading the items back is not. Most ticks have no full batch.
+    auto queued = store_->count(stream, full);
+    if (queued.ok() && queued.value() == 0) since.reset();
+    if (queued.ok() && queued.value() < full) return;
+  }
   auto items = store_->peek(stream, full);
   if (!items.ok() || items.value().empty()) {
     since.reset();
     return;
   }
-  const bool due = now - *since >= std::chrono::microseconds(config_.max_batch_delay_us);
   if (items.value().size() < full && !due && !stopping_) return;
   const bool synced = clock_synchronised();
   auto built = build_batch(stream, items.value(), config_.batch, synced);
@@ -574,6 +603,7 @@ bool Agent::publish(const OutboxMessage& message) {
     return true;
   } catch (const mqtt::exception& e) {
     spdlog::warn("publish failed: {}", e.what());
+    rescan_outbox_ = true;  // it stays in the outbox
     return false;
   }
 }
@@ -611,9 +641,12 @@ int Agent::qos(Stream stream) const { return mode(stream) == DeliveryMode::kFire
 
 MetricsSnapshot Agent::snapshot() {
   MetricsSnapshot m;
-  m.accepted_readings = counters_.accepted_readings;
-  m.accepted_logs = counters_.accepted_logs;
-  m.rejected = counters_.rejected;
+  m.accepted_readings = counters_.accepted_readings.load(std::memory_order_relaxed);
+  m.accepted_logs = counters_.accepted_logs.load(std::memory_order_relaxed);
+  for (LineError e : kAllLineErrors) {
+    m.rejected[e] = counters_.rejected[static_cast<std::size_t>(e)].load(std::memory_order_relaxed);
+  }
+  if (input_) m.kernel_dropped_datagrams = input_->kernel_drops();
   m.persisted = counters_.persisted;
   m.published = counters_.published;
   m.acked = counters_.acked;
@@ -642,9 +675,10 @@ MetricsSnapshot Agent::snapshot() {
 void Agent::stop(std::function<void()> done) {
   stopping_ = true;
   metrics_.close();
-  boost::system::error_code ec;
-  udp_.close(ec);
-  unix_.close(ec);
+  // Stop reading; the last datagram the input thread handled is queued (close() lets a
+  // push waiting for room through) and persisted by the flush below.
+  input_queue_.close();
+  if (input_) input_->stop();
   flush_timer_.cancel();
   system_timer_.cancel();
   tail_timer_.cancel();

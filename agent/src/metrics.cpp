@@ -54,6 +54,10 @@ std::string render_metrics(const MetricsSnapshot& m) {
     w.sample("rejected_lines_total", d(it == m.rejected.end() ? 0 : it->second),
              "reason=\"" + std::string(line_error_name(e)) + "\"");
   }
+  w.metric("input_kernel_dropped_datagrams_total", "counter",
+           "Datagrams the kernel dropped because an input socket's receive buffer was full "
+           "(SO_RXQ_OVFL): lost before the agent could read them.",
+           d(m.kernel_dropped_datagrams));
   w.metric("persisted_total", "counter", "Items committed to the store.", d(m.persisted));
   w.metric("published_total", "counter", "Messages handed to the MQTT client (re-sends included).",
            d(m.published));

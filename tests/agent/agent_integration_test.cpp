@@ -342,6 +342,42 @@ TEST_F(AgentIntegration, MetricsEndpointCountsAcceptedRejectedAndQueue) {
             std::string::npos);
 }
 
+TEST_F(AgentIntegration, DatagramsTheKernelDropsAreCountedInMetrics) {
+  start_agent();
+  // A stopped agent reads nothing: its receive buffer fills and the kernel drops the
+  // rest. Comment lines fill the datagrams, so what does get queued adds no readings.
+  std::string filler;
+  while (filler.size() < 60'000) filler += "#" + std::string(999, 'x') + "\n";
+  ASSERT_EQ(::kill(agent_->pid(), SIGSTOP), 0);
+  // 60 MB: more than any receive buffer the agent gets (32 MiB with CAP_NET_ADMIN).
+  for (int i = 0; i < 1000; ++i) test_support::send_udp(udp_port_, filler);
+  ASSERT_EQ(::kill(agent_->pid(), SIGCONT), 0);
+  const std::string name = "\noutpost_agent_input_kernel_dropped_datagrams_total ";
+  std::string body;
+  double dropped = 0;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        body = test_support::http_get(metrics_port_, "/metrics");
+        const auto at = body.find(name);
+        dropped = at == std::string::npos ? 0 : std::stod(body.substr(at + name.size()));
+        return dropped > 0;
+      },
+      20s))
+      << body;
+  EXPECT_LE(dropped, 1000);  // datagrams, not bytes or lines
+  // And it keeps accepting input (once its buffer has room again).
+  EXPECT_TRUE(wait_until(
+      [&] {
+        test_support::send_udp(udp_port_, "marker value=1i\n");
+        body = test_support::http_get(metrics_port_, "/metrics");
+        return body.find("outpost_agent_accepted_total{kind=\"reading\"} 0\n") ==
+                   std::string::npos &&
+               body.find("outpost_agent_accepted_total{kind=\"reading\"} ") != std::string::npos;
+      },
+      10s))
+      << body;
+}
+
 TEST_F(AgentIntegration, SystemReadingsArriveWithNoOtherInput) {
   std::string text = test_support::read_text(config_);
   text.replace(text.find("interval = \"0s\""), 15, "interval = \"200ms\"");

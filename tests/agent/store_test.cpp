@@ -111,6 +111,55 @@ TEST_F(StoreTest, SealMovesItemsIntoOneMessageWithTheNextSequenceNumber) {
   EXPECT_EQ(store->stats().value().queued_items, 0u);
 }
 
+TEST_F(StoreTest, CountStopsAtItsLimitAndCountsOneStreamOnly) {
+  auto store = open();
+  auto items = readings(0, 7);
+  QueueItem log;
+  log.stream = Stream::kLogs;
+  log.log.message = "hello";
+  items.push_back(log);
+  ASSERT_TRUE(store->append(items).ok());
+  EXPECT_EQ(store->count(Stream::kData, 100).value(), 7u);
+  EXPECT_EQ(store->count(Stream::kData, 5).value(), 5u);
+  EXPECT_EQ(store->count(Stream::kLogs, 100).value(), 1u);
+  auto peeked = store->peek(Stream::kData, 3).value();
+  ASSERT_TRUE(store->seal(Stream::kData, ids_of(peeked), fake_encode).ok());
+  EXPECT_EQ(store->count(Stream::kData, 100).value(), 4u);
+}
+
+TEST_F(StoreTest, SealFreesTheBytesOfExactlyTheSealedItems) {
+  auto store = open();
+  ASSERT_TRUE(store->append(readings(0, 10)).ok());
+  const uint64_t before = store->stats().value().bytes;
+  auto peeked = store->peek(Stream::kData, 4).value();
+  auto sealed = store->seal(Stream::kData, ids_of(peeked), fake_encode);
+  ASSERT_TRUE(sealed.ok());
+  // Every reading here accounts the same bytes; the message adds 32 + its payload.
+  const uint64_t per_item = before / 10;
+  EXPECT_EQ(store->stats().value().bytes, before - 4 * per_item + 32 + 4);
+  ASSERT_TRUE(store->acknowledge(sealed.value().id).ok());
+  EXPECT_EQ(store->stats().value().bytes, before - 4 * per_item);
+}
+
+TEST_F(StoreTest, SealRefusesItemsThatAreNotALeadingRunOfTheirStreamAndChangesNothing) {
+  auto store = open();
+  ASSERT_TRUE(store->append(readings(0, 6)).ok());
+  auto ids = ids_of(store->peek(Stream::kData, 6).value());
+  const auto before = store->stats().value();
+  // A gap (item 2 left out) and the other stream's name for the same items.
+  EXPECT_FALSE(
+      store->seal(Stream::kData, std::vector<int64_t>{ids[0], ids[1], ids[3]}, fake_encode).ok());
+  EXPECT_FALSE(store->seal(Stream::kLogs, std::vector<int64_t>{ids[0], ids[1]}, fake_encode).ok());
+  const auto after = store->stats().value();
+  EXPECT_EQ(after.queued_items, before.queued_items);
+  EXPECT_EQ(after.outbox_messages, 0u);
+  EXPECT_EQ(after.bytes, before.bytes);
+  EXPECT_EQ(store->last_seq(), 0u);
+  EXPECT_EQ(
+      store->seal(Stream::kData, std::vector<int64_t>{ids[0], ids[1]}, fake_encode).value().seq,
+      1u);
+}
+
 TEST_F(StoreTest, FailedEncodeChangesNothing) {
   auto store = open();
   ASSERT_TRUE(store->append(readings(0, 3)).ok());

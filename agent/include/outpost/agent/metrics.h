@@ -15,6 +15,7 @@ struct MetricsSnapshot {
   uint64_t accepted_readings = 0;
   uint64_t accepted_logs = 0;
   std::map<LineError, uint64_t> rejected;  // reasons absent here are reported as 0
+  uint64_t kernel_dropped_datagrams = 0;   // lost in a full socket receive buffer
   uint64_t persisted = 0;
   uint64_t published = 0;
   uint64_t acked = 0;        // delivery complete (PUBACK, or written for QoS 0)

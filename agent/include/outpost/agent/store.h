@@ -13,6 +13,7 @@
 // Failures come back as Status/Result; nothing throws.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -25,6 +26,7 @@
 #include "outpost/common/result.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace outpost::agent {
 
@@ -105,9 +107,14 @@ class Store {
   // The oldest queued items of `stream`, in arrival order, at most `max_items`.
   common::Result<std::vector<QueueItem>> peek(Stream stream, std::size_t max_items);
 
-  // Seals the given items (ids from peek) into one message: assigns the next
-  // sequence number, calls `encode(seq)` for the payload, stores it in the outbox
-  // and deletes the items, all in one transaction. If encode fails, nothing changes.
+  // How many items of `stream` are queued, counting no further than `limit`: cheap
+  // whatever the backlog, for deciding whether a full batch is waiting.
+  common::Result<std::size_t> count(Stream stream, std::size_t limit);
+
+  // Seals the given items into one message: assigns the next sequence number, calls
+  // `encode(seq)` for the payload, stores it in the outbox and deletes the items, all in
+  // one transaction. The ids must be a leading run of what peek() returned (the oldest
+  // items of `stream`, in order); otherwise, or if encode fails, nothing changes.
   using Encoder = std::function<common::Result<std::vector<uint8_t>>(uint64_t seq)>;
   common::Result<OutboxMessage> seal(Stream stream, std::span<const int64_t> item_ids,
                                      const Encoder& encode);
@@ -141,7 +148,27 @@ class Store {
   uint64_t last_seq() const { return last_seq_; }
 
  private:
+  // Statements prepared once and kept (store.cpp has their SQL, in this order).
+  enum Query : int {
+    kInsertItem,
+    kPeek,
+    kCount,
+    kDeleteItems,
+    kInsertOutbox,
+    kOutbox,
+    kAcknowledge,
+    kReadCounter,
+    kBumpCounter,
+    kStats,
+    kBegin,
+    kCommit,
+    kRollback,
+    kCachedQueries
+  };
+
   Store(sqlite3* db, StoreOptions options, uint64_t epoch);
+  // The kept statement for `query`, prepared on first use; nullptr if it cannot be.
+  sqlite3_stmt* cached(Query query);
   common::Status<> init();
   common::Status<> exec(const char* sql);
   common::Status<> bump_counter(const char* key, uint64_t by);
@@ -150,6 +177,7 @@ class Store {
   common::Result<std::size_t> evict_for(uint64_t needed);
 
   sqlite3* db_;
+  std::array<sqlite3_stmt*, kCachedQueries> cached_{};
   StoreOptions options_;
   uint64_t epoch_;
   uint64_t last_seq_ = 0;
