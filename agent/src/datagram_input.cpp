@@ -163,15 +163,25 @@ void DatagramInput::run() {
       if (errno == EINTR) continue;
       return;  // EFAULT/EINVAL/ENOMEM: nothing sensible left to read with
     }
-    if (fds[0].revents != 0) return;
+    if (fds[0].revents != 0) {
+      // Stopping. What the kernel already holds was sent to us, fire-and-forget: take it
+      // all before going (the queue is closed by now, so pushes no longer wait).
+      while (drain(udp_fd_, udp_drops_seen_) == kMaxPerDrain) {
+      }
+      while (drain(unix_fd_, unix_drops_seen_) == kMaxPerDrain) {
+      }
+      return;
+    }
     if (fds[1].revents != 0) drain(udp_fd_, udp_drops_seen_);
     if (fds[2].revents != 0) drain(unix_fd_, unix_drops_seen_);
   }
 }
 
-void DatagramInput::drain(int fd, uint32_t& last_drop_count) {
+int DatagramInput::drain(int fd, uint32_t& last_drop_count) {
+  if (fd < 0) return 0;
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint32_t))];
-  for (int i = 0; i < kMaxPerDrain; ++i) {
+  int i = 0;
+  for (; i < kMaxPerDrain; ++i) {
     iovec iov{buffer_.data(), buffer_.size()};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -179,7 +189,7 @@ void DatagramInput::drain(int fd, uint32_t& last_drop_count) {
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     const ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT);
-    if (n < 0) return;  // EAGAIN: drained; anything else: try again on the next poll
+    if (n < 0) return i;  // EAGAIN: drained; anything else: try again on the next poll
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
         uint32_t count;
@@ -200,6 +210,7 @@ void DatagramInput::drain(int fd, uint32_t& last_drop_count) {
     handler_(std::string_view(buffer_.data(), static_cast<std::size_t>(n)),
              (msg.msg_flags & MSG_TRUNC) != 0);
   }
+  return i;
 }
 
 }  // namespace outpost::agent

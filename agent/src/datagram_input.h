@@ -60,8 +60,9 @@ class DatagramInput {
  private:
   DatagramInput() = default;
   void run();
-  // Reads what `fd` has queued, at most a bounded number of datagrams per call.
-  void drain(int fd, uint32_t& last_drop_count);
+  // Reads what `fd` has queued, at most a bounded number of datagrams per call, without
+  // waiting; returns how many it read (0 for an input that is off).
+  int drain(int fd, uint32_t& last_drop_count);
 
   int udp_fd_ = -1;
   int unix_fd_ = -1;

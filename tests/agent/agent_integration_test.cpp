@@ -560,6 +560,24 @@ TEST_F(AgentIntegration, SigtermFlushesAndDeliversWhatWasJustReceived) {
   ASSERT_TRUE(wait_until([&] { return sub.stored_values().size() == 20; }, 10s)) << agent_log();
 }
 
+TEST_F(AgentIntegration, SigtermTakesEverythingTheSocketAlreadyHeld) {
+  Subscriber sub(broker_->uri());
+  start_agent();
+  ASSERT_TRUE(
+      wait_until([&] { return agent_log().find("connected to") != std::string::npos; }, 10s));
+  // The agent is frozen while 2,000 datagrams pile up in its socket, then told to stop: the
+  // senders fired and forgot, so what the kernel took must be taken, persisted and sent.
+  ASSERT_EQ(::kill(agent_->pid(), SIGSTOP), 0);
+  send_counts(0, 20000);
+  ASSERT_EQ(::kill(agent_->pid(), SIGTERM), 0);
+  ASSERT_EQ(::kill(agent_->pid(), SIGCONT), 0);
+  EXPECT_EQ(agent_->stop(0, 30s), 0) << agent_log();
+  EXPECT_NE(agent_log().find("accepted 20000 readings"), std::string::npos) << agent_log();
+  ASSERT_TRUE(wait_until([&] { return sub.stored_values().size() == 20000; }, 10s))
+      << sub.stored_values().size() << " of 20000 arrived\n"
+      << agent_log();
+}
+
 TEST_F(AgentIntegration, KillNineUnderLoadRestartsWithoutDuplicates) {
   Subscriber sub(broker_->uri());
   start_agent();
