@@ -571,7 +571,8 @@ Report World::judge(const Rules& rules) {
     return r;
   };
   std::map<std::string, Group> group_of_device;
-  std::vector<std::string> lost_samples;
+  std::map<Group, std::vector<std::string>> lost_samples;  // per group, the first few
+  std::vector<std::string> notes;                          // printed under the table
 
   // Agents: each reading is identified by its value.
   for (auto& a : agents_) {
@@ -617,16 +618,22 @@ Report World::judge(const Rules& rules) {
             std::min(sent, std::max({life.persisted, life.held_max + 1 - life.base,
                                      stored_max + 1 - life.base, int64_t{0}}));
         window = sent - persisted;
+        notes.push_back(
+            a->name + " killed after #" + std::to_string(life.end - 1) + ": life sent " +
+            std::to_string(sent) + ", persisted >= " + std::to_string(life.persisted) +
+            " (scrape), store held " + std::to_string(life.held) + " -> persisted prefix " +
+            std::to_string(persisted) + ", kill window " + std::to_string(window) +
+            ", lost before it " + std::to_string(persisted - (stored)));
       }
       const int64_t lost = sent - stored;
       agent_lost += static_cast<uint64_t>(lost);
       agent_window += static_cast<uint64_t>(window);
       for (int64_t v : missing) {
         if (v >= life.base + (sent - window)) break;  // in the kill window
-        if (lost_samples.size() < 12) {
-          lost_samples.push_back(a->name + " #" + std::to_string(v) + " (life from #" +
-                                 std::to_string(life.base) + ", " +
-                                 (life.killed ? "killed" : "alive at the end") + ")");
+        if (lost_samples[a->group].size() < 8) {
+          lost_samples[a->group].push_back(a->name + " #" + std::to_string(v) + " (life from #" +
+                                           std::to_string(life.base) + ", " +
+                                           (life.killed ? "killed" : "alive at the end") + ")");
         }
       }
     }
@@ -642,6 +649,9 @@ Report World::judge(const Rules& rules) {
               metric(a->final_metrics, "outpost_agent_dropped_total{reason=\"newest\"}")
                   .value_or(0));
       r.quota += std::min<uint64_t>(dropped, agent_lost - agent_window);
+      notes.push_back(a->name + ": counted " + std::to_string(dropped) +
+                      " readings dropped by its quota; " +
+                      std::to_string(agent_lost - agent_window) + " of its readings are missing");
       if (dropped == 0) {
         report.failures.push_back(a->name + ": the quota was never reached (nothing dropped)");
       }
@@ -761,6 +771,9 @@ Report World::judge(const Rules& rules) {
       std::string text;
       for (const auto& f : fails) text += (text.empty() ? "" : ", ") + f;
       r.verdict = "FAIL: " + text;
+      if (r.unexplained > 0 && allowance.empty()) {
+        for (const auto& s : lost_samples[g]) text += "\n    lost: " + s;
+      }
       report.failures.push_back(std::string(group_name(g)) + ": " + text);
     } else if (r.unexplained > 0 || (g == Group::kDirect && malformed_missing > 0)) {
       r.verdict = "allowed: " + (r.unexplained > 0 ? allowance : rules.malformed);
@@ -769,17 +782,12 @@ Report World::judge(const Rules& rules) {
     }
     report.rows.push_back(r);
   }
-  if (!lost_samples.empty() && !report.failures.empty()) {
-    std::string text = "first lost readings (not in a kill window):";
-    for (const auto& s : lost_samples) text += "\n    " + s;
-    report.failures.push_back(text);
-  }
-
   // The table.
   std::ostringstream out;
   char line[400];
-  out << "\n=== chaos scenario " << options_.scenario << " (seed " << options_.seed
-      << "; replay with OUTPOST_CHAOS_SEED=" << chaos_seed() << ") ===\n";
+  out << "\n=== chaos scenario " << options_.scenario << ": OUTPOST_CHAOS_SEED=" << chaos_seed()
+      << " (scenario seed " << options_.seed << "), load " << options_.load.count() / 1000.0
+      << " s ===\n";
   out << "timeline (from the start of the load):\n";
   for (const auto& t : timeline_) out << "  " << t << "\n";
   std::snprintf(line, sizeof line, "%-12s %-16s %3s %8s %7s %8s %6s %6s %6s %6s %5s %6s %5s  %s\n",
@@ -812,18 +820,7 @@ Report World::judge(const Rules& rules) {
              "(sent, then the connection broke; not in the manifest)\n";
     }
   }
-  for (auto& a : agents_) {
-    int kills = 0;
-    uint64_t held = 0;
-    for (const auto& l : a->lives) {
-      kills += l.killed;
-      held += l.held;
-    }
-    if (kills > 0) {
-      out << "  " << a->name << ": killed " << kills << "x; its store held " << held
-          << " readings of the killed lives at the kills\n";
-    }
-  }
+  for (const auto& n : notes) out << "  " << n << "\n";
   if (malformed_missing > 0) {
     out << "  " << malformed_missing << " malformed messages sent are not in the DLQ\n";
   }
