@@ -158,5 +158,66 @@ TEST(Chaos, CollectorKills) {
   expect_passed(world.run(std::move(events), Rules{"", why, why, why}));
 }
 
+// All of it in one run: agents killed, the collector and the broker (persistence on) killed,
+// the network cut, the broker restarted, a quota filled. Broker and collector faults take
+// turns (a collector restart waits for a broker), agent kills fall anywhere. end_to_end
+// must still lose nothing and nothing may be stored twice.
+TEST(Chaos, EverythingAtOnce) {
+  WorldOptions options{"everything", scenario_seed("everything"), chaos_load(kDefaultLoad),
+                       /*quota_agent=*/true, /*broker_persistence=*/true};
+  World world(options);
+  world.start();
+  auto& rng = world.rng();
+  std::vector<Event> events;
+  enum class Infra { kBrokerKill, kBrokerRestart, kCollectorKill, kCut };
+  std::vector<Infra> infra = {Infra::kBrokerKill,    Infra::kBrokerKill, Infra::kCollectorKill,
+                              Infra::kCollectorKill, Infra::kCut,        Infra::kBrokerRestart};
+  std::shuffle(infra.begin(), infra.end(), rng);
+  const auto infra_at =
+      moments(rng, static_cast<int>(infra.size()), 1500ms, options.load - 4s, 2800ms);
+  for (std::size_t k = 0; k < infra.size(); ++k) {
+    const milliseconds at = infra_at[k];
+    switch (infra[k]) {
+      case Infra::kBrokerKill:
+        events.push_back({at, "kill -9 the broker", [&world] { world.kill_broker(); }});
+        events.push_back({at + uniform(rng, 300ms, 2000ms), "start the broker (persistence on)",
+                          [&world] { world.start_broker(true); }});
+        break;
+      case Infra::kBrokerRestart:
+        events.push_back({at, "stop the broker (SIGTERM)", [&world] { world.stop_broker(); }});
+        events.push_back({at + uniform(rng, 300ms, 2000ms), "start the broker (persistence on)",
+                          [&world] { world.start_broker(true); }});
+        break;
+      case Infra::kCollectorKill:
+        events.push_back({at, "kill -9 the collector", [&world] { world.kill_collector(); }});
+        events.push_back({at + uniform(rng, 100ms, 1500ms), "restart the collector",
+                          [&world] { world.start_collector(); }});
+        break;
+      case Infra::kCut:
+        events.push_back({at, "cut the network", [&world] { world.cut_network(); }});
+        events.push_back({at + uniform(rng, 1000ms, 2500ms), "heal the network",
+                          [&world] { world.heal_network(); }});
+        break;
+    }
+  }
+  std::vector<std::size_t> targets;
+  for (Group g : {Group::kEndToEnd, Group::kAtLeastOnce, Group::kFireAndForget}) {
+    for (std::size_t i : world.agents_of(g)) targets.push_back(i);
+  }
+  for (milliseconds at : moments(rng, 5, 2000ms, options.load - 3s, 1200ms)) {
+    const std::size_t i =
+        targets[std::uniform_int_distribution<std::size_t>(0, targets.size() - 1)(rng)];
+    events.push_back({at, "kill -9 " + world.agent_name(i), [&world, i] { world.kill_agent(i); }});
+    events.push_back({at + uniform(rng, 50ms, 1000ms), "restart " + world.agent_name(i),
+                      [&world, i] { world.start_agent(i); }});
+  }
+  const milliseconds cut_at = uniform(rng, 2s, 5s);
+  events.push_back({cut_at, "cut the quota agent's link", [&world] { world.cut_quota_agent(); }});
+  events.push_back({cut_at + uniform(rng, 8s, 10s), "heal the quota agent's link",
+                    [&world] { world.heal_quota_agent(); }});
+  const std::string why = "broker and collector kills (see the scenarios of one fault each)";
+  expect_passed(world.run(std::move(events), Rules{"", why, why, why}));
+}
+
 }  // namespace
 }  // namespace outpost::chaos
