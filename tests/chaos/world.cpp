@@ -229,7 +229,7 @@ World::~World() {
   relay_.reset();
   quota_relay_.reset();
   broker_.reset();
-  if (!std::getenv("OUTPOST_CHAOS_KEEP")) fs::remove_all(dir_);
+  if (!keep_dir_ && !std::getenv("OUTPOST_CHAOS_KEEP")) fs::remove_all(dir_);
 }
 
 std::vector<std::size_t> World::agents_of(Group group) const {
@@ -557,6 +557,10 @@ Report World::run(std::vector<Event> events, const Rules& rules) {
   Report report = judge(rules);
   if (!settled) report.failures.push_back("did not settle within 120 s: " + why);
   for (const auto& f : event_failures) report.failures.push_back("fault action failed: " + f);
+  if (!report.failures.empty()) {
+    keep_dir_ = true;  // configs, logs, databases and manifest, for whoever investigates
+    report.failures.push_back("work directory kept: " + dir_.string());
+  }
   return report;
 }
 
@@ -704,12 +708,30 @@ Report World::judge(const Rules& rules) {
       }
       r.stored += stored;
       r.lost += sent - stored;
+      // Stored twice: rows no batch accounts for (a batch's rows stored again), and batches
+      // with the very same rows under another key. Not (sensor, time) pairs: a lagging
+      // simulator worker may read a sensor twice in the same microsecond.
+      const int64_t rows = db.one(
+          "SELECT count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id "
+          "JOIN devices d ON d.id = s.device_id WHERE d.device = '" +
+          device + "'");
+      int64_t batch_rows = 0;
+      std::map<std::string, int> contents;
       db.each(
-          "SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT count(*) AS c FROM readings r "
-          "JOIN sensors s ON s.id = r.sensor_id JOIN devices d ON d.id = s.device_id "
-          "WHERE d.device = ?1 GROUP BY r.sensor_id, r.time_us HAVING c > 1)",
-          [&](sqlite3_stmt* s) { r.twice += static_cast<uint64_t>(sqlite3_column_int64(s, 0)); },
+          "SELECT b.last_row - b.first_row + 1, (SELECT group_concat(r.sensor_id || ':' || "
+          "r.time_us || ':' || r.value, ',') FROM readings r WHERE r.id BETWEEN b.first_row AND "
+          "b.last_row) FROM batches b JOIN devices d ON d.id = b.device_id "
+          "WHERE d.device = ?1 AND b.kind = 0",
+          [&](sqlite3_stmt* s) {
+            const int64_t n = sqlite3_column_int64(s, 0);
+            batch_rows += n;
+            const auto* text = sqlite3_column_text(s, 1);
+            if (text && contents[reinterpret_cast<const char*>(text)]++ > 0) {
+              r.twice += static_cast<uint64_t>(n);
+            }
+          },
           device);
+      if (rows > batch_rows) r.twice += static_cast<uint64_t>(rows - batch_rows);
       for (auto kind : sim::kAllMalformedKinds) {
         const auto it = m.numbers.find(std::string(sim::malformed_kind_name(kind)));
         const uint64_t n = it == m.numbers.end() ? 0 : it->second;

@@ -136,6 +136,7 @@ class World {
   std::thread feeder_;
   std::chrono::steady_clock::time_point load_start_;
   std::vector<std::string> timeline_;
+  bool keep_dir_ = false;  // a failed scenario keeps its work directory
 };
 
 // The seed for this run: OUTPOST_CHAOS_SEED if set, else a fixed default.
