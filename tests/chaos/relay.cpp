@@ -122,6 +122,7 @@ void Relay::run() {
     fds.push_back({wake_pipe_[0], POLLIN, 0});
     if (listen_fd_ >= 0) fds.push_back({listen_fd_, POLLIN, 0});
     const std::size_t first_pipe = fds.size();
+    const std::size_t polled = pipes.size();  // connections accepted below are polled next time
     for (Pipe& p : pipes) {
       for (int i = 0; i < 2; ++i) {
         short events = 0;
@@ -173,7 +174,9 @@ void Relay::run() {
     }
 
     std::size_t at = first_pipe;
-    for (Pipe& p : pipes) {
+    auto it = pipes.begin();
+    for (std::size_t k = 0; k < polled; ++k, ++it) {
+      Pipe& p = *it;
       const short revents[2] = {fds[at].revents, fds[at + 1].revents};
       at += 2;
       for (int i = 0; i < 2 && !p.dead; ++i) {
