@@ -600,6 +600,11 @@ Report World::judge(const Rules& rules) {
     }
     r.sent += static_cast<uint64_t>(a->next);
     r.refused += a->refused;
+    if (a->blocked > 0) {
+      notes.push_back(a->name + ": its socket buffer was full for " +
+                      std::to_string(a->blocked / kLinesPerDatagram) +
+                      " datagrams (EAGAIN; those readings went in later datagrams)");
+    }
     uint64_t agent_lost = 0, agent_window = 0;
     for (const auto& life : a->lives) {
       const int64_t sent = life.end - life.base;
