@@ -143,6 +143,16 @@ bool port_accepts(int port) {
   return ok;
 }
 
+// argv run so that the child gets SIGKILL when the test process dies, even by SIGKILL (a
+// ctest timeout, a sanitizer abort): no broker, agent or collector outlives a run. setpriv is
+// util-linux's, always on Debian; the parent-death signal is the forking thread's, and every
+// process here is started from the test's main thread.
+std::vector<std::string> dies_with_us(std::vector<std::string> argv) {
+  static const bool have_setpriv = ::access("/usr/bin/setpriv", X_OK) == 0;
+  if (have_setpriv) argv.insert(argv.begin(), {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"});
+  return argv;
+}
+
 std::size_t count_of(const std::string& text, const std::string& what) {
   std::size_t n = 0;
   for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
@@ -248,7 +258,8 @@ std::string World::log_tail(const fs::path& file) const {
 }
 
 void World::write_broker_config(bool persistence) {
-  std::ofstream(dir_ / "broker" / "mosquitto.conf")
+  const fs::path conf = dir_ / "broker" / "mosquitto.conf";
+  std::ofstream(conf)
       << "per_listener_settings false\n"
       << "listener " << broker_port_ << " 127.0.0.1\n"
       << "allow_anonymous true\n"
@@ -259,12 +270,14 @@ void World::write_broker_config(bool persistence) {
       << "autosave_interval 1\n"
       // The collector's persistent session must not overflow (PRODUCT.md).
       << "max_queued_messages 100000\n";
+  // Started as root, mosquitto drops to its own user, which clears the parent-death signal.
+  if (::geteuid() == 0) std::ofstream(conf, std::ios::app) << "user root\n";
 }
 
 void World::start_broker(bool persistence) {
   write_broker_config(persistence);
   broker_ = std::make_unique<Process>(
-      std::vector<std::string>{"mosquitto", "-c", (dir_ / "broker" / "mosquitto.conf").string()},
+      dies_with_us({"mosquitto", "-c", (dir_ / "broker" / "mosquitto.conf").string()}),
       dir_ / "broker" / "mosquitto.log");
   if (!wait_until([&] { return port_accepts(broker_port_); }, 15s)) {
     throw std::runtime_error("mosquitto did not start: " + log_tail(dir_ / "broker/mosquitto.log"));
@@ -285,7 +298,7 @@ void World::start_collector() {
   const fs::path log = dir_ / "collector.log";
   const std::size_t before = count_of(test_support::read_text(log), "subscribed to");
   collector_ = std::make_unique<Process>(
-      std::vector<std::string>{OUTPOST_COLLECTOR_BIN, "--config", collector_config_.string()}, log);
+      dies_with_us({OUTPOST_COLLECTOR_BIN, "--config", collector_config_.string()}), log);
   if (!wait_until([&] { return count_of(test_support::read_text(log), "subscribed to") > before; },
                   20s)) {
     throw std::runtime_error("collector did not subscribe: " + log_tail(log));
@@ -363,7 +376,7 @@ void World::start_agent(std::size_t i) {
     a.lives.push_back({});
     a.lives.back().base = a.next;
     a.process = std::make_unique<Process>(
-        std::vector<std::string>{OUTPOST_AGENT_BIN, "--config", a.config.string()}, a.log);
+        dies_with_us({OUTPOST_AGENT_BIN, "--config", a.config.string()}), a.log);
   }
   // Inputs open before the metrics endpoint: once it answers, the socket takes datagrams.
   if (!wait_until(
@@ -475,34 +488,34 @@ Report World::run(std::vector<Event> events, const Rules& rules) {
   feeding_ = true;
   feeder_ = std::thread([this] { feed_loop(); });
   const auto load_s = std::to_string(options_.load.count()) + "ms";
-  sim_ = std::make_unique<Process>(std::vector<std::string>{OUTPOST_SIM_BIN,
-                                                            "--broker",
-                                                            relay_->uri(),
-                                                            "--site",
-                                                            "chaos",
-                                                            "--devices",
-                                                            std::to_string(kDirectDevices),
-                                                            "--period",
-                                                            "100ms",
-                                                            "--batch-size",
-                                                            "10",
-                                                            "--logs-per-minute",
-                                                            "30",
-                                                            "--duration",
-                                                            load_s,
-                                                            "--seed",
-                                                            std::to_string(options_.seed),
-                                                            "--malformed-fraction",
-                                                            "0.05",
-                                                            "--malformed-kinds",
-                                                            "all",
-                                                            "--duplicate-fraction",
-                                                            "0.05",
-                                                            "--threads",
-                                                            "1",
-                                                            "--manifest",
-                                                            manifest_.string()},
-                                   dir_ / "sim.log");
+  const std::vector<std::string> sim_argv = {OUTPOST_SIM_BIN,
+                                             "--broker",
+                                             relay_->uri(),
+                                             "--site",
+                                             "chaos",
+                                             "--devices",
+                                             std::to_string(kDirectDevices),
+                                             "--period",
+                                             "100ms",
+                                             "--batch-size",
+                                             "10",
+                                             "--logs-per-minute",
+                                             "30",
+                                             "--duration",
+                                             load_s,
+                                             "--seed",
+                                             std::to_string(options_.seed),
+                                             "--malformed-fraction",
+                                             "0.05",
+                                             "--malformed-kinds",
+                                             "all",
+                                             "--duplicate-fraction",
+                                             "0.05",
+                                             "--threads",
+                                             "1",
+                                             "--manifest",
+                                             manifest_.string()};
+  sim_ = std::make_unique<Process>(dies_with_us(sim_argv), dir_ / "sim.log");
   for (Event& e : events) {
     std::this_thread::sleep_until(load_start_ + e.at);  // the seeded moment of the fault
     const auto late =
@@ -564,25 +577,31 @@ Report World::run(std::vector<Event> events, const Rules& rules) {
   return report;
 }
 
-Report World::judge(const Rules& rules) {
-  Report report;
-  Db db(collector_db_);
+// What the reckoning gathers before it judges: a row per group, and what to print with it.
+struct World::Tally {
   std::map<Group, Row> rows;
-  auto row = [&](Group g, const std::string& mode) -> Row& {
+  std::map<std::string, Group> group_of_device;
+  std::map<Group, std::vector<std::string>> lost_samples;       // per group, the first few
+  std::map<std::string, std::map<int, uint64_t>> expected_dlq;  // device -> reason -> count
+  uint64_t malformed_missing = 0;  // malformed messages sent and not in the DLQ
+  std::vector<std::string> notes;  // printed under the table
+  std::vector<std::string> failures;
+
+  Row& row(Group g, const std::string& mode) {
     Row& r = rows[g];
     r.group = g;
     r.mode = mode;
     return r;
-  };
-  std::map<std::string, Group> group_of_device;
-  std::map<Group, std::vector<std::string>> lost_samples;  // per group, the first few
-  std::vector<std::string> notes;                          // printed under the table
+  }
+};
 
-  // Agents: each reading is identified by its value.
+// Agents: each reading is identified by its value.
+void World::tally_agents(Tally& t) {
+  Db db(collector_db_);
   for (auto& a : agents_) {
-    Row& r = row(a->group, a->delivery);
+    Row& r = t.row(a->group, a->delivery);
     ++r.devices;
-    group_of_device[a->name] = a->group;
+    t.group_of_device[a->name] = a->group;
     std::map<int64_t, uint64_t> copies;
     db.each(
         "SELECT r.value, count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id "
@@ -601,9 +620,9 @@ Report World::judge(const Rules& rules) {
     r.sent += static_cast<uint64_t>(a->next);
     r.refused += a->refused;
     if (a->blocked > 0) {
-      notes.push_back(a->name + ": its socket buffer was full for " +
-                      std::to_string(a->blocked / kLinesPerDatagram) +
-                      " datagrams (EAGAIN; those readings went in later datagrams)");
+      t.notes.push_back(a->name + ": its socket buffer was full for " +
+                        std::to_string(a->blocked / kLinesPerDatagram) +
+                        " datagrams (EAGAIN; those readings went in later datagrams)");
     }
     uint64_t agent_lost = 0, agent_window = 0;
     for (const auto& life : a->lives) {
@@ -627,7 +646,7 @@ Report World::judge(const Rules& rules) {
             std::min(sent, std::max({life.persisted, life.held_max + 1 - life.base,
                                      stored_max + 1 - life.base, int64_t{0}}));
         window = sent - persisted;
-        notes.push_back(
+        t.notes.push_back(
             a->name + " killed after #" + std::to_string(life.end - 1) + ": life sent " +
             std::to_string(sent) + ", persisted >= " + std::to_string(life.persisted) +
             " (scrape), store held " + std::to_string(life.held) + " -> persisted prefix " +
@@ -639,10 +658,10 @@ Report World::judge(const Rules& rules) {
       agent_window += static_cast<uint64_t>(window);
       for (int64_t v : missing) {
         if (v >= life.base + (sent - window)) break;  // in the kill window
-        if (lost_samples[a->group].size() < 8) {
-          lost_samples[a->group].push_back(a->name + " #" + std::to_string(v) + " (life from #" +
-                                           std::to_string(life.base) + ", " +
-                                           (life.killed ? "killed" : "alive at the end") + ")");
+        if (t.lost_samples[a->group].size() < 8) {
+          t.lost_samples[a->group].push_back(a->name + " #" + std::to_string(v) + " (life from #" +
+                                             std::to_string(life.base) + ", " +
+                                             (life.killed ? "killed" : "alive at the end") + ")");
         }
       }
     }
@@ -662,34 +681,36 @@ Report World::judge(const Rules& rules) {
       // evicted while its publish was in flight may still arrive: counted as dropped all the
       // same (docs/agent-store.md), so drops may exceed what is missing; printed, not judged.
       const uint64_t missing = agent_lost - agent_window;
-      notes.push_back(a->name + ": counted " + std::to_string(dropped) +
-                      " readings dropped by its quota; " + std::to_string(missing) +
-                      " of its readings are missing" +
-                      (dropped > missing ? "; " + std::to_string(dropped - missing) +
-                                               " counted as dropped arrived anyway (evicted "
-                                               "while in flight)"
-                                         : std::string()));
+      t.notes.push_back(a->name + ": counted " + std::to_string(dropped) +
+                        " readings dropped by its quota; " + std::to_string(missing) +
+                        " of its readings are missing" +
+                        (dropped > missing ? "; " + std::to_string(dropped - missing) +
+                                                 " counted as dropped arrived anyway (evicted "
+                                                 "while in flight)"
+                                           : std::string()));
       if (dropped == 0) {
-        report.failures.push_back(a->name + ": the quota was never reached (nothing dropped)");
+        t.failures.push_back(a->name + ": the quota was never reached (nothing dropped)");
       }
     }
   }
+}
 
-  // The direct fleet, against the simulator's manifest.
+// The direct fleet, against the simulator's manifest.
+void World::tally_direct(Tally& t) {
+  Db db(collector_db_);
   const auto manifest = read_manifest(manifest_);
-  std::map<std::string, std::map<int, uint64_t>> expected_dlq;  // device -> reason -> count
   {
-    Row& r = row(Group::kDirect, "direct, QoS 1");
+    Row& r = t.row(Group::kDirect, "direct, QoS 1");
     if (sim_exit_ != 0) {
-      report.failures.push_back("outpost-sim exited with " + std::to_string(sim_exit_) + ": " +
-                                log_tail(dir_ / "sim.log"));
+      t.failures.push_back("outpost-sim exited with " + std::to_string(sim_exit_) + ": " +
+                           log_tail(dir_ / "sim.log"));
     }
     if (manifest.size() != static_cast<std::size_t>(kDirectDevices)) {
-      report.failures.push_back("manifest has " + std::to_string(manifest.size()) + " devices");
+      t.failures.push_back("manifest has " + std::to_string(manifest.size()) + " devices");
     }
     for (const auto& [device, m] : manifest) {
       ++r.devices;
-      group_of_device[device] = Group::kDirect;
+      t.group_of_device[device] = Group::kDirect;
       const uint64_t sent = m.numbers.count("readings_sent") ? m.numbers.at("readings_sent") : 0;
       r.sent += sent;
       uint64_t stored = 0;
@@ -741,38 +762,48 @@ Report World::judge(const Rules& rules) {
         const auto it = m.numbers.find(std::string(sim::malformed_kind_name(kind)));
         const uint64_t n = it == m.numbers.end() ? 0 : it->second;
         r.malformed += n;
-        expected_dlq[device][static_cast<int>(sim::expected_reason(kind))] += n;
+        t.expected_dlq[device][static_cast<int>(sim::expected_reason(kind))] += n;
       }
     }
   }
+}
 
-  // The DLQ, by the device named in each entry's topic.
+// The DLQ, by the device named in each entry's topic.
+void World::tally_dlq(Tally& t) {
+  Db db(collector_db_);
   std::map<std::string, std::map<int, uint64_t>> dlq;
   uint64_t dlq_elsewhere = 0;
   db.each("SELECT topic, reason, count(*) FROM dlq GROUP BY topic, reason", [&](sqlite3_stmt* s) {
     const std::string topic = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
     const auto n = static_cast<uint64_t>(sqlite3_column_int64(s, 2));
     auto parsed = common::parse_device_topic(topic);
-    if (!parsed.ok() || !group_of_device.count(parsed.value().device)) {
+    if (!parsed.ok() || !t.group_of_device.count(parsed.value().device)) {
       dlq_elsewhere += n;
       return;
     }
     dlq[parsed.value().device][sqlite3_column_int(s, 1)] += n;
-    rows[group_of_device.at(parsed.value().device)].dlq += n;
+    t.rows[t.group_of_device.at(parsed.value().device)].dlq += n;
   });
   if (dlq_elsewhere > 0) {
-    report.failures.push_back(std::to_string(dlq_elsewhere) + " DLQ entries on unknown topics");
+    t.failures.push_back(std::to_string(dlq_elsewhere) + " DLQ entries on unknown topics");
   }
-  uint64_t malformed_missing = 0;
-  for (const auto& [device, reasons] : expected_dlq) {
+  for (const auto& [device, reasons] : t.expected_dlq) {
     for (const auto& [reason, n] : reasons) {
       const uint64_t have = dlq[device][reason];
-      if (have < n) malformed_missing += n - have;
+      if (have < n) t.malformed_missing += n - have;
     }
   }
+}
 
+Report World::judge(const Rules& rules) {
+  Tally t;
+  tally_agents(t);
+  tally_direct(t);
+  tally_dlq(t);
+  Report report;
+  report.failures = t.failures;
   // Verdicts.
-  for (auto& [g, r] : rows) {
+  for (auto& [g, r] : t.rows) {
     if (g == Group::kQuota) {
       r.unexplained = r.lost - r.kill_window - r.quota;
     } else {
@@ -791,32 +822,40 @@ Report World::judge(const Rules& rules) {
       fails.push_back(std::to_string(r.unexplained) + " lost");
     }
     if (g != Group::kDirect && r.dlq > 0) fails.push_back(std::to_string(r.dlq) + " in the DLQ");
-    if (g == Group::kDirect && malformed_missing > 0 && rules.malformed.empty()) {
-      fails.push_back(std::to_string(malformed_missing) + " malformed not in the DLQ");
+    if (g == Group::kDirect && t.malformed_missing > 0 && rules.malformed.empty()) {
+      fails.push_back(std::to_string(t.malformed_missing) + " malformed not in the DLQ");
     }
     if (!fails.empty()) {
       std::string text;
       for (const auto& f : fails) text += (text.empty() ? "" : ", ") + f;
       r.verdict = "FAIL: " + text;
       if (r.unexplained > 0 && allowance.empty()) {
-        for (const auto& s : lost_samples[g]) text += "\n    lost: " + s;
+        for (const auto& s : t.lost_samples[g]) text += "\n    lost: " + s;
       }
       report.failures.push_back(std::string(group_name(g)) + ": " + text);
-    } else if (r.unexplained > 0 || (g == Group::kDirect && malformed_missing > 0)) {
+    } else if (r.unexplained > 0 || (g == Group::kDirect && t.malformed_missing > 0)) {
       r.verdict = "allowed: " + (r.unexplained > 0 ? allowance : rules.malformed);
     } else {
       r.verdict = "ok";
     }
     report.rows.push_back(r);
   }
-  // The table.
+  report.table = render(report, t);
+  std::cout << report.table << std::flush;
+  // Also kept beside the test binary, since ctest shows output only with -V or on failure.
+  const char* path = std::getenv("OUTPOST_CHAOS_REPORT");
+  std::ofstream(path && *path ? path : "chaos_report.txt", std::ios::app) << report.table;
+  return report;
+}
+
+std::string World::render(const Report& report, const Tally& t) const {
   std::ostringstream out;
   char line[400];
   out << "\n=== chaos scenario " << options_.scenario << ": OUTPOST_CHAOS_SEED=" << chaos_seed()
       << " (scenario seed " << options_.seed << "), load " << options_.load.count() / 1000.0
       << " s ===\n";
   out << "timeline (from the start of the load):\n";
-  for (const auto& t : timeline_) out << "  " << t << "\n";
+  for (const auto& entry : timeline_) out << "  " << entry << "\n";
   std::snprintf(line, sizeof line, "%-12s %-16s %3s %8s %7s %8s %6s %6s %6s %6s %5s %6s %5s  %s\n",
                 "group", "mode", "dev", "sent", "refused", "stored", "lost", "kill-w", "quota",
                 "unexp", "twice", "malfmd", "dlq", "verdict");
@@ -847,16 +886,11 @@ Report World::judge(const Rules& rules) {
              "(sent, then the connection broke; not in the manifest)\n";
     }
   }
-  for (const auto& n : notes) out << "  " << n << "\n";
-  if (malformed_missing > 0) {
-    out << "  " << malformed_missing << " malformed messages sent are not in the DLQ\n";
+  for (const auto& n : t.notes) out << "  " << n << "\n";
+  if (t.malformed_missing > 0) {
+    out << "  " << t.malformed_missing << " malformed messages sent are not in the DLQ\n";
   }
-  report.table = out.str();
-  std::cout << report.table << std::flush;
-  // Also kept beside the test binary, since ctest shows output only with -V or on failure.
-  const char* path = std::getenv("OUTPOST_CHAOS_REPORT");
-  std::ofstream(path && *path ? path : "chaos_report.txt", std::ios::app) << report.table;
-  return report;
+  return out.str();
 }
 
 }  // namespace outpost::chaos

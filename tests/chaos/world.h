@@ -115,7 +115,13 @@ class World {
   void feed_loop();
   void send_to(Agent& a, int fd);
   bool converged(std::string& why);
+  struct Tally;
+  void tally_agents(Tally& t);
+  void tally_direct(Tally& t);
+  void tally_dlq(Tally& t);
   Report judge(const Rules& rules);
+  // The table, the timeline and the notes.
+  std::string render(const Report& report, const Tally& t) const;
   std::string log_tail(const std::filesystem::path& file) const;
 
   WorldOptions options_;
