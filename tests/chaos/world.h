@@ -31,7 +31,7 @@ struct Rules {
   std::string end_to_end;
   std::string at_least_once;
   std::string direct;
-  std::string malformed;  // every malformed message the simulator sent is in the DLQ
+  std::string malformed;  // "": every malformed message the simulator sent is in the DLQ
 };
 
 // One line of the printed table.
@@ -75,6 +75,8 @@ struct WorldOptions {
   bool broker_persistence = false;         // the broker's first start
 };
 
+// Not thread-safe: one test thread calls everything (and starts every process, which matters
+// for the children's parent-death signal); the feeder runs on its own thread inside run().
 class World {
  public:
   explicit World(WorldOptions options);
