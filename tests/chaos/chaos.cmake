@@ -15,4 +15,5 @@ add_dependencies(chaos_test outpost-collector outpost-agent outpost-sim)
 # machine, and its timing-sensitive figures should not depend on a neighbour.
 gtest_discover_tests(chaos_test
   PROPERTIES LABELS chaos RESOURCE_LOCK outpost_chaos TIMEOUT 240
+             ENVIRONMENT OUTPOST_CHAOS_REPORT=${CMAKE_BINARY_DIR}/chaos_report.txt
   DISCOVERY_TIMEOUT 60)

@@ -842,9 +842,10 @@ Report World::judge(const Rules& rules) {
   }
   report.table = render(report, t);
   std::cout << report.table << std::flush;
-  // Also kept beside the test binary, since ctest shows output only with -V or on failure.
-  const char* path = std::getenv("OUTPOST_CHAOS_REPORT");
-  std::ofstream(path && *path ? path : "chaos_report.txt", std::ios::app) << report.table;
+  // Also appended to a file (ctest sets one: it shows output only with -V or on failure).
+  if (const char* path = std::getenv("OUTPOST_CHAOS_REPORT"); path && *path) {
+    std::ofstream(path, std::ios::app) << report.table;
+  }
   return report;
 }
 
