@@ -1,0 +1,223 @@
+// The chaos suite (ctest -L chaos): a fleet sends through agents and directly while a seeded
+// controller kills and restarts the broker, the collector and agents, fills an agent's quota
+// and cuts the network; then the store is compared with what was sent. See docs/chaos.md.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "chaos/world.h"
+
+namespace outpost::chaos {
+namespace {
+
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kDefaultLoad = 25s;
+
+milliseconds uniform(std::mt19937_64& rng, milliseconds lo, milliseconds hi) {
+  return milliseconds(std::uniform_int_distribution<int64_t>(lo.count(), hi.count())(rng));
+}
+
+// `count` seeded moments in [from, to), one in each equal slot, each leaving `room` before
+// the slot ends: faults of one kind never overlap.
+std::vector<milliseconds> moments(std::mt19937_64& rng, int count, milliseconds from,
+                                  milliseconds to, milliseconds room) {
+  std::vector<milliseconds> out;
+  const milliseconds slot = (to - from) / count;
+  for (int i = 0; i < count; ++i) {
+    const milliseconds start = from + slot * i;
+    out.push_back(uniform(rng, start, std::max(start, start + slot - room)));
+  }
+  return out;
+}
+
+uint64_t scenario_seed(const std::string& name) {
+  return chaos_seed() ^ std::hash<std::string>{}(name);
+}
+
+void expect_passed(const Report& report) {
+  for (const auto& f : report.failures) ADD_FAILURE() << f;
+  if (!report.failures.empty()) ADD_FAILURE() << report.table;
+}
+
+// Agents killed with SIGKILL at seeded moments and restarted; meanwhile one more agent's
+// link is cut long enough to overflow its 64 KiB store quota. Nothing the agents persisted
+// may be lost, in any delivery mode but fire_and_forget; the quota agent's losses must be
+// exactly what it counted as dropped.
+TEST(Chaos, AgentKillsAndAFullDiskQuota) {
+  WorldOptions options{"agent_kills", scenario_seed("agent_kills"), chaos_load(kDefaultLoad),
+                       /*quota_agent=*/true, /*broker_persistence=*/false};
+  World world(options);
+  world.start();
+  auto& rng = world.rng();
+  std::vector<Event> events;
+  std::vector<std::size_t> targets;
+  for (Group g : {Group::kEndToEnd, Group::kAtLeastOnce, Group::kFireAndForget}) {
+    for (std::size_t i : world.agents_of(g)) targets.push_back(i);
+  }
+  const milliseconds load = options.load;
+  for (milliseconds at : moments(rng, 7, 1500ms, load - 3s, 1200ms)) {
+    const std::size_t i =
+        targets[std::uniform_int_distribution<std::size_t>(0, targets.size() - 1)(rng)];
+    const milliseconds down = uniform(rng, 50ms, 1000ms);
+    events.push_back({at, "kill -9 " + world.agent_name(i), [&world, i] { world.kill_agent(i); }});
+    events.push_back(
+        {at + down, "restart " + world.agent_name(i), [&world, i] { world.start_agent(i); }});
+  }
+  const milliseconds cut_at = uniform(rng, 2s, 5s);
+  const milliseconds cut_for = uniform(rng, 8s, 10s);
+  events.push_back({cut_at, "cut the quota agent's link", [&world] { world.cut_quota_agent(); }});
+  events.push_back(
+      {cut_at + cut_for, "heal the quota agent's link", [&world] { world.heal_quota_agent(); }});
+  expect_passed(world.run(std::move(events), Rules{}));
+}
+
+// The network between devices and broker is cut (connections reset, port refused) and the
+// broker is stopped and restarted gracefully with persistence on. Nothing may be lost by
+// end_to_end, at_least_once or the direct QoS 1 fleet; every malformed message is in the DLQ.
+TEST(Chaos, NetworkCutsAndBrokerRestartsWithPersistence) {
+  WorldOptions options{"network_cuts", scenario_seed("network_cuts"), chaos_load(kDefaultLoad),
+                       /*quota_agent=*/false, /*broker_persistence=*/true};
+  World world(options);
+  world.start();
+  auto& rng = world.rng();
+  std::vector<bool> cuts = {true, true, true, false, false};  // false: broker restart
+  std::shuffle(cuts.begin(), cuts.end(), rng);
+  const auto at = moments(rng, static_cast<int>(cuts.size()), 1500ms, options.load - 4s, 4s);
+  std::vector<Event> events;
+  for (std::size_t k = 0; k < cuts.size(); ++k) {
+    if (cuts[k]) {
+      const milliseconds d = uniform(rng, 1500ms, 4000ms);
+      events.push_back({at[k], "cut the network", [&world] { world.cut_network(); }});
+      events.push_back({at[k] + d, "heal the network", [&world] { world.heal_network(); }});
+    } else {
+      const milliseconds d = uniform(rng, 300ms, 2000ms);
+      events.push_back({at[k], "stop the broker (SIGTERM)", [&world] { world.stop_broker(); }});
+      events.push_back(
+          {at[k] + d, "start the broker (persistence on)", [&world] { world.start_broker(true); }});
+    }
+  }
+  expect_passed(world.run(std::move(events), Rules{}));
+}
+
+// The broker is killed with SIGKILL at seeded moments and restarted, with `persistence`.
+Report broker_kills(const std::string& name, bool persistence, const std::string& why) {
+  WorldOptions options{name, scenario_seed(name), chaos_load(kDefaultLoad),
+                       /*quota_agent=*/false, persistence};
+  World world(options);
+  world.start();
+  auto& rng = world.rng();
+  std::vector<Event> events;
+  for (milliseconds at : moments(rng, 3, 1500ms, options.load - 4s, 3s)) {
+    const milliseconds d = uniform(rng, 300ms, 2500ms);
+    events.push_back({at, "kill -9 the broker", [&world] { world.kill_broker(); }});
+    events.push_back(
+        {at + d, std::string("start the broker (persistence ") + (persistence ? "on)" : "off)"),
+         [&world, persistence] { world.start_broker(persistence); }});
+  }
+  return world.run(std::move(events), Rules{"", why, why, why});
+}
+
+// Without persistence the broker forgets everything, the collector's session included.
+// end_to_end loses nothing; at_least_once and direct losses are allowed and printed.
+TEST(Chaos, BrokerKillsWithoutPersistence) {
+  expect_passed(broker_kills(
+      "broker_kills_volatile", false,
+      "acked by the broker, then lost with it: no persistence, and no session for the collector "
+      "until it subscribes again"));
+}
+
+// With persistence the broker reloads its last save (every second here) after a kill -9.
+// end_to_end loses nothing; what the broker acked since its last save may be lost for
+// at_least_once and direct, and is printed.
+TEST(Chaos, BrokerKillsWithPersistence) {
+  expect_passed(broker_kills(
+      "broker_kills_persistent", true,
+      "acked by the broker after its last save (mosquitto saves every autosave_interval, not per "
+      "message), then lost with it"));
+}
+
+// The collector is killed with SIGKILL and restarted. Nothing is stored twice; end_to_end
+// loses nothing; at_least_once and direct losses (Paho's window) are allowed and printed.
+TEST(Chaos, CollectorKills) {
+  WorldOptions options{"collector_kills", scenario_seed("collector_kills"),
+                       chaos_load(kDefaultLoad), /*quota_agent=*/false,
+                       /*broker_persistence=*/false};
+  World world(options);
+  world.start();
+  auto& rng = world.rng();
+  std::vector<Event> events;
+  for (milliseconds at : moments(rng, 3, 1500ms, options.load - 4s, 3s)) {
+    const milliseconds d = uniform(rng, 100ms, 2000ms);
+    events.push_back({at, "kill -9 the collector", [&world] { world.kill_collector(); }});
+    events.push_back({at + d, "restart the collector", [&world] { world.start_collector(); }});
+  }
+  const std::string why = "acked by the collector's Paho before it was journaled (docs/storage.md)";
+  expect_passed(world.run(std::move(events), Rules{"", why, why, why}));
+}
+
+// All of it in one run: agents killed, the collector and the broker (persistence on) killed,
+// the network cut, the broker restarted, a quota filled. Broker and collector faults take
+// turns (a collector restart waits for a broker), agent kills fall anywhere. end_to_end
+// must still lose nothing and nothing may be stored twice.
+TEST(Chaos, EverythingAtOnce) {
+  WorldOptions options{"everything", scenario_seed("everything"), chaos_load(kDefaultLoad),
+                       /*quota_agent=*/true, /*broker_persistence=*/true};
+  World world(options);
+  world.start();
+  auto& rng = world.rng();
+  std::vector<Event> events;
+  enum class Infra { kBrokerKill, kBrokerRestart, kCollectorKill, kCut };
+  std::vector<Infra> infra = {Infra::kBrokerKill,    Infra::kBrokerKill, Infra::kCollectorKill,
+                              Infra::kCollectorKill, Infra::kCut,        Infra::kBrokerRestart};
+  std::shuffle(infra.begin(), infra.end(), rng);
+  const auto infra_at =
+      moments(rng, static_cast<int>(infra.size()), 1500ms, options.load - 4s, 2800ms);
+  for (std::size_t k = 0; k < infra.size(); ++k) {
+    const milliseconds at = infra_at[k];
+    switch (infra[k]) {
+      case Infra::kBrokerKill:
+        events.push_back({at, "kill -9 the broker", [&world] { world.kill_broker(); }});
+        events.push_back({at + uniform(rng, 300ms, 2000ms), "start the broker (persistence on)",
+                          [&world] { world.start_broker(true); }});
+        break;
+      case Infra::kBrokerRestart:
+        events.push_back({at, "stop the broker (SIGTERM)", [&world] { world.stop_broker(); }});
+        events.push_back({at + uniform(rng, 300ms, 2000ms), "start the broker (persistence on)",
+                          [&world] { world.start_broker(true); }});
+        break;
+      case Infra::kCollectorKill:
+        events.push_back({at, "kill -9 the collector", [&world] { world.kill_collector(); }});
+        events.push_back({at + uniform(rng, 100ms, 1500ms), "restart the collector",
+                          [&world] { world.start_collector(); }});
+        break;
+      case Infra::kCut:
+        events.push_back({at, "cut the network", [&world] { world.cut_network(); }});
+        events.push_back({at + uniform(rng, 1000ms, 2500ms), "heal the network",
+                          [&world] { world.heal_network(); }});
+        break;
+    }
+  }
+  std::vector<std::size_t> targets;
+  for (Group g : {Group::kEndToEnd, Group::kAtLeastOnce, Group::kFireAndForget}) {
+    for (std::size_t i : world.agents_of(g)) targets.push_back(i);
+  }
+  for (milliseconds at : moments(rng, 5, 2000ms, options.load - 3s, 1200ms)) {
+    const std::size_t i =
+        targets[std::uniform_int_distribution<std::size_t>(0, targets.size() - 1)(rng)];
+    events.push_back({at, "kill -9 " + world.agent_name(i), [&world, i] { world.kill_agent(i); }});
+    events.push_back({at + uniform(rng, 50ms, 1000ms), "restart " + world.agent_name(i),
+                      [&world, i] { world.start_agent(i); }});
+  }
+  const milliseconds cut_at = uniform(rng, 2s, 5s);
+  events.push_back({cut_at, "cut the quota agent's link", [&world] { world.cut_quota_agent(); }});
+  events.push_back({cut_at + uniform(rng, 8s, 10s), "heal the quota agent's link",
+                    [&world] { world.heal_quota_agent(); }});
+  const std::string why = "broker and collector kills (see the scenarios of one fault each)";
+  expect_passed(world.run(std::move(events), Rules{"", why, why, why}));
+}
+
+}  // namespace
+}  // namespace outpost::chaos

@@ -1,0 +1,897 @@
+// The chaos suite's world: processes, the ledgered feeder, the controller's actions, and the
+// comparison of the collector's store with what was sent.
+#include "chaos/world.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "outpost/common/codec.h"
+#include "outpost/common/topics.h"
+#include "outpost/sim/faults.h"
+
+namespace outpost::chaos {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using test_support::Process;
+using test_support::wait_until;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kLinesPerDatagram = 10;
+constexpr auto kFeedPeriod = 20ms;    // 10 readings every 20 ms: 500 readings/s per agent
+constexpr int kQuotaMaxInflight = 4;  // few messages in flight: few evicted in flight
+constexpr int kMaxReadingsPerMessage = 50;
+constexpr int kDirectDevices = 6;
+
+int64_t wall_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A sample from Prometheus text ("name" or "name{labels}"), if present.
+std::optional<double> metric(const std::string& text, const std::string& name) {
+  const std::string key = "\n" + name + " ";
+  const auto at = text.find(key);
+  if (at == std::string::npos) return std::nullopt;
+  return std::strtod(text.c_str() + at + key.size(), nullptr);
+}
+
+std::string agent_metrics(int port) {
+  const std::string r = test_support::http_get(port, "/metrics");
+  const auto body = r.find("\r\n\r\n");
+  return body == std::string::npos ? std::string() : "\n" + r.substr(body + 4);
+}
+
+// A read-only view of an SQLite file; every query returns rows of int64 columns.
+class Db {
+ public:
+  explicit Db(const fs::path& path, bool writable = false) {
+    if (sqlite3_open_v2(path.c_str(), &db_, writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY,
+                        nullptr) != SQLITE_OK) {
+      sqlite3_close(db_);
+      db_ = nullptr;
+    }
+    if (db_) sqlite3_busy_timeout(db_, 5000);
+  }
+  ~Db() { sqlite3_close(db_); }
+  bool ok() const { return db_ != nullptr; }
+  // Calls `row` with each result row's statement.
+  bool each(const std::string& sql, const std::function<void(sqlite3_stmt*)>& row,
+            const std::string& bind_text = "") {
+    if (!db_) return false;
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) return false;
+    if (!bind_text.empty()) sqlite3_bind_text(s, 1, bind_text.c_str(), -1, SQLITE_TRANSIENT);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) row(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE;
+  }
+  int64_t one(const std::string& sql) {
+    int64_t v = -1;
+    each(sql, [&](sqlite3_stmt* s) { v = sqlite3_column_int64(s, 0); });
+    return v;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// One device of the simulator's manifest (one device per line; see firmware-sim/README.md).
+struct ManifestDevice {
+  std::set<std::pair<uint64_t, uint64_t>> seqs;  // valid (epoch, seq) acknowledged
+  std::map<std::string, uint64_t> numbers;       // readings_sent, malformed kinds, ...
+};
+
+std::map<std::string, ManifestDevice> read_manifest(const fs::path& path) {
+  std::map<std::string, ManifestDevice> out;
+  std::ifstream in(path);
+  std::string line;
+  const std::regex device_re(R"re("device":"([^"]+)")re");
+  const std::regex epoch_re(R"re(\{"epoch":(\d+),"first_seq":(\d+),"last_seq":(\d+)\})re");
+  const std::regex number_re(R"re("([a-z_]+)":(\d+))re");
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (!line.starts_with("{\"site\"") || !std::regex_search(line, m, device_re)) continue;
+    ManifestDevice& d = out[m[1]];
+    for (std::sregex_iterator it(line.begin(), line.end(), epoch_re), end; it != end; ++it) {
+      const uint64_t epoch = std::stoull((*it)[1]);
+      for (uint64_t s = std::stoull((*it)[2]); s <= std::stoull((*it)[3]); ++s) {
+        d.seqs.insert({epoch, s});
+      }
+    }
+    for (std::sregex_iterator it(line.begin(), line.end(), number_re), end; it != end; ++it) {
+      d.numbers[(*it)[1]] = std::stoull((*it)[2]);
+    }
+  }
+  return out;
+}
+
+std::string fmt_ms(std::chrono::milliseconds d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%6.2f s", static_cast<double>(d.count()) / 1000.0);
+  return buf;
+}
+
+bool port_accepts(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// argv run so that the child gets SIGKILL when the test process dies, even by SIGKILL (a
+// ctest timeout, a sanitizer abort): no broker, agent or collector outlives a run. setpriv is
+// util-linux's, always on Debian; the parent-death signal is the forking thread's, and every
+// process here is started from the test's main thread.
+std::vector<std::string> dies_with_us(std::vector<std::string> argv) {
+  static const bool have_setpriv = ::access("/usr/bin/setpriv", X_OK) == 0;
+  if (have_setpriv) argv.insert(argv.begin(), {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"});
+  return argv;
+}
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+std::string_view group_name(Group group) {
+  switch (group) {
+    case Group::kEndToEnd:
+      return "agents e2e";
+    case Group::kAtLeastOnce:
+      return "agents alo";
+    case Group::kFireAndForget:
+      return "agents ff";
+    case Group::kQuota:
+      return "agent quota";
+    case Group::kDirect:
+      return "sim direct";
+  }
+  return "?";
+}
+
+uint64_t chaos_seed() {
+  if (const char* s = std::getenv("OUTPOST_CHAOS_SEED"); s && *s)
+    return std::strtoull(s, nullptr, 0);
+  return 20240611;
+}
+
+std::chrono::milliseconds chaos_load(std::chrono::milliseconds fallback) {
+  if (const char* s = std::getenv("OUTPOST_CHAOS_LOAD_SECONDS"); s && *s) {
+    return std::chrono::milliseconds(static_cast<int64_t>(std::strtod(s, nullptr) * 1000));
+  }
+  return fallback;
+}
+
+// One agent process and the ledger of what was fed to it. Each run of the process is a
+// "life"; readings are numbered 0, 1, 2, ... per agent, in the order the socket took them.
+struct World::Agent {
+  std::string name;  // device id
+  Group group;
+  std::string delivery;
+  fs::path config, db, socket, log;
+  int metrics_port = 0;
+  Relay* relay = nullptr;
+  std::unique_ptr<Process> process;
+
+  // Held by the feeder while it sends and by the controller while it kills or starts the
+  // process: a datagram the socket took belongs to exactly one life.
+  std::mutex mu;
+  int64_t next = 0;  // index of the next reading to send
+  struct Life {
+    int64_t base = 0;  // first reading index sent to this life
+    int64_t end = -1;  // one past the last (set when killed or at the end)
+    bool killed = false;
+    int64_t persisted = 0;  // outpost_agent_persisted_total scraped just before the kill
+    int64_t held_max = -1;  // highest index its store held right after the kill
+    uint64_t held = 0;      // readings of this life its store held then
+  };
+  std::vector<Life> lives;
+  uint64_t refused = 0;  // readings whose datagram the socket refused (agent dead)
+  uint64_t blocked = 0;  // readings not sent because the socket buffer was full (retried)
+  std::string final_metrics;
+};
+
+World::World(WorldOptions options) : options_(std::move(options)), rng_(options_.seed) {
+  dir_ = fs::temp_directory_path() /
+         ("outpost_chaos_" + std::to_string(::getpid()) + "_" + options_.scenario);
+  fs::remove_all(dir_);
+  fs::create_directories(dir_ / "broker");
+  // mosquitto started as root drops to its own user: it must be able to write its store.
+  fs::permissions(dir_ / "broker", fs::perms::all);
+  broker_port_ = test_support::free_port();
+  manifest_ = dir_ / "manifest.json";
+}
+
+World::~World() {
+  feeding_ = false;
+  if (feeder_.joinable()) feeder_.join();
+  sim_.reset();
+  agents_.clear();
+  collector_.reset();
+  relay_.reset();
+  quota_relay_.reset();
+  broker_.reset();
+  if (!keep_dir_ && !std::getenv("OUTPOST_CHAOS_KEEP")) fs::remove_all(dir_);
+}
+
+std::vector<std::size_t> World::agents_of(Group group) const {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < agents_.size(); ++i) {
+    if (agents_[i]->group == group) out.push_back(i);
+  }
+  return out;
+}
+
+std::string World::agent_name(std::size_t i) const { return agents_.at(i)->name; }
+
+std::string World::log_tail(const fs::path& file) const {
+  const std::string text = test_support::read_text(file);
+  return text.size() > 3000 ? "..." + text.substr(text.size() - 3000) : text;
+}
+
+void World::write_broker_config(bool persistence) {
+  const fs::path conf = dir_ / "broker" / "mosquitto.conf";
+  std::ofstream(conf)
+      << "per_listener_settings false\n"
+      << "listener " << broker_port_ << " 127.0.0.1\n"
+      << "allow_anonymous true\n"
+      << "persistence " << (persistence ? "true" : "false") << "\n"
+      << "persistence_location " << (dir_ / "broker").string()
+      << "/\n"
+      // Saved every second: what a kill -9 of a persistent broker can lose is the last second.
+      << "autosave_interval 1\n"
+      // The collector's persistent session must not overflow (PRODUCT.md).
+      << "max_queued_messages 100000\n";
+  // Started as root, mosquitto drops to its own user, which clears the parent-death signal.
+  if (::geteuid() == 0) std::ofstream(conf, std::ios::app) << "user root\n";
+}
+
+void World::start_broker(bool persistence) {
+  write_broker_config(persistence);
+  broker_ = std::make_unique<Process>(
+      dies_with_us({"mosquitto", "-c", (dir_ / "broker" / "mosquitto.conf").string()}),
+      dir_ / "broker" / "mosquitto.log");
+  if (!wait_until([&] { return port_accepts(broker_port_); }, 15s)) {
+    throw std::runtime_error("mosquitto did not start: " + log_tail(dir_ / "broker/mosquitto.log"));
+  }
+}
+
+void World::kill_broker() {
+  if (broker_) broker_->stop(SIGKILL);
+  broker_.reset();
+}
+
+void World::stop_broker() {
+  if (broker_) broker_->stop(SIGTERM, 15s);
+  broker_.reset();
+}
+
+void World::start_collector() {
+  const fs::path log = dir_ / "collector.log";
+  const std::size_t before = count_of(test_support::read_text(log), "subscribed to");
+  collector_ = std::make_unique<Process>(
+      dies_with_us({OUTPOST_COLLECTOR_BIN, "--config", collector_config_.string()}), log);
+  if (!wait_until([&] { return count_of(test_support::read_text(log), "subscribed to") > before; },
+                  20s)) {
+    throw std::runtime_error("collector did not subscribe: " + log_tail(log));
+  }
+}
+
+void World::kill_collector() {
+  if (collector_) collector_->stop(SIGKILL);
+  collector_.reset();
+}
+
+void World::write_agent_config(Agent& a) {
+  const bool quota = a.group == Group::kQuota;
+  std::ofstream(a.config)
+      << "[device]\nsite = \"chaos\"\nid = \"" << a.name << "\"\n"
+      << "[inputs]\nudp_listen = \"\"\nunix_socket = \"" << a.socket.string() << "\"\n"
+      << "timestamp_precision = \"us\"\n"
+      << "[store]\npath = \"" << a.db.string() << "\"\n"
+      << "flush_interval = \"200ms\"\n"  // the documented default kill -9 window
+      << (quota ? "max_bytes = \"64KiB\"\npolicy = \"drop_oldest\"\n" : "")
+      << "[batch]\nmax_readings = " << kMaxReadingsPerMessage << "\nmax_delay = \"100ms\"\n"
+      << "[mqtt]\nbroker = \"" << a.relay->uri() << "\"\n"
+      << "keepalive = \"5s\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n"
+      << "data_delivery = \"" << a.delivery << "\"\n"
+      << "ack_timeout = \"3s\"\n"
+      << (quota ? "max_inflight = " + std::to_string(kQuotaMaxInflight) + "\n" : "")
+      << "[system]\ninterval = \"0s\"\n"
+      << "[metrics]\nlisten = \"127.0.0.1:" << a.metrics_port << "\"\n";
+}
+
+void World::start() {
+  start_broker(options_.broker_persistence);
+  relay_ = std::make_unique<Relay>(broker_port_);
+  if (options_.quota_agent) quota_relay_ = std::make_unique<Relay>(broker_port_);
+
+  collector_db_ = dir_ / "collector.db";
+  collector_config_ = dir_ / "collector.toml";
+  collector_metrics_port_ = test_support::free_port();
+  std::ofstream(collector_config_)
+      << "[mqtt]\nbroker = \"tcp://127.0.0.1:" << broker_port_
+      << "\"\nclient_id = \"chaos-collector\"\n"
+      << "reconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n"
+      << "[storage]\npath = \"" << collector_db_.string() << "\"\n"
+      << "commit_interval = \"50ms\"\n"
+      << "[metrics]\nlisten = \"127.0.0.1:" << collector_metrics_port_ << "\"\n";
+  start_collector();
+
+  auto add = [&](Group g, const std::string& delivery, const std::string& name) {
+    auto a = std::make_unique<Agent>();
+    a->name = "chaos-" + name;
+    a->group = g;
+    a->delivery = delivery;
+    a->config = dir_ / (name + ".toml");
+    a->db = dir_ / (name + ".db");
+    a->socket = dir_ / (name + ".sock");
+    a->log = dir_ / (name + ".log");
+    a->metrics_port = test_support::free_port();
+    a->relay = g == Group::kQuota ? quota_relay_.get() : relay_.get();
+    write_agent_config(*a);
+    agents_.push_back(std::move(a));
+  };
+  add(Group::kEndToEnd, "end_to_end", "e2e-1");
+  add(Group::kEndToEnd, "end_to_end", "e2e-2");
+  add(Group::kAtLeastOnce, "at_least_once", "alo-1");
+  add(Group::kAtLeastOnce, "at_least_once", "alo-2");
+  add(Group::kFireAndForget, "fire_and_forget", "ff-1");
+  if (options_.quota_agent) add(Group::kQuota, "at_least_once", "quota-1");
+  for (std::size_t i = 0; i < agents_.size(); ++i) start_agent(i);
+}
+
+void World::start_agent(std::size_t i) {
+  Agent& a = *agents_.at(i);
+  {
+    std::lock_guard lock(a.mu);
+    a.lives.push_back({});
+    a.lives.back().base = a.next;
+    a.process = std::make_unique<Process>(
+        dies_with_us({OUTPOST_AGENT_BIN, "--config", a.config.string()}), a.log);
+  }
+  // Inputs open before the metrics endpoint: once it answers, the socket takes datagrams.
+  if (!wait_until(
+          [&] {
+            return metric(agent_metrics(a.metrics_port), "outpost_agent_uptime_seconds")
+                .has_value();
+          },
+          15s)) {
+    throw std::runtime_error(a.name + " did not start: " + log_tail(a.log));
+  }
+}
+
+void World::kill_agent(std::size_t i) {
+  Agent& a = *agents_.at(i);
+  std::lock_guard lock(a.mu);
+  if (!a.process) throw std::runtime_error(a.name + " is not running");
+  Agent::Life& life = a.lives.back();
+  // The feeder is held off: what this scrape says was persisted is a lower bound at the kill.
+  life.persisted = static_cast<int64_t>(
+      metric(agent_metrics(a.metrics_port), "outpost_agent_persisted_total").value_or(0));
+  a.process->stop(SIGKILL);
+  a.process.reset();
+  life.end = a.next;
+  life.killed = true;
+  // What the store held at the kill: queued items and sealed messages not yet removed.
+  Db store(a.db, /*writable=*/true);  // WAL recovery needs write access; the agent is dead
+  auto note = [&](int64_t v) {
+    if (v < life.base || v >= life.end) return;
+    ++life.held;
+    life.held_max = std::max(life.held_max, v);
+  };
+  store.each("SELECT value FROM items WHERE name = 'chaos' AND typeof(value) = 'integer'",
+             [&](sqlite3_stmt* s) { note(sqlite3_column_int64(s, 0)); });
+  store.each("SELECT payload FROM outbox WHERE stream = 0", [&](sqlite3_stmt* s) {
+    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s, 0));
+    auto env = common::decode(std::span(p, static_cast<std::size_t>(sqlite3_column_bytes(s, 0))));
+    if (!env.ok()) return;
+    const auto* batch = std::get_if<common::ReadingBatch>(&env.value().body);
+    if (!batch) return;
+    for (const auto& r : batch->readings) {
+      if (const auto* v = std::get_if<int64_t>(&r.value)) note(*v);
+    }
+  });
+}
+
+void World::send_to(Agent& a, int fd) {
+  std::lock_guard lock(a.mu);
+  std::string datagram;
+  const int64_t now = wall_us();
+  for (int i = 0; i < kLinesPerDatagram; ++i) {
+    datagram += "chaos value=" + std::to_string(a.next + i) + "i " + std::to_string(now) + "\n";
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, a.socket.c_str(), sizeof addr.sun_path - 1);
+  const ssize_t n = ::sendto(fd, datagram.data(), datagram.size(), MSG_DONTWAIT,
+                             reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  if (n == static_cast<ssize_t>(datagram.size())) {
+    a.next += kLinesPerDatagram;
+  } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    a.blocked += kLinesPerDatagram;  // the same readings go in the next datagram
+  } else {
+    a.refused += kLinesPerDatagram;  // no agent on the socket: the sender sees it
+  }
+}
+
+void World::feed_loop() {
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  auto next = Clock::now();
+  while (feeding_) {
+    for (auto& a : agents_) send_to(*a, fd);
+    next += kFeedPeriod;
+    std::this_thread::sleep_until(next);  // the load's pace, not a synchronisation
+  }
+  ::close(fd);
+}
+
+bool World::converged(std::string& why) {
+  if (sim_ && sim_->running()) {
+    why = "the simulator is still running";
+    return false;
+  }
+  for (auto& a : agents_) {
+    if (!a->process) continue;
+    const std::string m = agent_metrics(a->metrics_port);
+    const auto accepted = metric(m, "outpost_agent_accepted_total{kind=\"reading\"}");
+    const auto persisted = metric(m, "outpost_agent_persisted_total");
+    const auto items = metric(m, "outpost_agent_queue_items");
+    const auto messages = metric(m, "outpost_agent_queue_messages");
+    const int64_t sent = a->next - a->lives.back().base;
+    if (!accepted || !persisted || !items || !messages || static_cast<int64_t>(*accepted) != sent ||
+        *persisted != *accepted || *items != 0 || *messages != 0) {
+      why = a->name + ": sent " + std::to_string(sent) + ", metrics: accepted " +
+            std::to_string(accepted.value_or(-1)) + " persisted " +
+            std::to_string(persisted.value_or(-1)) + " queued items " +
+            std::to_string(items.value_or(-1)) + " messages " +
+            std::to_string(messages.value_or(-1));
+      return false;
+    }
+  }
+  return true;
+}
+
+Report World::run(std::vector<Event> events, const Rules& rules) {
+  std::sort(events.begin(), events.end(),
+            [](const Event& x, const Event& y) { return x.at < y.at; });
+  std::vector<std::string> event_failures;
+  load_start_ = Clock::now();
+  feeding_ = true;
+  feeder_ = std::thread([this] { feed_loop(); });
+  const auto load_s = std::to_string(options_.load.count()) + "ms";
+  const std::vector<std::string> sim_argv = {OUTPOST_SIM_BIN,
+                                             "--broker",
+                                             relay_->uri(),
+                                             "--site",
+                                             "chaos",
+                                             "--devices",
+                                             std::to_string(kDirectDevices),
+                                             "--period",
+                                             "100ms",
+                                             "--batch-size",
+                                             "10",
+                                             "--logs-per-minute",
+                                             "30",
+                                             "--duration",
+                                             load_s,
+                                             "--seed",
+                                             std::to_string(options_.seed),
+                                             "--malformed-fraction",
+                                             "0.05",
+                                             "--malformed-kinds",
+                                             "all",
+                                             "--duplicate-fraction",
+                                             "0.05",
+                                             "--threads",
+                                             "1",
+                                             "--manifest",
+                                             manifest_.string()};
+  sim_ = std::make_unique<Process>(dies_with_us(sim_argv), dir_ / "sim.log");
+  for (Event& e : events) {
+    std::this_thread::sleep_until(load_start_ + e.at);  // the seeded moment of the fault
+    const auto late =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - load_start_);
+    timeline_.push_back(fmt_ms(late) + "  " + e.what);
+    try {
+      e.act();
+    } catch (const std::exception& ex) {
+      event_failures.push_back(e.what + ": " + ex.what());
+      timeline_.back() += "  FAILED: " + std::string(ex.what());
+    }
+  }
+  std::this_thread::sleep_until(load_start_ + options_.load);
+  feeding_ = false;
+  feeder_.join();
+  timeline_.push_back(
+      fmt_ms(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - load_start_)) +
+      "  load ends; waiting for everything to arrive");
+
+  // Converged: the simulator is done, every agent's queue is empty, and the store has not
+  // changed for a while (the collector commits every 50 ms).
+  std::string why;
+  std::tuple<int64_t, int64_t, int64_t> last{-1, -1, -1};
+  auto last_change = Clock::now();
+  const bool settled = wait_until(
+      [&] {
+        Db db(collector_db_);
+        const std::tuple<int64_t, int64_t, int64_t> now{db.one("SELECT count(*) FROM readings"),
+                                                        db.one("SELECT count(*) FROM batches"),
+                                                        db.one("SELECT count(*) FROM dlq")};
+        if (now != last) {
+          last = now;
+          last_change = Clock::now();
+        }
+        if (!converged(why)) return false;
+        if (Clock::now() - last_change < 1500ms) {
+          why = "the store is still changing";
+          return false;
+        }
+        return true;
+      },
+      120s);
+  timeline_.push_back(
+      fmt_ms(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - load_start_)) +
+      (settled ? "  settled" : "  did NOT settle: " + why));
+  if (sim_) sim_exit_ = sim_->stop(SIGKILL, 5s);
+  for (auto& a : agents_) {
+    std::lock_guard lock(a->mu);
+    if (a->lives.back().end < 0) a->lives.back().end = a->next;
+    if (a->process) a->final_metrics = agent_metrics(a->metrics_port);
+  }
+  Report report = judge(rules);
+  if (!settled) report.failures.push_back("did not settle within 120 s: " + why);
+  for (const auto& f : event_failures) report.failures.push_back("fault action failed: " + f);
+  if (!report.failures.empty()) {
+    keep_dir_ = true;  // configs, logs, databases and manifest, for whoever investigates
+    report.failures.push_back("work directory kept: " + dir_.string());
+  }
+  return report;
+}
+
+// What the reckoning gathers before it judges: a row per group, and what to print with it.
+struct World::Tally {
+  std::map<Group, Row> rows;
+  std::map<std::string, Group> group_of_device;
+  std::map<Group, std::vector<std::string>> lost_samples;       // per group, the first few
+  std::map<std::string, std::map<int, uint64_t>> expected_dlq;  // device -> reason -> count
+  uint64_t malformed_missing = 0;  // malformed messages sent and not in the DLQ
+  std::vector<std::string> notes;  // printed under the table
+  std::vector<std::string> failures;
+
+  Row& row(Group g, const std::string& mode) {
+    Row& r = rows[g];
+    r.group = g;
+    r.mode = mode;
+    return r;
+  }
+};
+
+// Agents: each reading is identified by its value.
+void World::tally_agents(Tally& t) {
+  Db db(collector_db_);
+  for (auto& a : agents_) {
+    Row& r = t.row(a->group, a->delivery);
+    ++r.devices;
+    t.group_of_device[a->name] = a->group;
+    std::map<int64_t, uint64_t> copies;
+    db.each(
+        "SELECT r.value, count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id "
+        "JOIN devices d ON d.id = s.device_id WHERE d.device = ?1 GROUP BY r.value",
+        [&](sqlite3_stmt* s) {
+          copies[sqlite3_column_int64(s, 0)] = static_cast<uint64_t>(sqlite3_column_int64(s, 1));
+        },
+        a->name);
+    for (const auto& [value, n] : copies) {
+      if (value < 0 || value >= a->next) {
+        r.unexpected += n;
+      } else {
+        r.twice += n - 1;
+      }
+    }
+    r.sent += static_cast<uint64_t>(a->next);
+    r.refused += a->refused;
+    if (a->blocked > 0) {
+      t.notes.push_back(a->name + ": its socket buffer was full for " +
+                        std::to_string(a->blocked / kLinesPerDatagram) +
+                        " datagrams (EAGAIN; those readings went in later datagrams)");
+    }
+    uint64_t agent_lost = 0, agent_window = 0;
+    for (const auto& life : a->lives) {
+      const int64_t sent = life.end - life.base;
+      int64_t stored = 0, stored_max = -1;
+      std::vector<int64_t> missing;
+      for (int64_t v = life.base; v < life.end; ++v) {
+        if (copies.count(v)) {
+          ++stored;
+          stored_max = v;
+        } else {
+          missing.push_back(v);
+        }
+      }
+      // Readings are persisted in the order the socket took them, so the persisted part of
+      // a killed life is a prefix: at least what the last scrape counted, and at least up to
+      // anything of it found in the store after the kill or at the collector.
+      int64_t window = 0;
+      if (life.killed) {
+        const int64_t persisted =
+            std::min(sent, std::max({life.persisted, life.held_max + 1 - life.base,
+                                     stored_max + 1 - life.base, int64_t{0}}));
+        window = sent - persisted;
+        t.notes.push_back(
+            a->name + " killed after #" + std::to_string(life.end - 1) + ": life sent " +
+            std::to_string(sent) + ", persisted >= " + std::to_string(life.persisted) +
+            " (scrape), store held " + std::to_string(life.held) + " -> persisted prefix " +
+            std::to_string(persisted) + ", kill window " + std::to_string(window) +
+            ", lost before it " + std::to_string(persisted - (stored)));
+      }
+      const int64_t lost = sent - stored;
+      agent_lost += static_cast<uint64_t>(lost);
+      agent_window += static_cast<uint64_t>(window);
+      for (int64_t v : missing) {
+        if (v >= life.base + (sent - window)) break;  // in the kill window
+        if (t.lost_samples[a->group].size() < 8) {
+          t.lost_samples[a->group].push_back(a->name + " #" + std::to_string(v) + " (life from #" +
+                                             std::to_string(life.base) + ", " +
+                                             (life.killed ? "killed" : "alive at the end") + ")");
+        }
+      }
+    }
+    r.stored += static_cast<uint64_t>(a->next) - agent_lost;
+    r.lost += agent_lost;
+    r.kill_window += agent_window;
+    if (a->group == Group::kQuota) {
+      const auto dropped =
+          static_cast<uint64_t>(
+              metric(a->final_metrics, "outpost_agent_dropped_total{reason=\"oldest\"}")
+                  .value_or(0)) +
+          static_cast<uint64_t>(
+              metric(a->final_metrics, "outpost_agent_dropped_total{reason=\"newest\"}")
+                  .value_or(0));
+      r.quota += std::min<uint64_t>(dropped, agent_lost - agent_window);
+      // Every missing reading must be a counted drop (judged below as unexplained). A message
+      // evicted while its publish was in flight may still arrive: counted as dropped all the
+      // same (docs/agent-store.md), so drops may exceed what is missing; printed, not judged.
+      const uint64_t missing = agent_lost - agent_window;
+      t.notes.push_back(a->name + ": counted " + std::to_string(dropped) +
+                        " readings dropped by its quota; " + std::to_string(missing) +
+                        " of its readings are missing" +
+                        (dropped > missing ? "; " + std::to_string(dropped - missing) +
+                                                 " counted as dropped arrived anyway (evicted "
+                                                 "while in flight)"
+                                           : std::string()));
+      if (dropped == 0) {
+        t.failures.push_back(a->name + ": the quota was never reached (nothing dropped)");
+      }
+    }
+  }
+}
+
+// The direct fleet, against the simulator's manifest.
+void World::tally_direct(Tally& t) {
+  Db db(collector_db_);
+  const auto manifest = read_manifest(manifest_);
+  {
+    Row& r = t.row(Group::kDirect, "direct, QoS 1");
+    if (sim_exit_ != 0) {
+      t.failures.push_back("outpost-sim exited with " + std::to_string(sim_exit_) + ": " +
+                           log_tail(dir_ / "sim.log"));
+    }
+    if (manifest.size() != static_cast<std::size_t>(kDirectDevices)) {
+      t.failures.push_back("manifest has " + std::to_string(manifest.size()) + " devices");
+    }
+    for (const auto& [device, m] : manifest) {
+      ++r.devices;
+      t.group_of_device[device] = Group::kDirect;
+      const uint64_t sent = m.numbers.count("readings_sent") ? m.numbers.at("readings_sent") : 0;
+      r.sent += sent;
+      uint64_t stored = 0;
+      db.each(
+          "SELECT b.epoch, b.seq, b.last_row - b.first_row + 1 FROM batches b "
+          "JOIN devices d ON d.id = b.device_id WHERE d.device = ?1 AND b.kind = 0",
+          [&](sqlite3_stmt* s) {
+            const auto key = std::pair{static_cast<uint64_t>(sqlite3_column_int64(s, 0)),
+                                       static_cast<uint64_t>(sqlite3_column_int64(s, 1))};
+            const auto n = static_cast<uint64_t>(sqlite3_column_int64(s, 2));
+            if (m.seqs.count(key)) {
+              stored += n;
+            } else {
+              r.unacked_stored += n;
+            }
+          },
+          device);
+      if (stored > sent) {
+        r.unexpected += stored - sent;
+        stored = sent;
+      }
+      r.stored += stored;
+      r.lost += sent - stored;
+      // Stored twice: rows no batch accounts for (a batch's rows stored again), and batches
+      // with the very same rows under another key. Not (sensor, time) pairs: a lagging
+      // simulator worker may read a sensor twice in the same microsecond.
+      const int64_t rows = db.one(
+          "SELECT count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id "
+          "JOIN devices d ON d.id = s.device_id WHERE d.device = '" +
+          device + "'");
+      int64_t batch_rows = 0;
+      std::map<std::string, int> contents;
+      db.each(
+          "SELECT b.last_row - b.first_row + 1, (SELECT group_concat(r.sensor_id || ':' || "
+          "r.time_us || ':' || r.value, ',') FROM readings r WHERE r.id BETWEEN b.first_row AND "
+          "b.last_row) FROM batches b JOIN devices d ON d.id = b.device_id "
+          "WHERE d.device = ?1 AND b.kind = 0",
+          [&](sqlite3_stmt* s) {
+            const int64_t n = sqlite3_column_int64(s, 0);
+            batch_rows += n;
+            const auto* text = sqlite3_column_text(s, 1);
+            if (text && contents[reinterpret_cast<const char*>(text)]++ > 0) {
+              r.twice += static_cast<uint64_t>(n);
+            }
+          },
+          device);
+      if (rows > batch_rows) r.twice += static_cast<uint64_t>(rows - batch_rows);
+      for (auto kind : sim::kAllMalformedKinds) {
+        const auto it = m.numbers.find(std::string(sim::malformed_kind_name(kind)));
+        const uint64_t n = it == m.numbers.end() ? 0 : it->second;
+        r.malformed += n;
+        t.expected_dlq[device][static_cast<int>(sim::expected_reason(kind))] += n;
+      }
+    }
+  }
+}
+
+// The DLQ, by the device named in each entry's topic.
+void World::tally_dlq(Tally& t) {
+  Db db(collector_db_);
+  std::map<std::string, std::map<int, uint64_t>> dlq;
+  uint64_t dlq_elsewhere = 0;
+  db.each("SELECT topic, reason, count(*) FROM dlq GROUP BY topic, reason", [&](sqlite3_stmt* s) {
+    const std::string topic = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    const auto n = static_cast<uint64_t>(sqlite3_column_int64(s, 2));
+    auto parsed = common::parse_device_topic(topic);
+    if (!parsed.ok() || !t.group_of_device.count(parsed.value().device)) {
+      dlq_elsewhere += n;
+      return;
+    }
+    dlq[parsed.value().device][sqlite3_column_int(s, 1)] += n;
+    t.rows[t.group_of_device.at(parsed.value().device)].dlq += n;
+  });
+  if (dlq_elsewhere > 0) {
+    t.failures.push_back(std::to_string(dlq_elsewhere) + " DLQ entries on unknown topics");
+  }
+  for (const auto& [device, reasons] : t.expected_dlq) {
+    for (const auto& [reason, n] : reasons) {
+      const uint64_t have = dlq[device][reason];
+      if (have < n) t.malformed_missing += n - have;
+    }
+  }
+}
+
+Report World::judge(const Rules& rules) {
+  Tally t;
+  tally_agents(t);
+  tally_direct(t);
+  tally_dlq(t);
+  Report report;
+  report.failures = t.failures;
+  // Verdicts.
+  for (auto& [g, r] : t.rows) {
+    if (g == Group::kQuota) {
+      r.unexplained = r.lost - r.kill_window - r.quota;
+    } else {
+      r.unexplained = r.lost - r.kill_window;
+    }
+    const std::string& allowance =
+        g == Group::kEndToEnd                            ? rules.end_to_end
+        : g == Group::kAtLeastOnce || g == Group::kQuota ? rules.at_least_once
+        : g == Group::kDirect                            ? rules.direct
+        : g == Group::kFireAndForget                     ? std::string("fire_and_forget is QoS 0")
+                                                         : std::string();
+    std::vector<std::string> fails;
+    if (r.twice > 0) fails.push_back(std::to_string(r.twice) + " stored twice");
+    if (r.unexpected > 0) fails.push_back(std::to_string(r.unexpected) + " stored, never sent");
+    if (r.unexplained > 0 && allowance.empty()) {
+      fails.push_back(std::to_string(r.unexplained) + " lost");
+    }
+    if (g != Group::kDirect && r.dlq > 0) fails.push_back(std::to_string(r.dlq) + " in the DLQ");
+    if (g == Group::kDirect && t.malformed_missing > 0 && rules.malformed.empty()) {
+      fails.push_back(std::to_string(t.malformed_missing) + " malformed not in the DLQ");
+    }
+    if (!fails.empty()) {
+      std::string text;
+      for (const auto& f : fails) text += (text.empty() ? "" : ", ") + f;
+      r.verdict = "FAIL: " + text;
+      if (r.unexplained > 0 && allowance.empty()) {
+        for (const auto& s : t.lost_samples[g]) text += "\n    lost: " + s;
+      }
+      report.failures.push_back(std::string(group_name(g)) + ": " + text);
+    } else if (r.unexplained > 0 || (g == Group::kDirect && t.malformed_missing > 0)) {
+      r.verdict = "allowed: " + (r.unexplained > 0 ? allowance : rules.malformed);
+    } else {
+      r.verdict = "ok";
+    }
+    report.rows.push_back(r);
+  }
+  report.table = render(report, t);
+  std::cout << report.table << std::flush;
+  // Also appended to a file (ctest sets one: it shows output only with -V or on failure).
+  if (const char* path = std::getenv("OUTPOST_CHAOS_REPORT"); path && *path) {
+    std::ofstream(path, std::ios::app) << report.table;
+  }
+  return report;
+}
+
+std::string World::render(const Report& report, const Tally& t) const {
+  std::ostringstream out;
+  char line[400];
+  out << "\n=== chaos scenario " << options_.scenario << ": OUTPOST_CHAOS_SEED=" << chaos_seed()
+      << " (scenario seed " << options_.seed << "), load " << options_.load.count() / 1000.0
+      << " s ===\n";
+  out << "timeline (from the start of the load):\n";
+  for (const auto& entry : timeline_) out << "  " << entry << "\n";
+  std::snprintf(line, sizeof line, "%-12s %-16s %3s %8s %7s %8s %6s %6s %6s %6s %5s %6s %5s  %s\n",
+                "group", "mode", "dev", "sent", "refused", "stored", "lost", "kill-w", "quota",
+                "unexp", "twice", "malfmd", "dlq", "verdict");
+  out << line;
+  for (const Row& r : report.rows) {
+    std::snprintf(
+        line, sizeof line,
+        "%-12s %-16s %3d %8llu %7llu %8llu %6llu %6llu %6llu %6llu %5llu %6llu %5llu  %s\n",
+        std::string(group_name(r.group)).c_str(), r.mode.c_str(), r.devices,
+        static_cast<unsigned long long>(r.sent), static_cast<unsigned long long>(r.refused),
+        static_cast<unsigned long long>(r.stored), static_cast<unsigned long long>(r.lost),
+        static_cast<unsigned long long>(r.kill_window), static_cast<unsigned long long>(r.quota),
+        static_cast<unsigned long long>(r.unexplained), static_cast<unsigned long long>(r.twice),
+        static_cast<unsigned long long>(r.malformed), static_cast<unsigned long long>(r.dlq),
+        r.verdict.c_str());
+    out << line;
+  }
+  out << "  sent: readings the agent's socket took (a dead agent's socket refuses: 'refused', not "
+         "sent) or the broker acknowledged (direct); lost = sent - stored;\n"
+         "  kill-w: not yet persisted by an agent when it was killed (its flush window and socket "
+         "buffer); quota: dropped by the agent's quota policy, counted by it;\n"
+         "  unexp(lained) = lost - kill-w - quota, judged by the scenario's rules; malfmd: "
+         "malformed messages sent; dlq: DLQ entries on the group's topics.\n";
+  for (const Row& r : report.rows) {
+    if (r.group == Group::kDirect && r.unacked_stored > 0) {
+      out << "  sim direct: " << r.unacked_stored
+          << " more readings stored from batches the broker never acknowledged to the simulator "
+             "(sent, then the connection broke; not in the manifest)\n";
+    }
+  }
+  for (const auto& n : t.notes) out << "  " << n << "\n";
+  if (t.malformed_missing > 0) {
+    out << "  " << t.malformed_missing << " malformed messages sent are not in the DLQ\n";
+  }
+  return out.str();
+}
+
+}  // namespace outpost::chaos

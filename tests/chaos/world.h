@@ -1,0 +1,155 @@
+// The chaos suite's world: a broker, a relay, a collector, agents fed by a ledgered feeder and
+// a direct simulated fleet, the faults a scenario throws at them, and the final reckoning.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "chaos/relay.h"
+#include "support/process.h"
+
+namespace outpost::chaos {
+
+// Device groups: agents by delivery mode, the quota agent, and the simulator's direct fleet.
+enum class Group { kEndToEnd, kAtLeastOnce, kFireAndForget, kQuota, kDirect };
+std::string_view group_name(Group group);
+
+// What a scenario demands of each group. An empty string means "must lose nothing"
+// (beyond what an agent had not yet persisted when it was killed, and counted quota drops);
+// otherwise losses are allowed, printed, and the string says why the design allows them.
+struct Rules {
+  std::string end_to_end;
+  std::string at_least_once;
+  std::string direct;
+  std::string malformed;  // "": every malformed message the simulator sent is in the DLQ
+};
+
+// One line of the printed table.
+struct Row {
+  Group group;
+  std::string mode;
+  int devices = 0;
+  uint64_t sent = 0;            // readings handed over (socket took it / broker acked it)
+  uint64_t refused = 0;         // agents only: sends refused because the agent was dead
+  uint64_t stored = 0;          // distinct sent readings found in the collector's store
+  uint64_t lost = 0;            // sent - stored
+  uint64_t kill_window = 0;     // ...of which the agent had not persisted when killed
+  uint64_t quota = 0;           // ...of which the agent counted as dropped by its quota policy
+  uint64_t unexplained = 0;     // lost - kill_window - quota: the figure the rules judge
+  uint64_t twice = 0;           // extra copies of a reading in the store
+  uint64_t unexpected = 0;      // stored readings nobody sent
+  uint64_t unacked_stored = 0;  // direct: stored batches the broker never acknowledged
+  uint64_t malformed = 0;       // malformed messages sent (direct)
+  uint64_t dlq = 0;             // DLQ entries on the group's topics
+  std::string verdict;          // "ok", "allowed: ...", "FAIL: ..."
+};
+
+struct Report {
+  std::vector<Row> rows;
+  std::vector<std::string> failures;  // empty: the scenario passed
+  std::string table;                  // what was printed
+};
+
+// A timed action of the controller; `at` is measured from the start of the load.
+struct Event {
+  std::chrono::milliseconds at;
+  std::string what;
+  std::function<void()> act;
+};
+
+struct WorldOptions {
+  std::string scenario;
+  uint64_t seed = 1;
+  std::chrono::milliseconds load{25'000};  // how long the feeder and simulator send
+  bool quota_agent = false;                // add an at_least_once agent with a 64 KiB quota
+  bool broker_persistence = false;         // the broker's first start
+};
+
+// Not thread-safe: one test thread calls everything (and starts every process, which matters
+// for the children's parent-death signal); the feeder runs on its own thread inside run().
+class World {
+ public:
+  explicit World(WorldOptions options);
+  ~World();
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  // Starts broker, relay, collector, agents; throws std::runtime_error if something
+  // does not come up.
+  void start();
+  // Runs the load (feeder + simulator) while executing `events` at their times, then waits
+  // until everything that can arrive has arrived, and judges the store against `rules`.
+  Report run(std::vector<Event> events, const Rules& rules);
+
+  // Controller actions, for scenarios to put in events. Each returns once done.
+  std::size_t agent_count() const { return agents_.size(); }
+  std::vector<std::size_t> agents_of(Group group) const;
+  std::string agent_name(std::size_t i) const;
+  void kill_agent(std::size_t i);   // SIGKILL, then reads what its store held
+  void start_agent(std::size_t i);  // and waits until it takes input
+  void kill_broker();               // SIGKILL
+  void stop_broker();               // SIGTERM: a graceful stop (persistence saves)
+  void start_broker(bool persistence);
+  void kill_collector();
+  void start_collector();  // and waits until it has subscribed
+  void cut_network() { relay_->cut(); }
+  void heal_network() { relay_->heal(); }
+  void cut_quota_agent() { quota_relay_->cut(); }
+  void heal_quota_agent() { quota_relay_->heal(); }
+
+  std::mt19937_64& rng() { return rng_; }
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  struct Agent;
+  void write_broker_config(bool persistence);
+  void write_agent_config(Agent& a);
+  void feed_loop();
+  void send_to(Agent& a, int fd);
+  bool converged(std::string& why);
+  struct Tally;
+  void tally_agents(Tally& t);
+  void tally_direct(Tally& t);
+  void tally_dlq(Tally& t);
+  Report judge(const Rules& rules);
+  // The table, the timeline and the notes.
+  std::string render(const Report& report, const Tally& t) const;
+  std::string log_tail(const std::filesystem::path& file) const;
+
+  WorldOptions options_;
+  std::mt19937_64 rng_;
+  std::filesystem::path dir_;
+  int broker_port_ = 0;
+  std::unique_ptr<test_support::Process> broker_;
+  std::unique_ptr<Relay> relay_;
+  std::unique_ptr<Relay> quota_relay_;
+  std::filesystem::path collector_config_, collector_db_;
+  int collector_metrics_port_ = 0;
+  std::unique_ptr<test_support::Process> collector_;
+  std::vector<std::unique_ptr<Agent>> agents_;
+  std::unique_ptr<test_support::Process> sim_;
+  std::filesystem::path manifest_;
+  int sim_exit_ = -1;
+  std::atomic<bool> feeding_{false};
+  std::thread feeder_;
+  std::chrono::steady_clock::time_point load_start_;
+  std::vector<std::string> timeline_;
+  bool keep_dir_ = false;  // a failed scenario keeps its work directory
+};
+
+// The seed for this run: OUTPOST_CHAOS_SEED if set, else a fixed default.
+uint64_t chaos_seed();
+// The load duration: OUTPOST_CHAOS_LOAD_SECONDS if set, else `fallback`.
+std::chrono::milliseconds chaos_load(std::chrono::milliseconds fallback);
+
+}  // namespace outpost::chaos
