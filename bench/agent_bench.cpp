@@ -60,15 +60,8 @@ struct ProcStats {
 
 ProcStats proc_stats(pid_t pid) {
   ProcStats s;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  s.cpu_seconds = test_support::cpu_seconds(pid);
   std::string line;
-  std::getline(stat, line);
-  std::istringstream rest(line.substr(line.rfind(')') + 2));
-  std::string field;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) s.cpu_seconds += std::stod(field) / static_cast<double>(sysconf(_SC_CLK_TCK));
-    if (i == 15) s.cpu_seconds += std::stod(field) / static_cast<double>(sysconf(_SC_CLK_TCK));
-  }
   std::ifstream rollup("/proc/" + std::to_string(pid) + "/smaps_rollup");
   while (std::getline(rollup, line)) {
     if (line.rfind("Rss:", 0) == 0) s.rss_kb = std::stol(line.substr(4));
@@ -88,10 +81,8 @@ std::string lines(int first, int count) {
 
 // One sample of the agent's metrics endpoint, e.g. "outpost_agent_persisted_total"; -1 if absent.
 double metric(int port, const std::string& name) {
-  const std::string text = test_support::http_get(port, "/metrics");
-  const std::size_t at = text.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(text.substr(at + name.size() + 2));
+  return test_support::prometheus_sample(test_support::http_get(port, "/metrics"), name)
+      .value_or(-1);
 }
 
 struct Setup {

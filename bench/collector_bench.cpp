@@ -40,28 +40,9 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// One metric's value from the collector's Prometheus text ("name" or "name{labels}").
+// One sample of the collector's Prometheus text; -1 if absent.
 double metric(const std::string& text, const std::string& name) {
-  const std::string key = "\n" + name + " ";
-  const auto at = text.find(key);
-  if (at == std::string::npos) return -1;
-  return std::strtod(text.c_str() + at + key.size(), nullptr);
-}
-
-// CPU seconds (user + system) a process has used so far.
-double cpu_seconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(text.substr(close + 2));
-  std::string f;
-  unsigned long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && fields >> f; ++i) {
-    if (i == 14) utime = std::stoul(f);
-    if (i == 15) stime = std::stoul(f);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return outpost::test_support::prometheus_sample(text, name).value_or(-1);
 }
 
 // A "VmRSS:"-style line of /proc/PID/status, in MB.
@@ -336,7 +317,7 @@ int main(int argc, char** argv) {
 
     // --- Throughput: P publishers, as fast as the broker takes QoS 1 messages.
     std::fprintf(stderr, "throughput: %ld messages, %ld readings...\n", messages, readings_sent);
-    const double cpu_before = cpu_seconds(stack.collector->pid());
+    const double cpu_before = outpost::test_support::cpu_seconds(stack.collector->pid());
     const double stored_before = stack.stored();
     const auto started = Clock::now();
     publish_s = publish_all(stack.broker->uri());
@@ -348,7 +329,7 @@ int main(int argc, char** argv) {
         },
         600s);
     store_s = seconds_since(started);
-    cpu_used = cpu_seconds(stack.collector->pid()) - cpu_before;
+    cpu_used = outpost::test_support::cpu_seconds(stack.collector->pid()) - cpu_before;
     const std::string after_throughput = stack.metrics();
     stored = metric(after_throughput, "outpost_collector_readings_stored_total") - stored_before;
     dups = metric(after_throughput, "outpost_collector_duplicates_total");
@@ -390,7 +371,7 @@ int main(int argc, char** argv) {
   acks.connect(mqtt::connect_options_builder().clean_session(true).finalize())->wait();
   acks.subscribe("outpost/v1/bench/+/ack", 0)->wait();
   const auto hist_before = latency_buckets(stack.metrics());
-  const double cpu_lat_before = cpu_seconds(collector_pid);
+  const double cpu_lat_before = outpost::test_support::cpu_seconds(collector_pid);
   {
     Publisher pub(stack.broker->uri(), "bench-pub-rate");
     const auto period = std::chrono::duration<double>(50.0 / rate);
@@ -420,7 +401,8 @@ int main(int argc, char** argv) {
         return sent_at.empty();
       },
       30s);
-  const double lat_cpu = (cpu_seconds(collector_pid) - cpu_lat_before) / seconds;
+  const double lat_cpu =
+      (outpost::test_support::cpu_seconds(collector_pid) - cpu_lat_before) / seconds;
   const double lat_rss = status_mb(collector_pid, "VmRSS:");
   auto hist_after = latency_buckets(stack.metrics());
   for (std::size_t i = 0; i < hist_after.size() && i < hist_before.size(); ++i) {

@@ -307,24 +307,36 @@ void Collector::isolate_failure(Transaction& tx, const std::string& error) {
   commit(rest);
 }
 
+namespace {
+
+// Calls f(item, readings) for every ReadingBatch the commit stored (not for duplicates).
+template <typename F>
+void for_each_stored_reading_batch(const Transaction& tx, const CommitResult& result, F f) {
+  for (std::size_t i = 0; i < tx.batches.size(); ++i) {
+    if (result.outcomes[i] == BatchOutcome::kDuplicate) continue;
+    if (const auto* batch = std::get_if<common::ReadingBatch>(&tx.batches[i].envelope.body)) {
+      f(tx.batches[i], *batch);
+    }
+  }
+}
+
+}  // namespace
+
 void Collector::observe_latencies(const Transaction& tx, const CommitResult& result) {
   // Counted locally, then added once per bucket: the atomics stay off the per-reading path.
   std::array<uint64_t, kLatencyBuckets.size() + 1> counts{};
   uint64_t sum_us = 0;
   const int64_t now = wall_now_us();
-  for (std::size_t i = 0; i < tx.batches.size(); ++i) {
-    if (result.outcomes[i] == BatchOutcome::kDuplicate) continue;
-    const auto* batch = std::get_if<common::ReadingBatch>(&tx.batches[i].envelope.body);
-    if (!batch) continue;
-    for (const auto& reading : batch->readings) {
+  for_each_stored_reading_batch(tx, result, [&](const BatchItem&, const common::ReadingBatch& b) {
+    for (const auto& reading : b.readings) {
       const int64_t us = std::max<int64_t>(now - reading.time_us, 0);
       const double s = static_cast<double>(us) / 1e6;
-      std::size_t b = 0;
-      while (b < kLatencyBuckets.size() && s > kLatencyBuckets[b]) ++b;
-      ++counts[b];
+      std::size_t bucket = 0;
+      while (bucket < kLatencyBuckets.size() && s > kLatencyBuckets[bucket]) ++bucket;
+      ++counts[bucket];
       sum_us += static_cast<uint64_t>(us);
     }
-  }
+  });
   for (std::size_t b = 0; b < counts.size(); ++b) {
     if (counts[b]) counters_.latency_counts[b].fetch_add(counts[b], std::memory_order_relaxed);
   }
@@ -333,31 +345,26 @@ void Collector::observe_latencies(const Transaction& tx, const CommitResult& res
 
 std::vector<EventItem> Collector::evaluate_rules(const Transaction& tx,
                                                  const CommitResult& result) {
-  std::vector<EventItem> out;
-  if (rules_.rule_count() == 0) return out;
-  std::vector<RaisedEvent> raised;
-  for (std::size_t i = 0; i < tx.batches.size(); ++i) {
-    if (result.outcomes[i] == BatchOutcome::kDuplicate) continue;
-    const BatchItem& item = tx.batches[i];
-    const auto* batch = std::get_if<common::ReadingBatch>(&item.envelope.body);
-    if (!batch) continue;
-    for (const auto& reading : batch->readings) {
-      if (reading.sensor >= batch->sensor_names.size()) continue;  // validation refuses these
-      double value;
-      if (const auto* d = std::get_if<double>(&reading.value)) {
-        value = *d;
-      } else if (const auto* n = std::get_if<int64_t>(&reading.value)) {
-        value = static_cast<double>(*n);
-      } else {
-        continue;  // bools and strings have no threshold
-      }
-      rules_.observe(item.site, item.envelope.device_id, batch->sensor_names[reading.sensor], value,
-                     reading.time_us, raised);
-    }
-  }
-  for (auto& r : raised) out.push_back(EventItem{std::move(r.device), std::move(r.event)});
+  std::vector<EventItem> raised;
+  if (rules_.rule_count() == 0) return raised;
+  for_each_stored_reading_batch(
+      tx, result, [&](const BatchItem& item, const common::ReadingBatch& b) {
+        for (const auto& reading : b.readings) {
+          if (reading.sensor >= b.sensor_names.size()) continue;  // validation refuses these
+          double value;
+          if (const auto* d = std::get_if<double>(&reading.value)) {
+            value = *d;
+          } else if (const auto* n = std::get_if<int64_t>(&reading.value)) {
+            value = static_cast<double>(*n);
+          } else {
+            continue;  // bools and strings have no threshold
+          }
+          rules_.observe(item.site, item.envelope.device_id, b.sensor_names[reading.sensor], value,
+                         reading.time_us, raised);
+        }
+      });
   counters_.rules_tripped = rules_.tripped_count();
-  return out;
+  return raised;
 }
 
 bool Collector::take_gave_up(Transaction& tx) {

@@ -22,6 +22,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/topics.h"
 #include "outpost/sim/faults.h"
@@ -41,19 +42,7 @@ constexpr int kQuotaMaxInflight = 4;  // few messages in flight: few evicted in 
 constexpr int kMaxReadingsPerMessage = 50;
 constexpr int kDirectDevices = 6;
 
-int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// A sample from Prometheus text ("name" or "name{labels}"), if present.
-std::optional<double> metric(const std::string& text, const std::string& name) {
-  const std::string key = "\n" + name + " ";
-  const auto at = text.find(key);
-  if (at == std::string::npos) return std::nullopt;
-  return std::strtod(text.c_str() + at + key.size(), nullptr);
-}
+using test_support::prometheus_sample;
 
 std::string agent_metrics(int port) {
   const std::string r = test_support::http_get(port, "/metrics");
@@ -381,7 +370,7 @@ void World::start_agent(std::size_t i) {
   // Inputs open before the metrics endpoint: once it answers, the socket takes datagrams.
   if (!wait_until(
           [&] {
-            return metric(agent_metrics(a.metrics_port), "outpost_agent_uptime_seconds")
+            return prometheus_sample(agent_metrics(a.metrics_port), "outpost_agent_uptime_seconds")
                 .has_value();
           },
           15s)) {
@@ -396,7 +385,8 @@ void World::kill_agent(std::size_t i) {
   Agent::Life& life = a.lives.back();
   // The feeder is held off: what this scrape says was persisted is a lower bound at the kill.
   life.persisted = static_cast<int64_t>(
-      metric(agent_metrics(a.metrics_port), "outpost_agent_persisted_total").value_or(0));
+      prometheus_sample(agent_metrics(a.metrics_port), "outpost_agent_persisted_total")
+          .value_or(0));
   a.process->stop(SIGKILL);
   a.process.reset();
   life.end = a.next;
@@ -425,7 +415,7 @@ void World::kill_agent(std::size_t i) {
 void World::send_to(Agent& a, int fd) {
   std::lock_guard lock(a.mu);
   std::string datagram;
-  const int64_t now = wall_us();
+  const int64_t now = common::wall_now_us();
   for (int i = 0; i < kLinesPerDatagram; ++i) {
     datagram += "chaos value=" + std::to_string(a.next + i) + "i " + std::to_string(now) + "\n";
   }
@@ -462,10 +452,10 @@ bool World::converged(std::string& why) {
   for (auto& a : agents_) {
     if (!a->process) continue;
     const std::string m = agent_metrics(a->metrics_port);
-    const auto accepted = metric(m, "outpost_agent_accepted_total{kind=\"reading\"}");
-    const auto persisted = metric(m, "outpost_agent_persisted_total");
-    const auto items = metric(m, "outpost_agent_queue_items");
-    const auto messages = metric(m, "outpost_agent_queue_messages");
+    const auto accepted = prometheus_sample(m, "outpost_agent_accepted_total{kind=\"reading\"}");
+    const auto persisted = prometheus_sample(m, "outpost_agent_persisted_total");
+    const auto items = prometheus_sample(m, "outpost_agent_queue_items");
+    const auto messages = prometheus_sample(m, "outpost_agent_queue_messages");
     const int64_t sent = a->next - a->lives.back().base;
     if (!accepted || !persisted || !items || !messages || static_cast<int64_t>(*accepted) != sent ||
         *persisted != *accepted || *items != 0 || *messages != 0) {
@@ -671,10 +661,10 @@ void World::tally_agents(Tally& t) {
     if (a->group == Group::kQuota) {
       const auto dropped =
           static_cast<uint64_t>(
-              metric(a->final_metrics, "outpost_agent_dropped_total{reason=\"oldest\"}")
+              prometheus_sample(a->final_metrics, "outpost_agent_dropped_total{reason=\"oldest\"}")
                   .value_or(0)) +
           static_cast<uint64_t>(
-              metric(a->final_metrics, "outpost_agent_dropped_total{reason=\"newest\"}")
+              prometheus_sample(a->final_metrics, "outpost_agent_dropped_total{reason=\"newest\"}")
                   .value_or(0));
       r.quota += std::min<uint64_t>(dropped, agent_lost - agent_window);
       // Every missing reading must be a counted drop (judged below as unexplained). A message

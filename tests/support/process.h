@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,5 +79,12 @@ std::string http_get(int port, const std::string& path);
 
 // The whole text of a file ("" if missing).
 std::string read_text(const std::filesystem::path& path);
+
+// One sample from Prometheus text exposition, by its full name with labels
+// ("outpost_agent_persisted_total", "x_total{reason=\"oldest\"}"); nullopt if absent.
+std::optional<double> prometheus_sample(const std::string& text, const std::string& name);
+
+// CPU seconds (user + system) process `pid` has used so far, from /proc/PID/stat; 0 if gone.
+double cpu_seconds(pid_t pid);
 
 }  // namespace outpost::test_support

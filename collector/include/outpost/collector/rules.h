@@ -19,6 +19,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "outpost/collector/sink.h"
 #include "outpost/common/config.h"
 #include "outpost/common/message.h"
 
@@ -36,14 +37,11 @@ struct ThresholdRule {
   double hysteresis = 0;  // cleared only once the value is back past threshold -/+ hysteresis
 };
 
-// An event a rule raised, with the device it concerns (Event has no device field: the device
-// is part of the event's topic). event.kind, site, sensor, value (the reading that tripped or
-// cleared the rule), threshold (the rule's threshold), time_us (the reading's) and detail are
-// filled. detail starts with "rule <name>: ".
-struct RaisedEvent {
-  std::string device;
-  common::Event event;
-};
+// An event a rule raised is the sink's EventItem, ready to store: the device it concerns
+// (Event has no device field: the device is part of the event's topic), and event.kind, site,
+// sensor, value (the reading that tripped or cleared the rule), threshold (the rule's
+// threshold), time_us (the reading's) and detail, which starts with "rule <name>: ".
+using RaisedEvent = EventItem;
 
 // Evaluates readings against a fixed set of rules.
 //
