@@ -45,16 +45,6 @@ double metric(const std::string& text, const std::string& name) {
   return outpost::test_support::prometheus_sample(text, name).value_or(-1);
 }
 
-// A "VmRSS:"-style line of /proc/PID/status, in MB.
-double status_mb(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field, 0) == 0) return std::strtod(line.c_str() + field.size(), nullptr) / 1024;
-  }
-  return 0;
-}
-
 std::string device_name(int d) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "bench-%04d", d);
@@ -324,7 +314,8 @@ int main(int argc, char** argv) {
     double peak_rss = 0;
     all = outpost::test_support::wait_until(
         [&] {
-          peak_rss = std::max(peak_rss, status_mb(stack.collector->pid(), "VmRSS:"));
+          peak_rss = std::max(peak_rss,
+                              outpost::test_support::status_mb(stack.collector->pid(), "VmRSS:"));
           return stack.stored() - stored_before >= static_cast<double>(readings_sent);
         },
         600s);
@@ -336,7 +327,7 @@ int main(int argc, char** argv) {
     const double received = metric(after_throughput, "outpost_collector_received_total");
     const double batches = metric(after_throughput, "outpost_collector_batches_stored_total");
     dlq_rows = received - batches - dups;  // neither stored nor duplicate
-    throughput_rss_hwm = status_mb(stack.collector->pid(), "VmHWM:");
+    throughput_rss_hwm = outpost::test_support::status_mb(stack.collector->pid(), "VmHWM:");
   }
   const pid_t collector_pid = stack.collector->pid();
 
@@ -403,7 +394,7 @@ int main(int argc, char** argv) {
       30s);
   const double lat_cpu =
       (outpost::test_support::cpu_seconds(collector_pid) - cpu_lat_before) / seconds;
-  const double lat_rss = status_mb(collector_pid, "VmRSS:");
+  const double lat_rss = outpost::test_support::status_mb(collector_pid, "VmRSS:");
   auto hist_after = latency_buckets(stack.metrics());
   for (std::size_t i = 0; i < hist_after.size() && i < hist_before.size(); ++i) {
     hist_after[i].second -= hist_before[i].second;

@@ -3,7 +3,8 @@
 # gnuplot PNGs beside it: bytes per reading against JSON; collector latency (p50/p90/p99/max)
 # at fixed rates; collector backlog and sustained throughput; end-to-end readings/s against
 # fleet size (outpost-sim -> mosquitto -> outpost-collector -> SQLite, checked against the
-# simulator's manifest); the agent's own benchmark table. Each section names its command.
+# simulator's manifest); the agent's own benchmark table and its CPU and memory against input
+# rate. Each section names its command.
 #   bench/report.sh [--quick] [--out DIR]     (--quick: short runs, to check the runner)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,12 +53,16 @@ if ((quick)); then
   messages=4000
   fleets=(50 200)
   fleet_seconds=5
+  agent_rates=100,5000
+  agent_seconds=3
 else
   rates=(10000 25000 50000 100000 200000)
   lat_seconds=20
   messages=40000
   fleets=(100 250 500 1000 2000)
   fleet_seconds=30
+  agent_rates=10,100,1000,5000,20000,50000,100000
+  agent_seconds=15
 fi
 
 report="$out/report.md"
@@ -224,4 +229,45 @@ log "agent"
   fi
   echo
 } >>"$report"
+
+# --- 6. The agent's CPU and memory against input rate
+log "agent rate sweep ($agent_rates readings/s)"
+build/bench/agent_bench --sweep "$agent_rates" --sweep-seconds "$agent_seconds" \
+  >"$work/sweep.txt" 2>"$work/sweep.err" || true
+echo "rate cpu_percent rss_mb peak_mb pss_mb" >"$out/agent.dat"
+sed -n 's/^RESULT //p' "$work/sweep.err" | while read -r line; do
+  v() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+  echo "$(v rate) $(v cpu_percent) $(v rss_mb) $(v peak_mb) $(v pss_mb)"
+done >>"$out/agent.dat"
+{
+  echo "## Agent CPU and memory against input rate"
+  echo
+  echo "\`build/bench/agent_bench --sweep $agent_rates --sweep-seconds $agent_seconds\`: a fresh"
+  echo "agent and broker per rate; readings over UDP in datagrams of up to 50 lines every 10 ms;"
+  echo "CPU = the agent's CPU time (all threads) / wall time, as % of one core; RSS at the end"
+  echo "and its peak (VmHWM); PSS shares the libraries' pages among the processes using them."
+  echo
+  grep '^|' "$work/sweep.txt" || echo "(agent_bench --sweep failed)"
+  echo
+  echo "Targets (PRODUCT.md, at 1,000 readings/s): CPU <= 2 % of one core, RSS <= 8 MB."
+  echo
+  echo "![agent](agent.png)"
+  echo
+} >>"$report"
+gnuplot <<EOF
+set terminal pngcairo size 800,480
+set output "$out/agent.png"
+set title "outpost-agent: CPU and memory against input rate"
+set xlabel "readings/s"
+set logscale x
+set ylabel "CPU, % of one core"
+set y2label "MB"
+set y2tics
+set ytics nomirror
+set key top left
+set grid
+plot "$out/agent.dat" using 1:2 axes x1y1 with linespoints title "CPU %", \
+     "" using 1:3 axes x1y2 with linespoints title "RSS MB", \
+     "" using 1:5 axes x1y2 with linespoints title "PSS MB"
+EOF
 log "wrote $report and its PNGs"

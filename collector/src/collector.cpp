@@ -77,6 +77,8 @@ common::Status<> Collector::start() {
   client_ = std::make_unique<mqtt::async_client>(config_.broker, config_.client_id,
                                                  mqtt::create_options(MQTTVERSION_3_1_1));
   client_->start_consuming();
+  publisher_ = std::make_unique<mqtt::async_client>(config_.broker, config_.client_id + "-pub",
+                                                    mqtt::create_options(MQTTVERSION_3_1_1));
   mqtt_thread_ = std::thread([this] { mqtt_loop(); });
   storage_thread_ = std::thread([this] { storage_loop(); });
   return {};
@@ -90,21 +92,47 @@ void Collector::stop() {
   if (mqtt_thread_.joinable()) mqtt_thread_.join();
   queue_.close();
   if (storage_thread_.joinable()) storage_thread_.join();
-  if (client_) {
+  for (auto* client : {publisher_.get(), client_.get()}) {
+    if (!client) continue;
     try {
-      if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(5));
+      if (client->is_connected()) client->disconnect()->wait_for(std::chrono::seconds(5));
     } catch (const mqtt::exception& e) {
-      spdlog::warn("disconnect: {}", e.what());
+      spdlog::warn("disconnect {}: {}", client->get_client_id(), e.what());
     }
+  }
+}
+
+void Collector::ensure_publisher() {
+  if (publisher_->is_connected()) return;
+  if (publisher_connect_ && !publisher_connect_->is_complete()) return;  // under way
+  const auto now = Clock::now();
+  if (now < publisher_next_try_) return;
+  // While the subscriber is up: a try a second at most (within the reconnect bounds).
+  publisher_next_try_ = now + std::chrono::microseconds(std::clamp<int64_t>(
+                                  1'000'000, config_.reconnect_min_us, config_.reconnect_max_us));
+  try {
+    publisher_connect_ = publisher_->connect(connect_options(config_, /*clean_session=*/true));
+  } catch (const mqtt::exception& e) {
+    spdlog::warn("cannot connect the publisher to {}: {}", config_.broker, e.what());
   }
 }
 
 bool Collector::ensure_connected() {
   if (client_->is_connected()) {
     connected_ = true;
+    ensure_publisher();
     return true;
   }
   if (connected_.exchange(false)) spdlog::warn("connection to {} lost", config_.broker);
+  // The publisher first, so the acks of the first messages go out: at most a short wait, as
+  // consuming must not depend on it (ensure_publisher retries in the background).
+  publisher_next_try_ = {};
+  ensure_publisher();
+  try {
+    if (publisher_connect_) publisher_connect_->wait_for(std::chrono::seconds(5));
+  } catch (const mqtt::exception& e) {
+    spdlog::warn("cannot connect the publisher to {}: {}", config_.broker, e.what());
+  }
   try {
     auto token = client_->connect(connect_options(config_, config_.clean_session));
     if (!token->wait_for(std::chrono::seconds(15))) throw mqtt::exception(-1, "timed out");
@@ -121,6 +149,11 @@ bool Collector::ensure_connected() {
                  fmt::join(filters, ", "));
     return true;
   } catch (const mqtt::exception& e) {
+    // Half done (connected, not subscribed): start again from a clean disconnect.
+    try {
+      if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(2));
+    } catch (const mqtt::exception&) {
+    }
     reconnect_delay_us_ =
         std::clamp(reconnect_delay_us_ * 2, config_.reconnect_min_us, config_.reconnect_max_us);
     std::mt19937_64 rng(static_cast<uint64_t>(wall_now_us()));
@@ -375,41 +408,52 @@ bool Collector::take_gave_up(Transaction& tx) {
   return true;
 }
 
-void Collector::publish(const std::string& topic, const common::Envelope& envelope, bool retained) {
-  if (!client_ || !connected_) return;
+bool Collector::publish(const std::string& topic, const common::Envelope& envelope, bool retained) {
+  if (!publisher_->is_connected()) {
+    ++counters_.publish_skipped;
+    return false;
+  }
   auto bytes = common::encode(envelope);
   if (!bytes.ok()) {
     spdlog::error("cannot encode for {}: {}", topic, bytes.error().detail);
-    return;
+    return false;
   }
   try {
-    client_->publish(topic, bytes.value().data(), bytes.value().size(), 1, retained);
+    publisher_->publish(topic, bytes.value().data(), bytes.value().size(), 1, retained);
+    return true;
   } catch (const mqtt::exception& e) {
-    spdlog::warn("publish to {} failed: {}", topic, e.what());
+    ++counters_.publish_skipped;
+    if (publish_log_.allow(std::chrono::steady_clock::now())) {
+      spdlog::warn("publish to {} failed: {} ({} more not logged)", topic, e.what(),
+                   publish_log_.take_suppressed());
+    }
+    return false;
   }
 }
 
 void Collector::after_commit(const Transaction& tx) {
-  if (config_.publish_acks && client_) {
+  if (config_.publish_acks && publisher_) {
     for (auto& ack : build_acks(tx.batches)) {
       auto topic = common::device_topic(ack.site, ack.device, common::PayloadKind::kAck);
       if (!topic.ok()) continue;
-      publish(topic.value(),
-              common::Envelope{common::kSchemaVersion, ack.device, epoch_, ++event_seq_,
-                               std::move(ack.ack)},
-              false);
-      ++counters_.acks_published;
+      if (publish(topic.value(),
+                  common::Envelope{common::kSchemaVersion, ack.device, epoch_, ++event_seq_,
+                                   std::move(ack.ack)},
+                  false)) {
+        ++counters_.acks_published;
+      }
     }
   }
-  if (config_.publish_events && client_) {
+  if (config_.publish_events && publisher_) {
     for (const auto& e : tx.events) {
       auto topic = common::event_topic(e.event.kind, e.event.site, e.device);
       if (!topic.ok()) continue;
       const std::string sender = e.device.empty() ? config_.client_id : e.device;
-      publish(topic.value(),
-              common::Envelope{common::kSchemaVersion, sender, epoch_, ++event_seq_, e.event},
-              false);
-      ++counters_.events_published;
+      if (publish(topic.value(),
+                  common::Envelope{common::kSchemaVersion, sender, epoch_, ++event_seq_, e.event},
+                  false)) {
+        ++counters_.events_published;
+      }
     }
   }
   if (webhooks_) {
@@ -527,6 +571,10 @@ std::string Collector::metrics_text() const {
   counter("acks_published_total", "Commit acknowledgements published.", c.acks_published);
   counter("events_published_total", "Events published on outpost/v1/events/...",
           c.events_published);
+  counter("publish_skipped_total",
+          "Acks and events not published: the publisher connection was down (events stay in "
+          "the database; an agent re-sends what was not acked and is acked again).",
+          c.publish_skipped);
   counter("reconnects_total", "Successful connections to the broker.", c.reconnects);
   counter("expired_rows_total", "Rows removed by retention.", c.expired_rows);
   counter("journal_errors_total", "Journal writes that failed.", c.journal_errors);

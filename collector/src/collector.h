@@ -1,8 +1,14 @@
 // The running collector: an MQTT thread (Paho consumer -> journal -> classify -> queue) and a
 // storage thread (queue -> events -> one SQLite transaction -> acks, events out).
 //
+// Two MQTT connections: the subscriber (persistent session unless clean_session, never
+// publishes) and the publisher ("<client_id>-pub", clean session) for acks and events. A
+// persistent session that publishes makes Paho resend its unacknowledged QoS 1 messages at
+// every reconnect; after a broker restart mosquitto found those resends malformed and the
+// collector could never reconnect (docs/chaos.md). Apart, a stale ack or event is dropped at
+// reconnect (acks are re-sent when the agent re-sends; events are in the database).
 // Threads: Paho's own network thread only fills Paho's consumer queue; nothing of ours runs
-// on it. The MQTT thread (mqtt_loop) connects, subscribes, consumes, journals and
+// on it. The MQTT thread (mqtt_loop) connects both, subscribes, consumes, journals and
 // classifies; it blocks on the bounded queue when storage falls behind, which is the
 // backpressure (Paho's queue then holds the surplus, and the broker its own). The storage
 // thread (storage_loop) owns the Sink, the FleetTracker and the RuleEngine; after each commit
@@ -49,6 +55,7 @@ struct Counters {
   std::atomic<uint64_t> commit_messages_total{0};
   std::atomic<uint64_t> acks_published{0};
   std::atomic<uint64_t> events_published{0};
+  std::atomic<uint64_t> publish_skipped{0};  // acks/events while the publisher was down
   std::atomic<uint64_t> reconnects{0};
   std::atomic<uint64_t> expired_rows{0};
   std::atomic<uint64_t> journal_errors{0};
@@ -91,6 +98,8 @@ class Collector {
 
   void mqtt_loop();
   bool ensure_connected();
+  // Starts (re)connecting the publisher when it is down; never blocks. MQTT thread only.
+  void ensure_publisher();
   void storage_loop();
   void add(Work work, Transaction& tx, std::vector<EventItem>& events, int64_t now_us);
   // Commits `tx`, retrying with backoff; a permanent failure (kPermanentFailureAttempts in a
@@ -100,7 +109,8 @@ class Collector {
   // to the DLQ as storage_rejected, the rest is stored.
   void isolate_failure(Transaction& tx, const std::string& error);
   void after_commit(const Transaction& tx);
-  void publish(const std::string& topic, const common::Envelope& envelope, bool retained);
+  // Hands one ack or event to the publisher; false (and counted) if it is not connected.
+  bool publish(const std::string& topic, const common::Envelope& envelope, bool retained);
   void observe_latencies(const Transaction& tx, const CommitResult& result);
   // Threshold events for the readings this commit stored (not for duplicates).
   std::vector<EventItem> evaluate_rules(const Transaction& tx, const CommitResult& result);
@@ -110,7 +120,10 @@ class Collector {
   CollectorConfig config_;
   std::unique_ptr<SqliteSink> sink_;
   std::unique_ptr<Journal> journal_;
-  std::unique_ptr<mqtt::async_client> client_;
+  std::unique_ptr<mqtt::async_client> client_;                  // subscriber
+  std::unique_ptr<mqtt::async_client> publisher_;               // acks and events
+  mqtt::token_ptr publisher_connect_;                           // MQTT thread only
+  std::chrono::steady_clock::time_point publisher_next_try_{};  // MQTT thread only
   BoundedQueue<Work> queue_;
   FleetTracker fleet_;
   RuleEngine rules_;  // storage thread only
@@ -123,6 +136,7 @@ class Collector {
   std::thread mqtt_thread_;
   std::thread storage_thread_;
   common::RateLimiter dlq_log_;
+  common::RateLimiter publish_log_{3, std::chrono::seconds(30)};
   int64_t reconnect_delay_us_ = 0;  // MQTT thread only
   uint64_t event_seq_ = 0;
   uint64_t epoch_ = 0;

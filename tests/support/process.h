@@ -87,4 +87,7 @@ std::optional<double> prometheus_sample(const std::string& text, const std::stri
 // CPU seconds (user + system) process `pid` has used so far, from /proc/PID/stat; 0 if gone.
 double cpu_seconds(pid_t pid);
 
+// A "VmRSS:"-style line of /proc/PID/status ("VmHWM:" is the peak RSS), in MB; 0 if absent.
+double status_mb(pid_t pid, const std::string& field);
+
 }  // namespace outpost::test_support
