@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "outpost/collector/hmac.h"
+#include "outpost/common/clock.h"
 #include "outpost/common/json.h"
 #include "outpost/common/logging.h"
 
@@ -329,10 +330,17 @@ struct WebhookDispatcher::Impl {
     if (!response.body().empty()) error += ": " + printable(response.body(), kMaxErrorBody);
     const bool retryable = status >= 500 || status == 408 || status == 429;
     if (!retryable) error += " (permanent: not retried)";
-    failed(d, std::move(error), retryable);
+    std::optional<int64_t> retry_after;
+    if (const auto field = response.find(http::field::retry_after); field != response.end()) {
+      const auto value = field->value();
+      retry_after = parse_retry_after_us({value.data(), value.size()}, common::wall_now_us());
+    }
+    failed(d, std::move(error), retryable, retry_after);
   }
 
-  void failed(const DeliveryPtr& d, std::string error, bool retryable) {
+  // `retry_after`: what the receiver asked for in a Retry-After header, if anything.
+  void failed(const DeliveryPtr& d, std::string error, bool retryable,
+              std::optional<int64_t> retry_after = std::nullopt) {
     end_attempt(*d);
     d->last_error = std::move(error);
     if (!retryable || d->attempts >= d->hook.config.max_attempts) {
@@ -340,8 +348,11 @@ struct WebhookDispatcher::Impl {
       return;
     }
     ++retried_count;
-    const int64_t delay = retry_delay_us(d->hook.config, d->attempts,
-                                         std::uniform_real_distribution<double>(0, 1)(rng));
+    const int64_t delay =
+        honour_retry_after_us(d->hook.config,
+                              retry_delay_us(d->hook.config, d->attempts,
+                                             std::uniform_real_distribution<double>(0, 1)(rng)),
+                              retry_after);
     spdlog::debug("webhook {}: attempt {} of delivery {} failed ({}); retrying in {}",
                   d->hook.config.name, d->attempts, d->id, d->last_error, milliseconds_text(delay));
     d->backoff.expires_after(std::chrono::microseconds(delay));

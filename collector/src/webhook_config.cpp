@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <ctime>
 #include <string>
 
 #include "outpost/collector/webhook.h"
@@ -179,6 +180,32 @@ int64_t retry_delay_us(const WebhookConfig& config, uint32_t failed_attempts, do
   base = std::min(base, std::max<int64_t>(config.max_backoff_us, 1));
   const double factor = 0.5 + 0.5 * std::clamp(random01, 0.0, 1.0);
   return std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(base) * factor));
+}
+
+std::optional<int64_t> parse_retry_after_us(std::string_view value, int64_t now_unix_us) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    int64_t seconds = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+    if (ec == std::errc::result_out_of_range) return INT64_MAX;
+    if (ec != std::errc() || end != value.data() + value.size()) return std::nullopt;
+    return seconds > INT64_MAX / 1'000'000 ? INT64_MAX : seconds * 1'000'000;
+  }
+  // IMF-fixdate, the one date form senders must use: "Sun, 06 Nov 1994 08:49:37 GMT".
+  const std::string text(value);
+  std::tm tm{};
+  const char* end = ::strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  const int64_t at_us = static_cast<int64_t>(::timegm(&tm)) * 1'000'000;
+  return std::max<int64_t>(0, at_us - now_unix_us);
+}
+
+int64_t honour_retry_after_us(const WebhookConfig& config, int64_t delay_us,
+                              std::optional<int64_t> retry_after_us) {
+  if (!retry_after_us) return delay_us;
+  return std::max(delay_us, std::min(*retry_after_us, std::max<int64_t>(config.max_backoff_us, 1)));
 }
 
 }  // namespace outpost::collector

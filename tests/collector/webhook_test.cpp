@@ -118,6 +118,29 @@ TEST(RetryDelay, DoublesFromInitialUpToMaxWithJitterBetweenHalfAndFull) {
   EXPECT_EQ(retry_delay_us(c, 100, 0.0), 1'500'000);
 }
 
+TEST(RetryAfter, ParsesDelaySecondsAndImfDatesRelativeToNow) {
+  // 1994-11-06T08:49:37Z
+  const int64_t date_us = 784111777LL * 1'000'000;
+  EXPECT_EQ(parse_retry_after_us("120", 0), 120'000'000);
+  EXPECT_EQ(parse_retry_after_us(" 0 ", 0), 0);
+  EXPECT_EQ(parse_retry_after_us("Sun, 06 Nov 1994 08:49:37 GMT", date_us - 5'000'000), 5'000'000);
+  EXPECT_EQ(parse_retry_after_us("Sun, 06 Nov 1994 08:49:37 GMT", date_us + 1), 0);
+  EXPECT_EQ(parse_retry_after_us("99999999999999999999999", 0), INT64_MAX);
+  for (const char* bad : {"", "soon", "-5", "1.5", "12 s", "Sun, 06 Nov 1994 08:49:37 CET",
+                          "Sunday, 06-Nov-94 08:49:37 GMT"}) {
+    EXPECT_EQ(parse_retry_after_us(bad, 0), std::nullopt) << bad;
+  }
+}
+
+TEST(RetryAfter, LengthensTheBackoffUpToMaxBackoffButNeverShortensIt) {
+  WebhookConfig config;
+  config.max_backoff_us = 10'000'000;
+  EXPECT_EQ(honour_retry_after_us(config, 400'000, std::nullopt), 400'000);
+  EXPECT_EQ(honour_retry_after_us(config, 400'000, 3'000'000), 3'000'000);
+  EXPECT_EQ(honour_retry_after_us(config, 400'000, 0), 400'000);
+  EXPECT_EQ(honour_retry_after_us(config, 400'000, 3'600'000'000), 10'000'000);
+}
+
 TEST(ParseWebhookUrl, SplitsHostPortAndTargetWithDefaults) {
   auto u = parse_webhook_url("http://hooks.example.com/outpost?x=1");
   ASSERT_TRUE(u.ok());
@@ -313,6 +336,22 @@ TEST(WebhookDispatcher, TooManyRequestsIsRetried) {
   ASSERT_TRUE(wait_until([&] { return dispatcher.stats().delivered == 1; }, kWait));
   EXPECT_EQ(dispatcher.stats().retried, 1u);
   EXPECT_EQ(server.count(), 2u);
+}
+
+TEST(WebhookDispatcher, RetryAfterFromTheReceiverIsWaitedFor) {
+  TestHttpServer server([](std::size_t n) {
+    return n == 0 ? Reply{503, false, "1"} : Reply{200, false, ""};
+  });
+  GaveUpLog gave_up;
+  WebhookConfig config = hook("ops", server.url());
+  config.max_backoff_us = 5'000'000;  // Retry-After is honoured up to max_backoff
+  WebhookDispatcher dispatcher({config}, gave_up.callback());
+  dispatcher.post("gw-7", event());
+  ASSERT_TRUE(wait_until([&] { return dispatcher.stats().delivered == 1; }, kWait));
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  // The hook's own backoff is a few milliseconds; the receiver asked for a second.
+  EXPECT_GE(requests[1].at - requests[0].at, std::chrono::milliseconds(990));
 }
 
 TEST(WebhookDispatcher, ServerThatNeverAnswersTimesOutThenTheRetrySucceeds) {

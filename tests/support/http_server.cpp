@@ -37,6 +37,7 @@ void TestHttpServer::accept() {
     http::async_read(s->socket, s->buffer, s->request, [this, s](error_code ec, std::size_t) {
       if (ec) return;
       Received r;
+      r.at = std::chrono::steady_clock::now();
       r.target = std::string(s->request.target());
       r.body = s->request.body();
       for (const auto& field : s->request) {
@@ -57,6 +58,7 @@ void TestHttpServer::accept() {
       }
       s->response.result(static_cast<unsigned>(reply.status));
       s->response.version(11);
+      if (!reply.retry_after.empty()) s->response.set(http::field::retry_after, reply.retry_after);
       if (reply.status != 204) s->response.body() = reply.status < 300 ? "ok" : "nope";
       s->response.keep_alive(false);
       s->response.prepare_payload();

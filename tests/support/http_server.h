@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -11,11 +12,13 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace outpost::test_support {
 
 struct Received {
+  std::chrono::steady_clock::time_point at;  // when the request had been read
   std::string target;
   std::string body;
   std::map<std::string, std::string> headers;  // names lowercased
@@ -26,10 +29,14 @@ struct Received {
   }
 };
 
-// What the server does with the n-th request: answer with `status`, or never answer.
+// What the server does with the n-th request: answer with `status` (and a Retry-After header
+// when `retry_after` is set), or never answer.
 struct Reply {
-  int status = 200;
-  bool hang = false;
+  Reply(int status_ = 200, bool hang_ = false, std::string retry_after_ = "")
+      : status(status_), hang(hang_), retry_after(std::move(retry_after_)) {}
+  int status;
+  bool hang;
+  std::string retry_after;
 };
 
 // A minimal HTTP/1.1 server on 127.0.0.1 with its own thread; records every request.

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,6 +74,16 @@ std::string webhook_body(std::string_view device, const common::Event& event);
 // failure, capped at max_backoff, then scaled by a factor in [0.5, 1] given by `random01`
 // in [0, 1] (so a fleet of retries spreads out and never exceeds max_backoff).
 int64_t retry_delay_us(const WebhookConfig& config, uint32_t failed_attempts, double random01);
+
+// A Retry-After header (RFC 9110 10.2.3): delay-seconds ("120") or an IMF-fixdate
+// ("Sun, 06 Nov 1994 08:49:37 GMT", taken relative to `now_unix_us`; a date in the past is
+// 0). nullopt when the value is neither.
+std::optional<int64_t> parse_retry_after_us(std::string_view value, int64_t now_unix_us);
+
+// The wait before the next attempt when the receiver asked for `retry_after_us`: never less
+// than the backoff `delay_us`, never more than max_backoff (a longer request is cut to it).
+int64_t honour_retry_after_us(const WebhookConfig& config, int64_t delay_us,
+                              std::optional<int64_t> retry_after_us);
 
 // A delivery that will not be attempted again.
 struct WebhookGaveUp {
