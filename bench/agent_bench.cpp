@@ -135,6 +135,13 @@ std::string fmt(double v, const char* unit) {
   return buf;
 }
 
+// " key=value" for the RESULT line.
+std::string result(const char* key, double v) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, " %s=%.2f", key, v);
+  return buf;
+}
+
 struct Steady {
   double cpu_percent = 0;
   double rss_mb = 0;   // at the end of the run
@@ -248,6 +255,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  std::string results;  // key=value pairs for the RESULT line (bench/report.sh)
   std::printf("| %-52s | %16s | %-22s |\n|%s|%s|%s|\n", "measure", "result", "PRODUCT.md target",
               std::string(54, '-').c_str(), std::string(18, '-').c_str(),
               std::string(24, '-').c_str());
@@ -302,6 +310,7 @@ int main(int argc, char** argv) {
         "");
     row("burst: accept rate (sent to committed in the store)",
         fmt(persisted / persist_s / 1000, "k/s"), ">= 200 k/s accepted");
+    results += result("accept_kps", persisted / persist_s / 1000);
     // Less sensitive to what else runs on the machine than the rate: the agent's CPU time
     // (all its threads) from the first datagram to the last reading persisted.
     row("burst: agent CPU until persisted, per reading", fmt(1e6 * accept_cpu_s / persisted, "us"),
@@ -319,6 +328,8 @@ int main(int argc, char** argv) {
     row("steady 1,000 readings/s: RSS", fmt(r.rss_mb, "MB"), "<= 8 MB");
     row("steady 1,000 readings/s: PSS", fmt(r.pss_mb, "MB"), "<= 5 MB");
     row("steady: delivered / sent", std::to_string(r.delivered) + "/" + std::to_string(r.sent), "");
+    results += result("cpu_percent", r.cpu_percent) + result("rss_mb", r.rss_mb) +
+               result("pss_mb", r.pss_mb);
   }
 
   // 3. Backlog drain: a store holding `backlog` readings, then agent and broker start.
@@ -354,7 +365,10 @@ int main(int argc, char** argv) {
     row("drain: delivered", std::to_string(counter.readings()) + (done ? "" : " (timeout)"), "");
     row("drain: rate (start to last reading at the broker)",
         fmt(static_cast<double>(counter.readings()) / secs / 1000, "k/s"), ">= 200 k/s");
+    results += result("drain_kps", static_cast<double>(counter.readings()) / secs / 1000);
     agent->stop(SIGTERM);
   }
+  // For scripts (bench/report.sh): "RESULT accept_kps=250.10 cpu_percent=1.60 ...".
+  std::fprintf(stderr, "RESULT%s\n", results.c_str());
   return 0;
 }
