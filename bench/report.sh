@@ -265,6 +265,8 @@ set ylabel "CPU, % of one core"
 set y2label "MB"
 set y2tics
 set ytics nomirror
+set yrange [0:*]
+set y2range [0:*]
 set key top left
 set grid
 plot "$out/agent.dat" using 1:2 axes x1y1 with linespoints title "CPU %", \
