@@ -74,18 +74,22 @@ TEST(Chaos, AgentKillsAndAFullDiskQuota) {
   expect_passed(world.run(std::move(events), Rules{}));
 }
 
-// The network between devices and broker is cut (connections reset, port refused) and the
-// broker is stopped and restarted gracefully with persistence on. Nothing may be lost by
+// The network between devices and broker is cut (connections reset, port refused), the
+// broker is stopped and restarted gracefully with persistence on, and at the end all traffic
+// is dropped silently for a while (no reset). Nothing may be lost by
 // end_to_end, at_least_once or the direct QoS 1 fleet; every malformed message is in the DLQ.
 TEST(Chaos, NetworkCutsAndBrokerRestartsWithPersistence) {
-  WorldOptions options{"network_cuts", scenario_seed("network_cuts"), chaos_load(kDefaultLoad),
+  // The cuts and restarts take the usual load time; a silent drop long enough for the agents'
+  // keepalive (5 s) to matter follows them, in 10 s of its own.
+  const milliseconds base = chaos_load(kDefaultLoad);
+  WorldOptions options{"network_cuts", scenario_seed("network_cuts"), base + 10s,
                        /*quota_agent=*/false, /*broker_persistence=*/true};
   World world(options);
   world.start();
   auto& rng = world.rng();
   std::vector<bool> cuts = {true, true, true, false, false};  // false: broker restart
   std::shuffle(cuts.begin(), cuts.end(), rng);
-  const auto at = moments(rng, static_cast<int>(cuts.size()), 1500ms, options.load - 4s, 4s);
+  const auto at = moments(rng, static_cast<int>(cuts.size()), 1500ms, base - 4s, 4s);
   std::vector<Event> events;
   for (std::size_t k = 0; k < cuts.size(); ++k) {
     if (cuts[k]) {
@@ -99,6 +103,12 @@ TEST(Chaos, NetworkCutsAndBrokerRestartsWithPersistence) {
           {at[k] + d, "start the broker (persistence on)", [&world] { world.start_broker(true); }});
     }
   }
+  // Nothing reset, nothing answered: sometimes the agents give up on their ping and
+  // reconnect, sometimes traffic just resumes where it stopped.
+  const milliseconds stall = uniform(rng, base, base + 1s);
+  events.push_back({stall, "drop all traffic silently", [&world] { world.stall_network(); }});
+  events.push_back({stall + uniform(rng, 4000ms, 8500ms), "let traffic through again",
+                    [&world] { world.heal_network(); }});
   expect_passed(world.run(std::move(events), Rules{}));
 }
 

@@ -96,6 +96,7 @@ std::string Relay::uri() const { return "tcp://127.0.0.1:" + std::to_string(port
 
 void Relay::cut() { request(1); }
 void Relay::heal() { request(2); }
+void Relay::stall() { request(4); }
 
 void Relay::wake() {
   const char c = 1;
@@ -120,15 +121,17 @@ void Relay::run() {
   while (running) {
     std::vector<pollfd> fds;
     fds.push_back({wake_pipe_[0], POLLIN, 0});
-    if (listen_fd_ >= 0) fds.push_back({listen_fd_, POLLIN, 0});
+    // While stalled only the wake pipe is polled: nothing is read, written, accepted or reset.
+    if (listen_fd_ >= 0 && !stalled_) fds.push_back({listen_fd_, POLLIN, 0});
     const std::size_t first_pipe = fds.size();
-    const std::size_t polled = pipes.size();  // connections accepted below are polled next time
-    for (Pipe& p : pipes) {
+    // Connections accepted below are polled next time.
+    const std::size_t polled = stalled_ ? 0 : pipes.size();
+    for (auto it = pipes.begin(); !stalled_ && it != pipes.end(); ++it) {
       for (int i = 0; i < 2; ++i) {
         short events = 0;
-        if (!p.eof[i] && p.buf[i].size() < kMaxBuffered) events |= POLLIN;
-        if (!p.buf[1 - i].empty()) events |= POLLOUT;
-        fds.push_back({p.fd[i], events, 0});
+        if (!it->eof[i] && it->buf[i].size() < kMaxBuffered) events |= POLLIN;
+        if (!it->buf[1 - i].empty()) events |= POLLOUT;
+        fds.push_back({it->fd[i], events, 0});
       }
     }
     if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) break;
@@ -144,16 +147,20 @@ void Relay::run() {
         if (listen_fd_ >= 0) ::close(listen_fd_);
         listen_fd_ = -1;
         cut_ = command == 1;
+        stalled_ = false;
         if (command == 3) running = false;
       } else if (command == 2) {
         if (listen_fd_ < 0) listen_fd_ = listen_on(port_);
         cut_ = listen_fd_ < 0;
+        stalled_ = false;
+      } else if (command == 4) {
+        stalled_ = true;
       }
       if (command != 0) done_ = command;
       continue;  // the poll set changed
     }
 
-    if (listen_fd_ >= 0 && (fds[1].revents & POLLIN)) {
+    if (listen_fd_ >= 0 && !stalled_ && (fds[1].revents & POLLIN)) {
       while (true) {
         const int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (client < 0) break;

@@ -103,6 +103,7 @@ class World {
   void kill_collector();
   void start_collector();  // and waits until it has subscribed
   void cut_network() { relay_->cut(); }
+  void stall_network() { relay_->stall(); }
   void heal_network() { relay_->heal(); }
   void cut_quota_agent() { quota_relay_->cut(); }
   void heal_quota_agent() { quota_relay_->heal(); }
