@@ -589,7 +589,9 @@ std::string Collector::metrics_text() const {
             w.queue_full);
   }
   gauge("queue_depth", "Messages waiting for the storage thread.", queue_.size());
-  gauge("connected", "1 while connected to the broker.", connected_ ? 1 : 0);
+  gauge("connected", "1 while the subscriber is connected to the broker.", connected_ ? 1 : 0);
+  gauge("publisher_connected", "1 while the publisher (acks, events) is connected.",
+        publisher_ && publisher_->is_connected() ? 1 : 0);
   out +=
       "# HELP outpost_collector_reading_latency_seconds From a reading's timestamp to its "
       "commit.\n";

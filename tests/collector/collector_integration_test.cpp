@@ -221,6 +221,46 @@ TEST_F(CollectorIntegration, MalformedCorpusLandsInTheDlqWithReasonsWhileValidTr
   EXPECT_TRUE(collector_->running());
 }
 
+// Acks go out on the collector's second, clean-session connection ("<client_id>-pub"): after
+// the broker restarts, both connections come back and acks flow again.
+TEST_F(CollectorIntegration, AcksFlowOnThePublisherConnectionAgainAfterABrokerRestart) {
+  start_collector();
+  const auto ack_arrives = [&](uint64_t seq) {
+    mqtt::async_client listener(broker_->uri(), "test-ack-listener");
+    listener.start_consuming();
+    listener.connect(mqtt::connect_options_builder().clean_session(true).finalize())->wait();
+    listener.subscribe("outpost/v1/lab/gw-1/ack", 1)->wait();
+    Publisher(broker_->uri()).envelope("outpost/v1/lab/gw-1/data", batch("gw-1", seq));
+    bool acked = false;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!acked && std::chrono::steady_clock::now() < deadline) {
+      mqtt::const_message_ptr msg;
+      if (!listener.try_consume_message_for(&msg, 100ms) || !msg) continue;
+      const std::string& p = msg->get_payload_str();
+      auto env = common::decode(std::span(reinterpret_cast<const uint8_t*>(p.data()), p.size()));
+      if (!env.ok() || env.value().kind() != common::PayloadKind::kAck) continue;
+      for (const auto& r : std::get<common::CommitAck>(env.value().body).committed) {
+        acked = acked || (r.first <= seq && seq <= r.last);
+      }
+    }
+    listener.disconnect()->wait_for(2s);
+    return acked;
+  };
+  EXPECT_TRUE(ack_arrives(1)) << test_support::read_text(dir_ / "collector.log");
+  broker_->stop();
+  broker_->start();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::string m = test_support::http_get(metrics_port_, "/metrics");
+        return m.find("outpost_collector_connected 1\n") != std::string::npos &&
+               m.find("outpost_collector_publisher_connected 1\n") != std::string::npos;
+      },
+      20s))
+      << test_support::read_text(dir_ / "collector.log");
+  EXPECT_TRUE(ack_arrives(2)) << test_support::read_text(dir_ / "collector.log");
+  EXPECT_EQ(sql("SELECT count(*) FROM batches"), 2);
+}
+
 TEST_F(CollectorIntegration, PersistentSessionHoldsMessagesPublishedWhileTheCollectorWasDown) {
   start_collector();
   EXPECT_EQ(collector_->stop(SIGTERM), 0);
