@@ -328,4 +328,5 @@ for what, value, unit, target, higher, limit in rows:
     print(f"| {what} | {shown} {unit} | {'>=' if higher else '<='} {target:,} {unit} | {verdict} | {'' if met else limit} |")
 print()
 PY
+echo "Load average at the end of the run: $(cut -d' ' -f1-3 /proc/loadavg) (above 0 means something else shared the cores)." >>"$report"
 log "wrote $report and its PNGs"
