@@ -66,7 +66,11 @@ class Publisher {
  public:
   explicit Publisher(const std::string& uri, const std::string& id = "test-publisher")
       : client_(uri, id + "-" + std::to_string(::getpid())) {
-    client_.connect(mqtt::connect_options_builder().clean_session(true).finalize())->wait();
+    // Bounded waits everywhere: a stuck token fails the test instead of hanging ctest.
+    if (!client_.connect(mqtt::connect_options_builder().clean_session(true).finalize())
+             ->wait_for(10s)) {
+      throw std::runtime_error("test publisher: connect timed out");
+    }
   }
   ~Publisher() {
     try {
@@ -75,7 +79,8 @@ class Publisher {
     }
   }
   void raw(const std::string& topic, const std::string& payload) {
-    client_.publish(topic, payload.data(), payload.size(), 1, false)->wait();
+    ASSERT_TRUE(client_.publish(topic, payload.data(), payload.size(), 1, false)->wait_for(10s))
+        << "publish to " << topic << " timed out";
   }
   void envelope(const std::string& topic, const common::Envelope& e) {
     auto bytes = common::encode(e);
@@ -228,8 +233,11 @@ TEST_F(CollectorIntegration, AcksFlowOnThePublisherConnectionAgainAfterABrokerRe
   const auto ack_arrives = [&](uint64_t seq) {
     mqtt::async_client listener(broker_->uri(), "test-ack-listener");
     listener.start_consuming();
-    listener.connect(mqtt::connect_options_builder().clean_session(true).finalize())->wait();
-    listener.subscribe("outpost/v1/lab/gw-1/ack", 1)->wait();
+    if (!listener.connect(mqtt::connect_options_builder().clean_session(true).finalize())
+             ->wait_for(10s) ||
+        !listener.subscribe("outpost/v1/lab/gw-1/ack", 1)->wait_for(10s)) {
+      return false;
+    }
     Publisher(broker_->uri()).envelope("outpost/v1/lab/gw-1/data", batch("gw-1", seq));
     bool acked = false;
     const auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -276,38 +284,24 @@ TEST_F(CollectorIntegration, LastWillMakesTheDeviceOfflineAndRaisesAnEventOnTheB
   start_collector();
   mqtt::async_client events(broker_->uri(), "events-watcher");
   events.start_consuming();
-  events.connect()->wait();
-  events.subscribe("outpost/v1/events/#", 1)->wait();
+  ASSERT_TRUE(events.connect()->wait_for(10s));
+  ASSERT_TRUE(events.subscribe("outpost/v1/events/#", 1)->wait_for(10s));
 
-  common::DeviceStatus lost;
-  lost.state = common::DeviceState::kLost;
-  common::Envelope will{common::kSchemaVersion, "gw-1", 5, 0, lost};
-  auto will_bytes = common::encode(will).value();
-  common::DeviceStatus online;
-  online.state = common::DeviceState::kOnline;
-  {
-    // A device that connects with a last will, says it is online, then vanishes.
-    mqtt::async_client device(broker_->uri(), "device-gw-1");
-    auto opts = mqtt::connect_options_builder()
-                    .clean_session(true)
-                    .keep_alive_interval(1s)
-                    .will(mqtt::message("outpost/v1/lab/gw-1/status", will_bytes.data(),
-                                        will_bytes.size(), 1, true))
-                    .finalize();
-    device.connect(opts)->wait();
-    auto birth = common::encode(common::Envelope{common::kSchemaVersion, "gw-1", 5, 0, online});
-    device
-        .publish("outpost/v1/lab/gw-1/status", birth.value().data(), birth.value().size(), 1, true)
-        ->wait();
-    ASSERT_TRUE(wait_until(
-        [&] { return sql("SELECT count(*) FROM devices WHERE state = 'online'") == 1; }, 30s));
-    // Kill the broker-side connection without DISCONNECT: the broker publishes the will.
-    // Paho has no "drop the socket" call, so the test restarts nothing but mosquitto's view
-    // of this client: a second client with the same id takes the session over.
-    mqtt::async_client usurper(broker_->uri(), "device-gw-1");
-    usurper.connect(mqtt::connect_options_builder().clean_session(true).finalize())->wait();
-    usurper.disconnect()->wait();
-  }
+  // A real agent: its birth says online; kill -9 leaves the broker to publish its last will.
+  const fs::path agent_config = dir_ / "agent.toml";
+  std::ofstream(agent_config) << "[metrics]\nlisten = \"\"\n[system]\ninterval = \"0s\"\n"
+                              << "[device]\nsite = \"lab\"\nid = \"gw-1\"\n"
+                              << "[inputs]\nudp_listen = \"127.0.0.1:" << test_support::free_port()
+                              << "\"\nunix_socket = \"\"\n"
+                              << "[store]\npath = \"" << (dir_ / "agent.db").string() << "\"\n"
+                              << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\n";
+  agent_ = std::make_unique<Process>(
+      std::vector<std::string>{OUTPOST_AGENT_BIN, "--config", agent_config.string()},
+      dir_ / "agent.log");
+  ASSERT_TRUE(wait_until(
+      [&] { return sql("SELECT count(*) FROM devices WHERE state = 'online'") == 1; }, 30s))
+      << test_support::read_text(dir_ / "agent.log");
+  EXPECT_EQ(agent_->stop(SIGKILL), 128 + SIGKILL);
   ASSERT_TRUE(wait_until(
       [&] { return sql("SELECT count(*) FROM devices WHERE state = 'lost'") == 1; }, 30s))
       << test_support::read_text(dir_ / "collector.log");
@@ -323,6 +317,7 @@ TEST_F(CollectorIntegration, LastWillMakesTheDeviceOfflineAndRaisesAnEventOnTheB
         return seen;
       },
       10s));
+  events.disconnect()->wait_for(5s);
 }
 
 TEST_F(CollectorIntegration, KillNineUnderLoadLosesNothingAndStoresNothingTwiceForEndToEndAgents) {
