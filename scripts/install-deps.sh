@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Installs Outpost's build and test dependencies from Debian 12 packages.
-# Idempotent and non-interactive; skips apt entirely when everything is present.
+# Installs Outpost's build and test dependencies from Debian 12 packages, and unpacks the
+# Debian source package of Paho MQTT C++ into third_party/ (git-ignored): outpost-agent links
+# it statically, because Debian ships Paho C++ only as a shared library (docs/BENCHMARKS.md,
+# "Agent memory"). Idempotent and non-interactive; touches apt only for what is missing.
 #   scripts/install-deps.sh           build, test and demo dependencies
 #   scripts/install-deps.sh --fuzz    also clang and its sanitizer runtimes (libFuzzer)
 #   scripts/install-deps.sh --bench   also gnuplot (bench/report.sh draws its PNGs with it)
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
 
-packages=(cmake make g++ pkg-config python3 python3-protobuf
+packages=(cmake make g++ pkg-config python3 python3-protobuf dpkg-dev
   libpaho-mqttpp-dev libpaho-mqtt-dev nanopb libnanopb-dev libsqlite3-dev
   libboost-dev libspdlog-dev libtomlplusplus-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev mosquitto mosquitto-clients openssl libssl-dev)
@@ -16,21 +19,67 @@ elif [[ "${1:-}" == "--bench" ]]; then
   packages+=(gnuplot-nox)
 fi
 
+# The source package the agent's static Paho C++ is built from (agent/CMakeLists.txt), and
+# the directory apt-get source unpacks it to (upstream version; Debian's patches applied).
+paho_src_package=paho.mqtt.cpp
+paho_src_dir=paho.mqtt.cpp-1.2.0
+paho_src_list=/etc/apt/sources.list.d/outpost-debian-src.sources
+
+sudo=""
+as_root() {
+  if [[ $(id -u) -ne 0 && -z "$sudo" ]]; then
+    command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  $sudo "$@"
+}
+export DEBIAN_FRONTEND=noninteractive
+updated=0
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-deps: all ${#packages[@]} packages already installed"
+else
+  echo "install-deps: installing ${missing[*]}"
+  as_root apt-get update -q
+  updated=1
+  as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [[ -f "$root/third_party/$paho_src_dir/src/async_client.cpp" ]]; then
+  echo "install-deps: third_party/$paho_src_dir already unpacked"
   exit 0
 fi
 
-sudo=""
-if [[ $(id -u) -ne 0 ]]; then
-  command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
-  sudo="sudo"
+# apt-get source needs a deb-src entry; Debian 12's default sources have none.
+if [[ ! -f "$paho_src_list" ]]; then
+  echo "install-deps: adding $paho_src_list (deb-src, bookworm main)"
+  printf '%s\n' "# Added by Outpost's scripts/install-deps.sh: source packages (apt-get source)." \
+    "Types: deb-src" "URIs: http://deb.debian.org/debian" "Suites: bookworm" \
+    "Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" |
+    as_root tee "$paho_src_list" >/dev/null
+  updated=0
 fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [[ $updated -eq 0 ]]; then
+  as_root apt-get update -q
+fi
+
+# Download (the .dsc is checked against the signed Sources index) and unpack in a scratch
+# directory, then move the tree into place, so an interrupted run leaves nothing half-done.
+work=$(mktemp -d)
+chmod 755 "$work"  # apt fetches as its _apt user
+trap 'rm -rf "$work"' EXIT
+echo "install-deps: fetching the Debian source package $paho_src_package"
+(cd "$work" && apt-get source -q "$paho_src_package")
+if [[ ! -f "$work/$paho_src_dir/src/async_client.cpp" ]]; then
+  echo "install-deps: apt-get source $paho_src_package did not unpack $paho_src_dir" \
+    "(a newer upstream version?); agent/CMakeLists.txt expects $paho_src_dir" >&2
+  exit 1
+fi
+mkdir -p "$root/third_party"
+rm -rf "${root:?}/third_party/$paho_src_dir"
+mv "$work/$paho_src_dir" "$root/third_party/$paho_src_dir"
+echo "install-deps: unpacked third_party/$paho_src_dir"
