@@ -8,6 +8,7 @@
 
 #include "agent.h"
 #include "outpost/agent/config.h"
+#include "outpost/agent/startup_pages.h"
 #include "outpost/common/cli.h"
 
 namespace {
@@ -145,6 +146,15 @@ int main(int argc, char** argv) {
   }
   spdlog::info("outpost-agent {} started: device {} at site {}, broker {}", OUTPOST_VERSION,
                config.device_id, config.site, config.broker);
+  // Start-up code (option and TOML parsing, the store's checks, library set-up) leaves the
+  // page tables; what the running agent uses comes back on demand (startup_pages.h).
+  if (auto released = agent::release_startup_pages(); !released.ok()) {
+    spdlog::warn("{}", released.error().message);
+  } else {
+    spdlog::debug("released {} KiB of start-up code and constants ({} segments{})",
+                  released.value().bytes / 1024, released.value().segments,
+                  released.value().traced ? ", skipped: traced" : "");
+  }
 
   // 4. Signals, handled on the event loop.
   // SIGHUP: re-read the file; the log level is applied at once, other changes
