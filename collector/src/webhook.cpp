@@ -1,5 +1,5 @@
-// Webhook delivery: the asio/Beast dispatcher with retries (configuration and the JSON body
-// are webhook_config.cpp).
+// Webhook delivery: the asio/Beast dispatcher with retries, over http or https (configuration
+// and the JSON body are webhook_config.cpp).
 #include "outpost/collector/webhook.h"
 
 #include <algorithm>
@@ -9,6 +9,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -35,6 +38,8 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using boost::system::error_code;
 using tcp = asio::ip::tcp;
+namespace ssl = asio::ssl;
+using TlsStream = ssl::stream<tcp::socket&>;
 
 // Event kinds are small integers; a hook's filter is a bit mask over them.
 constexpr unsigned kMaxKinds = 32;
@@ -63,8 +68,9 @@ std::string printable(std::string_view text, std::size_t max) {
 struct WebhookDispatcher::Impl {
   struct Hook {
     WebhookConfig config;
-    std::optional<HttpUrl> url;  // nullopt if config.url does not parse
+    std::optional<HttpUrl> url;  // nullopt if config.url does not parse (or its TLS set-up fails)
     std::string url_error;
+    std::shared_ptr<ssl::context> tls;  // https: verifies the server against the CAs
     uint32_t kind_mask = 0;
   };
 
@@ -93,6 +99,9 @@ struct WebhookDispatcher::Impl {
     std::string last_error;
     tcp::resolver resolver;
     tcp::socket socket;
+    // https: the attempt's TLS layer over `socket`, new for each attempt. Every handler of an
+    // attempt holds it, so it outlives the operations on it even after a new attempt began.
+    std::shared_ptr<TlsStream> tls;
     asio::steady_timer deadline;  // the attempt's timeout
     asio::steady_timer backoff;   // the wait before the next attempt
     boost::beast::flat_buffer buffer;
@@ -108,6 +117,14 @@ struct WebhookDispatcher::Impl {
       Hook hook;
       if (auto url = parse_webhook_url(config.url); url.ok()) {
         hook.url = std::move(url).value();
+        if (hook.url->tls) {
+          if (auto context = tls_context(config.ca_file); context.ok()) {
+            hook.tls = std::move(context).value();
+          } else {
+            hook.url.reset();
+            hook.url_error = context.error().message;
+          }
+        }
       } else {
         hook.url_error = "bad url: " + url.error().message;
       }
@@ -131,6 +148,26 @@ struct WebhookDispatcher::Impl {
                   static_cast<unsigned long long>(now_us) & 0xfffffffffffffull,
                   static_cast<unsigned>(rng() & 0xffff));
     id_prefix = prefix;
+  }
+
+  // A client context for one https hook: TLS 1.2 or later, the peer always verified, against
+  // `ca_file` or the system's default CAs.
+  static common::Result<std::shared_ptr<ssl::context>> tls_context(const std::string& ca_file) {
+    try {
+      auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
+      SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+      context->set_verify_mode(ssl::verify_peer);
+      if (ca_file.empty()) {
+        context->set_default_verify_paths();
+      } else {
+        context->load_verify_file(ca_file);
+      }
+      return context;
+    } catch (const boost::system::system_error& e) {
+      return common::Error{"TLS set-up failed" +
+                           (ca_file.empty() ? std::string() : " (ca_file " + ca_file + ")") + ": " +
+                           e.code().message()};
+    }
   }
 
   // --- any thread ---
@@ -256,12 +293,37 @@ struct WebhookDispatcher::Impl {
           asio::async_connect(d->socket, endpoints,
                               [this, d, gen](const error_code& ec, const tcp::endpoint&) {
                                 if (!proceed(d, gen, ec)) return;
-                                send(d, gen);
+                                if (d->hook.tls) {
+                                  handshake(d, gen);
+                                } else {
+                                  send(d, gen, d->socket, nullptr);
+                                }
                               });
         });
   }
 
-  void send(const DeliveryPtr& d, uint64_t gen) {
+  void handshake(const DeliveryPtr& d, uint64_t gen) {
+    const HttpUrl& url = *d->hook.url;
+    d->phase = "in the TLS handshake with " + url.host + ":" + url.port;
+    auto tls = std::make_shared<TlsStream>(d->socket, *d->hook.tls);
+    d->tls = tls;
+    error_code ec;
+    asio::ip::make_address(url.host, ec);
+    if (ec && !SSL_set_tlsext_host_name(tls->native_handle(), url.host.c_str())) {  // SNI
+      failed(d, d->phase + ": cannot set the server name", true);
+      return;
+    }
+    tls->set_verify_callback(ssl::host_name_verification(url.host));
+    tls->async_handshake(ssl::stream_base::client, [this, d, gen, tls](const error_code& ec) {
+      if (!proceed(d, gen, ec)) return;
+      send(d, gen, *tls, tls);
+    });
+  }
+
+  // Writes the request and reads the response on `stream` (the socket, or the TLS layer that
+  // `keep` holds alive).
+  template <typename Stream>
+  void send(const DeliveryPtr& d, uint64_t gen, Stream& stream, std::shared_ptr<TlsStream> keep) {
     const HttpUrl& url = *d->hook.url;
     d->phase = "sending the request";
     auto& req = d->request;
@@ -271,7 +333,8 @@ struct WebhookDispatcher::Impl {
     req.version(11);
     const std::string host =
         url.host.find(':') == std::string::npos ? url.host : "[" + url.host + "]";  // IPv6
-    req.set(http::field::host, url.port == "80" ? host : host + ":" + url.port);
+    const bool default_port = url.port == (url.tls ? "443" : "80");
+    req.set(http::field::host, default_port ? host : host + ":" + url.port);
     req.set(http::field::user_agent, "outpost-collector/" OUTPOST_VERSION);
     req.set(http::field::content_type, "application/json");
     req.set("X-Outpost-Event", std::string(common::event_kind_name(d->kind)));
@@ -283,22 +346,24 @@ struct WebhookDispatcher::Impl {
     req.keep_alive(false);
     req.body() = d->body;
     req.prepare_payload();
-    http::async_write(d->socket, req, [this, d, gen](const error_code& ec, std::size_t) {
-      if (!proceed(d, gen, ec)) return;
-      d->phase = "waiting for the response";
-      d->buffer.clear();
-      d->parser.emplace();
-      d->parser->body_limit(kMaxResponseBody);
-      http::async_read(d->socket, d->buffer, *d->parser,
-                       [this, d, gen](error_code ec, std::size_t) {
-                         // A large body does not matter: the status line decides.
-                         if (ec == http::error::body_limit && d->parser->is_header_done()) {
-                           ec = {};
-                         }
-                         if (!proceed(d, gen, ec)) return;
-                         on_response(d);
-                       });
-    });
+    http::async_write(
+        stream, req, [this, d, gen, &stream, keep](const error_code& ec, std::size_t) {
+          if (!proceed(d, gen, ec)) return;
+          d->phase = "waiting for the response";
+          d->buffer.clear();
+          d->parser.emplace();
+          d->parser->body_limit(kMaxResponseBody);
+          http::async_read(stream, d->buffer, *d->parser,
+                           [this, d, gen, keep](error_code ec, std::size_t) {
+                             (void)keep;  // the TLS layer lives until the response is read
+                             // A large body does not matter: the status line decides.
+                             if (ec == http::error::body_limit && d->parser->is_header_done()) {
+                               ec = {};
+                             }
+                             if (!proceed(d, gen, ec)) return;
+                             on_response(d);
+                           });
+        });
   }
 
   // True if the attempt may go on; otherwise handles the error (if the attempt is current).

@@ -1,9 +1,12 @@
 // Webhook configuration, URL parsing, the JSON body and the retry schedule: pure functions,
 // in the collector's core library (the dispatcher, with its I/O, is webhook.cpp).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <ctime>
+#include <filesystem>
 #include <string>
 
 #include "outpost/collector/webhook.h"
@@ -43,12 +46,9 @@ common::Result<HttpUrl> parse_webhook_url(std::string_view url) {
   std::string scheme(url.substr(0, scheme_end));
   std::transform(scheme.begin(), scheme.end(), scheme.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (scheme == "https") {
-    return common::Error{
-        "https webhooks are not supported yet: use an http:// URL (for example to a local "
-        "TLS-terminating proxy)"};
+  if (scheme != "http" && scheme != "https") {
+    return common::Error{"unsupported scheme \"" + scheme + "\": use http:// or https://"};
   }
-  if (scheme != "http") return common::Error{"unsupported scheme \"" + scheme + "\": use http://"};
   for (char c : url) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
       return common::Error{"the URL contains a space or a control character"};
@@ -66,6 +66,7 @@ common::Result<HttpUrl> parse_webhook_url(std::string_view url) {
     return common::Error{"credentials in the URL are not supported (set \"secret\" to sign)"};
   }
   HttpUrl out;
+  out.tls = scheme == "https";
   std::string_view port;
   if (!authority.empty() && authority.front() == '[') {
     const auto close = authority.find(']');
@@ -94,7 +95,7 @@ common::Result<HttpUrl> parse_webhook_url(std::string_view url) {
     }
     out.port = std::to_string(value);
   } else {
-    out.port = "80";
+    out.port = out.tls ? "443" : "80";
   }
   out.target = target.empty() ? "/" : std::string(target);
   if (out.target.front() == '?') out.target.insert(0, "/");
@@ -112,18 +113,35 @@ void read_webhooks(common::ConfigReader& reader, std::vector<WebhookConfig>& out
     }
     WebhookConfig hook;
     hook.name = name;
+    bool plain_http = false;
     if (!reader.has(prefix + "url")) {
-      reader.add_error(table, "missing required key \"url\" (http://host:port/path)");
+      reader.add_error(table, "missing required key \"url\" (http[s]://host:port/path)");
     } else {
       const std::size_t before = reader.errors().size();
       reader.read(prefix + "url", hook.url);
       if (reader.errors().size() == before) {
         if (auto parsed = parse_webhook_url(hook.url); !parsed.ok()) {
           reader.add_error(prefix + "url", parsed.error().message);
+        } else {
+          plain_http = !parsed.value().tls;
         }
       }
     }
     reader.read(prefix + "secret", hook.secret);
+    if (reader.has(prefix + "ca_file")) {
+      const std::size_t before = reader.errors().size();
+      reader.read(prefix + "ca_file", hook.ca_file);
+      if (reader.errors().size() == before) {
+        std::error_code ec;
+        if (plain_http) {
+          reader.add_error(prefix + "ca_file", "applies to https:// URLs only");
+        } else if (!std::filesystem::is_regular_file(hook.ca_file, ec)) {
+          reader.add_error(prefix + "ca_file", "no such file: " + hook.ca_file);
+        } else if (::access(hook.ca_file.c_str(), R_OK) != 0) {
+          reader.add_error(prefix + "ca_file", "cannot read " + hook.ca_file);
+        }
+      }
+    }
     {
       const std::size_t before = reader.errors().size();
       reader.read(prefix + "kinds", hook.kinds);

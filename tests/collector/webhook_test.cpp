@@ -2,12 +2,15 @@
 #include "outpost/collector/webhook.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -154,10 +157,19 @@ TEST(ParseWebhookUrl, SplitsHostPortAndTargetWithDefaults) {
   EXPECT_EQ(v.value().target, "/");
 }
 
-TEST(ParseWebhookUrl, RefusesHttpsCredentialsBadPortsAndOtherSchemes) {
-  auto https = parse_webhook_url("https://hooks.example.com/x");
-  ASSERT_FALSE(https.ok());
-  EXPECT_NE(https.error().message.find("not supported yet"), std::string::npos);
+TEST(ParseWebhookUrl, HttpsUsesTlsAndPort443ByDefault) {
+  auto u = parse_webhook_url("HTTPS://hooks.example.com/x");
+  ASSERT_TRUE(u.ok());
+  EXPECT_TRUE(u.value().tls);
+  EXPECT_EQ(u.value().port, "443");
+  auto v = parse_webhook_url("https://10.0.0.5:8443/in");
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v.value().tls);
+  EXPECT_EQ(v.value().port, "8443");
+  EXPECT_FALSE(parse_webhook_url("http://h/x").value().tls);
+}
+
+TEST(ParseWebhookUrl, RefusesCredentialsBadPortsAndOtherSchemes) {
   EXPECT_FALSE(parse_webhook_url("http://user:pw@host/x").ok());
   EXPECT_FALSE(parse_webhook_url("http://host:0/x").ok());
   EXPECT_FALSE(parse_webhook_url("http://host:99999/x").ok());
@@ -218,12 +230,29 @@ url = "http://audit.local/in"
   EXPECT_EQ(audit.max_backoff_us, 60'000'000);
 }
 
-TEST(ReadWebhooks, HttpsUrlIsRefusedAtConfigLoadNamingTheKey) {
+TEST(ReadWebhooks, HttpsUrlWithAndWithoutCaFile) {
   auto p = parse("[webhooks.y]\nurl = \"https://hooks.example.com/x\"\n");
-  EXPECT_TRUE(p.hooks.empty());
-  EXPECT_EQ(p.error.rfind("collector.toml:2:", 0), 0u) << p.error;
-  EXPECT_NE(p.error.find("webhooks.y.url: https webhooks are not supported yet"), std::string::npos)
-      << p.error;
+  EXPECT_EQ(p.error, "");
+  ASSERT_EQ(p.hooks.size(), 1u);
+  EXPECT_EQ(p.hooks[0].ca_file, "");
+  auto q = parse("[webhooks.y]\nurl = \"https://h/x\"\nca_file = \"/etc/hostname\"\n");
+  EXPECT_EQ(q.error, "");
+  ASSERT_EQ(q.hooks.size(), 1u);
+  EXPECT_EQ(q.hooks[0].ca_file, "/etc/hostname");
+}
+
+TEST(ReadWebhooks, CaFileMustExistAndGoesWithHttpsOnly) {
+  auto missing = parse("[webhooks.y]\nurl = \"https://h/x\"\nca_file = \"/nonexistent/ca.pem\"\n");
+  EXPECT_TRUE(missing.hooks.empty());
+  EXPECT_EQ(missing.error.rfind("collector.toml:3:", 0), 0u) << missing.error;
+  EXPECT_NE(missing.error.find("webhooks.y.ca_file: no such file: /nonexistent/ca.pem"),
+            std::string::npos)
+      << missing.error;
+  auto plain = parse("[webhooks.y]\nurl = \"http://h/x\"\nca_file = \"/etc/hostname\"\n");
+  EXPECT_TRUE(plain.hooks.empty());
+  EXPECT_NE(plain.error.find("webhooks.y.ca_file: applies to https:// URLs only"),
+            std::string::npos)
+      << plain.error;
 }
 
 TEST(ReadWebhooks, UnknownEventKindIsAnErrorListingTheKnownOnes) {
@@ -280,6 +309,93 @@ TEST(WebhookDispatcher, FailsTwiceThenSucceedsDeliveringOnceWithAValidSignature)
   for (const auto& r : requests) {
     EXPECT_EQ(r.header("x-outpost-delivery"), last.header("x-outpost-delivery"));
   }
+}
+
+// A test CA and a server certificate for 127.0.0.1 (IP SAN only), made once per process.
+const std::filesystem::path& test_ca() {
+  static const std::filesystem::path dir = [] {
+    auto d = std::filesystem::temp_directory_path() /
+             ("outpost_webhook_tls_" + std::to_string(::getpid()));
+    std::string error;
+    if (!test_support::make_test_ca(d, error)) ADD_FAILURE() << error;
+    return d;
+  }();
+  return dir;
+}
+
+test_support::TlsFiles server_tls() {
+  return {(test_ca() / "server.pem").string(), (test_ca() / "server.key").string()};
+}
+
+TEST(WebhookDispatcher, HttpsDeliversSignedToAServerTheCaFileVouchesFor) {
+  TestHttpServer server([](std::size_t n) { return fail_first(n, 1); }, server_tls());
+  GaveUpLog gave_up;
+  WebhookConfig config = hook("ops", server.url("/in"));
+  ASSERT_EQ(config.url.rfind("https://127.0.0.1:", 0), 0u);
+  config.secret = "s3cret";
+  config.ca_file = (test_ca() / "ca.pem").string();
+  WebhookDispatcher dispatcher({config}, gave_up.callback());
+  dispatcher.post("gw-7", event());
+  ASSERT_TRUE(wait_until([&] { return dispatcher.stats().delivered == 1; }, kWait))
+      << (gave_up.size() ? gave_up.entries()[0].last_error : "");
+  dispatcher.stop(milliseconds(0));
+  EXPECT_EQ(dispatcher.stats().retried, 1u);
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].target, "/in");
+  EXPECT_EQ(requests[1].body, webhook_body("gw-7", event()));
+  EXPECT_EQ(requests[1].header("host"), "127.0.0.1:" + std::to_string(server.port()));
+  EXPECT_EQ(requests[1].header("x-outpost-signature"),
+            "sha256=" + hmac_sha256_hex("s3cret", requests[1].body));
+  EXPECT_EQ(server.failed_handshakes(), 0u);
+}
+
+TEST(WebhookDispatcher, HttpsToAServerNoTrustedCaVouchesForSendsNothingAndGivesUp) {
+  TestHttpServer server([](std::size_t) { return Reply{200, false}; }, server_tls());
+  GaveUpLog gave_up;
+  WebhookConfig config = hook("ops", server.url("/in"));  // the system's CAs: test CA unknown
+  config.max_attempts = 2;
+  WebhookDispatcher dispatcher({config}, gave_up.callback());
+  dispatcher.post("gw-7", event());
+  ASSERT_TRUE(wait_until([&] { return gave_up.size() == 1; }, kWait));
+  const WebhookGaveUp g = gave_up.entries()[0];
+  EXPECT_EQ(g.attempts, 2u);
+  EXPECT_NE(g.last_error.find("TLS handshake"), std::string::npos) << g.last_error;
+  EXPECT_NE(g.last_error.find("certificate verify failed"), std::string::npos) << g.last_error;
+  EXPECT_EQ(server.count(), 0u);  // the body never left
+  EXPECT_EQ(dispatcher.stats().delivered, 0u);
+}
+
+TEST(WebhookDispatcher, HttpsChecksTheHostNameAgainstTheCertificate) {
+  // Trusted CA, but the certificate names 127.0.0.1 only, and the URL says localhost.
+  TestHttpServer server([](std::size_t) { return Reply{200, false}; }, server_tls());
+  GaveUpLog gave_up;
+  WebhookConfig config = hook("ops", server.url("/in", "localhost"));
+  config.ca_file = (test_ca() / "ca.pem").string();
+  config.max_attempts = 1;
+  WebhookDispatcher dispatcher({config}, gave_up.callback());
+  dispatcher.post("gw-7", event());
+  ASSERT_TRUE(wait_until([&] { return gave_up.size() == 1; }, kWait));
+  EXPECT_NE(gave_up.entries()[0].last_error.find("certificate verify failed"), std::string::npos)
+      << gave_up.entries()[0].last_error;
+  EXPECT_EQ(server.count(), 0u);
+}
+
+TEST(WebhookDispatcher, HttpsHookWithAnUnusableCaFileGivesUpEachDeliveryWithTheReason) {
+  const auto bad = std::filesystem::temp_directory_path() /
+                   ("outpost_webhook_badca_" + std::to_string(::getpid()) + ".pem");
+  { std::ofstream(bad) << "not a certificate\n"; }
+  GaveUpLog gave_up;
+  WebhookConfig config = hook("ops", "https://127.0.0.1:9/in");
+  config.ca_file = bad.string();
+  WebhookDispatcher dispatcher({config}, gave_up.callback());
+  dispatcher.post("gw-7", event());
+  ASSERT_TRUE(wait_until([&] { return gave_up.size() == 1; }, kWait));
+  EXPECT_NE(gave_up.entries()[0].last_error.find("TLS set-up failed (ca_file " + bad.string()),
+            std::string::npos)
+      << gave_up.entries()[0].last_error;
+  EXPECT_EQ(gave_up.entries()[0].attempts, 0u);
+  std::filesystem::remove(bad);
 }
 
 TEST(WebhookDispatcher, WithoutSecretThereIsNoSignatureAndEachDeliveryHasItsOwnId) {
@@ -479,7 +595,7 @@ TEST(WebhookDispatcher, BeyondMaxQueuedTheDeliveryIsHandedBackAtOnce) {
 
 TEST(WebhookDispatcher, HookWithAnUnusableUrlGivesUpEachDeliveryWithTheReason) {
   GaveUpLog gave_up;
-  WebhookDispatcher dispatcher({hook("bad", "https://hooks.example.com/x")}, gave_up.callback());
+  WebhookDispatcher dispatcher({hook("bad", "ftp://hooks.example.com/x")}, gave_up.callback());
   dispatcher.post("gw-7", event());
   ASSERT_TRUE(wait_until([&] { return gave_up.size() == 1; }, kWait));
   EXPECT_EQ(gave_up.entries()[0].attempts, 0u);

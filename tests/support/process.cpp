@@ -106,12 +106,14 @@ bool make_test_ca(const std::filesystem::path& dir, std::string& error) {
   std::filesystem::create_directories(dir);
   const std::string d = dir.string();
   const std::string log = d + "/openssl.log";
+  // The server certificate names 127.0.0.1 in its subject alternative names: clients that
+  // check the host (X509_check_ip) look there, never at the CN.
+  std::ofstream(d + "/san.ext") << "subjectAltName=IP:127.0.0.1\n";
   const std::string commands[] = {
       "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=outpost-test-ca -keyout " + d +
           "/ca.key -out " + d + "/ca.pem",
       "openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout " + d + "/server.key -out " +
           d + "/server.csr",
-      "printf 'subjectAltName=IP:127.0.0.1\\n' > " + d + "/san.ext",
       "openssl x509 -req -in " + d + "/server.csr -CA " + d + "/ca.pem -CAkey " + d +
           "/ca.key -CAcreateserial -days 2 -extfile " + d + "/san.ext -out " + d + "/server.pem",
   };

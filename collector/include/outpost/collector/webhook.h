@@ -6,7 +6,9 @@
 // for whatever reason, is handed back to the caller (who puts it in the dead-letter queue with
 // Reason::kWebhookGaveUp): nothing is silently dropped. See collector/webhooks.md.
 //
-// Request (HTTP/1.1, one connection per attempt, plain http only):
+// Request (HTTP/1.1, one connection per attempt; https: TLS 1.2 or later, the server's
+// certificate verified against ca_file or the system's trust store, and its name against the
+// URL's host; never without verification):
 //   POST <path> with the body of webhook_body() and the headers
 //   Content-Type: application/json
 //   X-Outpost-Event: <event kind name>, e.g. threshold_above
@@ -34,9 +36,10 @@ namespace outpost::collector {
 
 // One [webhooks.<name>] table.
 struct WebhookConfig {
-  std::string name;    // the [webhooks.<name>] key
-  std::string url;     // http://host[:port]/path; https is refused at config load (not yet)
-  std::string secret;  // HMAC key; "" = no signature header. Never logged
+  std::string name;     // the [webhooks.<name>] key
+  std::string url;      // http[s]://host[:port]/path
+  std::string secret;   // HMAC key; "" = no signature header. Never logged
+  std::string ca_file;  // https: PEM file of the CAs to trust; "" = the system's trust store
   std::vector<std::string> kinds;        // event kind names (event_kind_name); empty = all
   int64_t timeout_us = 5'000'000;        // per attempt: resolve, connect, send and response
   uint32_t max_attempts = 6;             // attempts in all, the first included (>= 1)
@@ -45,21 +48,23 @@ struct WebhookConfig {
 };
 
 // Reads every [webhooks.<name>] table into `out` (appending, in file order). Keys: url
-// (required), secret, kinds (array of event kind names), timeout, max_attempts,
-// initial_backoff, max_backoff (durations as strings: "5s", "500ms"). An https:// url, an
-// unknown kind or an inconsistent setting is recorded with reader.add_error naming the key;
+// (required), secret, ca_file (https only; must be a readable file), kinds (array of event
+// kind names), timeout, max_attempts, initial_backoff, max_backoff (durations as strings:
+// "5s", "500ms"). A bad url, an unknown kind or an inconsistent setting is recorded with
+// reader.add_error naming the key;
 // entries with errors are not appended. The secret never appears in an error.
 void read_webhooks(common::ConfigReader& reader, std::vector<WebhookConfig>& out);
 
-// The parts of an http:// URL a request needs.
+// The parts of an http:// or https:// URL a request needs.
 struct HttpUrl {
+  bool tls = false;    // https
   std::string host;    // name or address (an IPv6 address without its brackets)
-  std::string port;    // "80" when the URL has none
+  std::string port;    // "80" (http) or "443" (https) when the URL has none
   std::string target;  // path and query, "/" when the URL has none
 };
 
-// Parses http://host[:port][/path][?query]. Refuses https (not supported yet), other schemes,
-// credentials in the URL, an empty host and a bad port, with a message saying which.
+// Parses http[s]://host[:port][/path][?query]. Refuses other schemes, credentials in the URL,
+// an empty host and a bad port, with a message saying which.
 common::Result<HttpUrl> parse_webhook_url(std::string_view url);
 
 // The JSON body for one event, one compact object with these keys in this order:
