@@ -12,7 +12,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(cmake make g++ pkg-config python3 python3-protobuf dpkg-dev
   libpaho-mqttpp-dev libpaho-mqtt-dev nanopb libnanopb-dev libsqlite3-dev
   libboost-dev libspdlog-dev libtomlplusplus-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev mosquitto mosquitto-clients openssl libssl-dev)
+  libgtest-dev libgmock-dev libbenchmark-dev mosquitto mosquitto-clients openssl libssl-dev
+  ca-certificates)  # the system trust store https webhooks verify against by default
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
 elif [[ "${1:-}" == "--bench" ]]; then
