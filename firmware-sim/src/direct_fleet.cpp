@@ -92,8 +92,10 @@ struct Op {
 
 class Worker final : public mqtt::iaction_listener {
  public:
-  Worker(const Scenario& s, LiveCounters& counters, CutRelay* relay, Clock::time_point start)
-      : s_(s), counters_(counters), relay_(relay), start_(start) {}
+  // `start` and `start_wall_us`: the run's start, on the steady and on the wall clock.
+  Worker(const Scenario& s, LiveCounters& counters, CutRelay* relay, Clock::time_point start,
+         int64_t start_wall_us)
+      : s_(s), counters_(counters), relay_(relay), start_(start), start_wall_us_(start_wall_us) {}
 
   ~Worker() override {
     // Clients first: after their destruction Paho calls nothing of ours.
@@ -220,8 +222,11 @@ class Worker final : public mqtt::iaction_listener {
       if (t > now || t == kNever) break;
       if (d->next_tick_us <= ev) {
         const int64_t at = d->next_tick_us;
-        append(d,
-               [&](auto& out) { d->model->tick(wall_us(), static_cast<double>(at) / 1e6, out); });
+        append(d, [&](auto& out) {
+          // Stamped with the tick's nominal time, as a device reads on its period,
+          // even when this worker runs the tick late.
+          d->model->tick(start_wall_us_ + at, static_cast<double>(at) / 1e6, out);
+        });
         int64_t period = s_.period_us;
         if (in_burst(s_.device.faults, at)) {
           period = std::max<int64_t>(1000, period / s_.device.faults.burst_factor);
@@ -546,6 +551,7 @@ class Worker final : public mqtt::iaction_listener {
   LiveCounters& counters_;
   CutRelay* relay_;
   Clock::time_point start_;
+  int64_t start_wall_us_;  // the wall clock at start_
   std::vector<std::unique_ptr<Link>> links_;
   std::deque<Link*> to_connect_;
   int connecting_ = 0;
@@ -602,10 +608,11 @@ common::Result<Manifest> run_direct_fleet(const Scenario& s, LiveCounters& count
   }
 
   const auto start = Clock::now();
+  const int64_t start_wall_us = wall_us();
   const uint32_t threads = std::max<uint32_t>(1, std::min(s.threads, link_count));
   std::vector<std::unique_ptr<Worker>> workers;
   for (uint32_t w = 0; w < threads; ++w) {
-    workers.push_back(std::make_unique<Worker>(s, counters, relay.get(), start));
+    workers.push_back(std::make_unique<Worker>(s, counters, relay.get(), start, start_wall_us));
   }
   for (uint32_t k = 0; k < link_count; ++k) {
     auto link = std::make_unique<Link>();
