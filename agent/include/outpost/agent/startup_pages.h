@@ -13,6 +13,8 @@
 // Only clean, file-backed segments are touched: writable segments, including the RELRO part
 // that the loader relocated, are left alone. Under a debugger (TracerPid non-zero) nothing is
 // released, because breakpoints live in privately copied code pages that this would discard.
+// For the same reason, uprobes (perf probe, bpftrace) placed in the agent's code before it
+// started stop firing in it after the release; place them once the agent runs.
 #pragma once
 
 #include <cstddef>
