@@ -121,6 +121,24 @@ class CollectorIntegration : public ::testing::Test {
   }
   // Starts the collector and waits until it has subscribed: its own log says so, after the
   // broker acknowledged the subscriptions (a message published earlier would not reach it).
+  // Starts a real outpost-agent for device `id` at site "lab", reading UDP on `udp_port` and
+  // sending to this broker; `store_keys` and `mqtt_keys` are added to those tables, and
+  // `tables` after them.
+  void start_agent(const std::string& id, int udp_port, const std::string& store_keys = "",
+                   const std::string& mqtt_keys = "", const std::string& tables = "") {
+    const fs::path config = dir_ / "agent.toml";
+    std::ofstream(config) << "[metrics]\nlisten = \"\"\n[system]\ninterval = \"0s\"\n"
+                          << "[device]\nsite = \"lab\"\nid = \"" << id << "\"\n"
+                          << "[inputs]\nudp_listen = \"127.0.0.1:" << udp_port << "\"\n"
+                          << "unix_socket = \"\"\n"
+                          << "[store]\npath = \"" << (dir_ / "agent.db").string() << "\"\n"
+                          << store_keys << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\n"
+                          << mqtt_keys << tables;
+    agent_ = std::make_unique<Process>(
+        std::vector<std::string>{OUTPOST_AGENT_BIN, "--config", config.string()},
+        dir_ / "agent.log");
+  }
+
   void start_collector() {
     const auto subscribed = [&] {
       const std::string log = test_support::read_text(dir_ / "collector.log");
@@ -288,16 +306,7 @@ TEST_F(CollectorIntegration, LastWillMakesTheDeviceOfflineAndRaisesAnEventOnTheB
   ASSERT_TRUE(events.subscribe("outpost/v1/events/#", 1)->wait_for(10s));
 
   // A real agent: its birth says online; kill -9 leaves the broker to publish its last will.
-  const fs::path agent_config = dir_ / "agent.toml";
-  std::ofstream(agent_config) << "[metrics]\nlisten = \"\"\n[system]\ninterval = \"0s\"\n"
-                              << "[device]\nsite = \"lab\"\nid = \"gw-1\"\n"
-                              << "[inputs]\nudp_listen = \"127.0.0.1:" << test_support::free_port()
-                              << "\"\nunix_socket = \"\"\n"
-                              << "[store]\npath = \"" << (dir_ / "agent.db").string() << "\"\n"
-                              << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\n";
-  agent_ = std::make_unique<Process>(
-      std::vector<std::string>{OUTPOST_AGENT_BIN, "--config", agent_config.string()},
-      dir_ / "agent.log");
+  start_agent("gw-1", test_support::free_port());
   ASSERT_TRUE(wait_until(
       [&] { return sql("SELECT count(*) FROM devices WHERE state = 'online'") == 1; }, 30s))
       << test_support::read_text(dir_ / "agent.log");
@@ -323,20 +332,10 @@ TEST_F(CollectorIntegration, LastWillMakesTheDeviceOfflineAndRaisesAnEventOnTheB
 TEST_F(CollectorIntegration, KillNineUnderLoadLosesNothingAndStoresNothingTwiceForEndToEndAgents) {
   start_collector();
   const int udp_port = test_support::free_port();
-  const fs::path agent_config = dir_ / "agent.toml";
-  std::ofstream(agent_config) << "[metrics]\nlisten = \"\"\n[system]\ninterval = \"0s\"\n"
-                              << "[device]\nsite = \"lab\"\nid = \"gw-e2e\"\n"
-                              << "[inputs]\nudp_listen = \"127.0.0.1:" << udp_port << "\"\n"
-                              << "unix_socket = \"\"\n"
-                              << "[store]\npath = \"" << (dir_ / "agent.db").string() << "\"\n"
-                              << "flush_interval = \"20ms\"\n"
-                              << "[batch]\nmax_delay = \"50ms\"\nmax_readings = 20\n"
-                              << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\n"
-                              << "data_delivery = \"end_to_end\"\nack_timeout = \"2s\"\n"
-                              << "reconnect_min = \"100ms\"\nreconnect_max = \"500ms\"\n";
-  agent_ = std::make_unique<Process>(
-      std::vector<std::string>{OUTPOST_AGENT_BIN, "--config", agent_config.string()},
-      dir_ / "agent.log");
+  start_agent("gw-e2e", udp_port, "flush_interval = \"20ms\"\n",
+              "data_delivery = \"end_to_end\"\nack_timeout = \"2s\"\n"
+              "reconnect_min = \"100ms\"\nreconnect_max = \"500ms\"\n",
+              "[batch]\nmax_delay = \"50ms\"\nmax_readings = 20\n");
   ASSERT_TRUE(wait_until(
       [&] { return sql("SELECT count(*) FROM devices WHERE device = 'gw-e2e'") == 1; }, 15s))
       << test_support::read_text(dir_ / "agent.log");
