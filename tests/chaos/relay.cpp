@@ -126,12 +126,13 @@ void Relay::run() {
     const std::size_t first_pipe = fds.size();
     // Connections accepted below are polled next time.
     const std::size_t polled = stalled_ ? 0 : pipes.size();
-    for (auto it = pipes.begin(); !stalled_ && it != pipes.end(); ++it) {
+    for (Pipe& p : pipes) {
+      if (stalled_) break;
       for (int i = 0; i < 2; ++i) {
         short events = 0;
-        if (!it->eof[i] && it->buf[i].size() < kMaxBuffered) events |= POLLIN;
-        if (!it->buf[1 - i].empty()) events |= POLLOUT;
-        fds.push_back({it->fd[i], events, 0});
+        if (!p.eof[i] && p.buf[i].size() < kMaxBuffered) events |= POLLIN;
+        if (!p.buf[1 - i].empty()) events |= POLLOUT;
+        fds.push_back({p.fd[i], events, 0});
       }
     }
     if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) break;
