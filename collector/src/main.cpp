@@ -163,7 +163,13 @@ int main(int argc, char** argv) {
 
   // 4. Metrics endpoint and signals on the main thread's event loop.
   asio::io_context io;
-  collector::Collector service(config, std::move(sink.value()), std::move(journal.value()));
+  auto devices = sink.value()->devices();
+  if (!devices.ok()) {
+    spdlog::critical("{}", devices.error().message);
+    return common::kExitFailure;
+  }
+  collector::Collector service(config, std::move(sink.value()), std::move(journal.value()),
+                               std::move(devices.value()));
   common::HttpServer metrics(io, "/metrics", [&service] { return service.metrics_text(); });
   if (!config.metrics_listen.empty()) {
     const auto where = common::parse_host_port(config.metrics_listen);
