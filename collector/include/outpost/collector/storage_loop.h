@@ -169,7 +169,7 @@ class StorageLoop {
   std::vector<EventItem> evaluate_rules(const Transaction& tx, const CommitResult& result);
   bool take_gave_up(Transaction& tx);
   void tick();
-  // Runs one retention chunk if due; returns when the next one is due.
+  // Runs one retention chunk (kRetentionChunkRows at most); returns when the next is due.
   std::chrono::steady_clock::time_point expire(std::chrono::steady_clock::time_point now);
   void encode_failed(std::string_view what, std::string_view detail);
 
