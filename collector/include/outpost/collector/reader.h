@@ -41,8 +41,8 @@ struct DeviceRow {
 
 // Which readings query_readings() returns. Times are the readings' own (inclusive bounds).
 struct ReadingQuery {
-  std::string device;  // "" = every device
-  std::string sensor;  // "" = every sensor
+  std::string device = {};  // "" = every device
+  std::string sensor = {};  // "" = every sensor
   int64_t since_us = INT64_MIN;
   int64_t until_us = INT64_MAX;
   uint64_t limit = 0;  // 0 = no limit
@@ -61,8 +61,8 @@ struct ReadingRow {
 
 // Which DLQ entries dlq() returns (and purge_dlq() removes). Times are receive times.
 struct DlqFilter {
-  std::optional<common::Reason> reason;
-  std::string topic_prefix;  // "" = any topic
+  std::optional<common::Reason> reason = std::nullopt;
+  std::string topic_prefix = {};  // "" = any topic
   int64_t since_us = INT64_MIN;
   int64_t until_us = INT64_MAX;
   uint64_t limit = 0;  // 0 = no limit
