@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <limits>
 
+#include "outpost/common/sqlite.h"
+
 namespace outpost::agent {
 namespace {
 
@@ -27,64 +29,9 @@ enum ItemKind : int { kDouble = 0, kInt = 1, kBool = 2, kString = 3, kLog = 4 };
 constexpr char kFieldSep = '\x1e';
 constexpr char kKeyValueSep = '\x1f';
 
-// A prepared statement. Either made for one use and finalized on scope exit, or one the
-// store keeps prepared (Store::cached), then reset and unbound on scope exit: a statement
-// left mid-step would hold a read snapshot open and stop WAL checkpoints.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : owned_(true) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  explicit Stmt(sqlite3_stmt* kept) : stmt_(kept), owned_(false) {
-    rc_ = kept ? SQLITE_OK : SQLITE_ERROR;
-  }
-  ~Stmt() {
-    if (owned_) {
-      sqlite3_finalize(stmt_);
-    } else if (stmt_) {
-      reset();
-    }
-  }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  bool ok() const { return rc_ == SQLITE_OK; }
-  sqlite3_stmt* get() { return stmt_; }
-  void bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  void bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
-  void bind(int i, std::string_view v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  }
-  // Binds without a copy: `v` must stay alive and unchanged until the next step().
-  void bind_static(int i, std::string_view v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-  }
-  void bind_blob(int i, const std::vector<uint8_t>& v) {  // no copy, as bind_static
-    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-  }
-  int step() { return sqlite3_step(stmt_); }
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  int64_t int_at(int col) { return sqlite3_column_int64(stmt_, col); }
-  double double_at(int col) { return sqlite3_column_double(stmt_, col); }
-  std::string text_at(int col) {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
-             : std::string();
-  }
-  std::vector<uint8_t> blob_at(int col) {
-    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(stmt_, col));
-    return p ? std::vector<uint8_t>(p, p + sqlite3_column_bytes(stmt_, col))
-             : std::vector<uint8_t>();
-  }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  bool owned_;
-  int rc_;
-};
+// Prepared statements: made for one use (finalized on scope exit), or one the store keeps
+// prepared (Store::cached), reset and unbound on scope exit. outpost/common/sqlite.h.
+using Stmt = common::sqlite::Statement;
 
 // The statements the store runs on every append, seal, send and ack, prepared once:
 // parsing SQL showed up in profiles of the agent under load.
@@ -133,7 +80,7 @@ std::optional<Deleted> run_delete(Stmt& q) {
   Deleted d;
   int rc;
   while ((rc = q.step()) == SQLITE_ROW) {
-    d.bytes += static_cast<uint64_t>(q.int_at(0));
+    d.bytes += static_cast<uint64_t>(q.integer(0));
     ++d.rows;
   }
   if (rc != SQLITE_DONE) return std::nullopt;
@@ -232,7 +179,7 @@ sqlite3* open_checked(const std::string& path, std::string& problem) {
     return nullptr;
   }
   const int rc = check.step();
-  const std::string verdict = rc == SQLITE_ROW ? check.text_at(0) : sqlite3_errmsg(db);
+  const std::string verdict = rc == SQLITE_ROW ? check.text(0) : sqlite3_errmsg(db);
   if (verdict != "ok") {
     problem = "integrity check: " + verdict;
     check.reset();
@@ -351,7 +298,7 @@ Status<> Store::init() {
            "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM items) + "
            "(SELECT COALESCE(SUM(bytes), 0) FROM outbox)");
   if (!sum.ok() || sum.step() != SQLITE_ROW) return sql_error(db_, "sum of queue bytes");
-  bytes_ = static_cast<uint64_t>(sum.int_at(0));
+  bytes_ = static_cast<uint64_t>(sum.integer(0));
   return {};
 }
 
@@ -360,7 +307,7 @@ Result<uint64_t> Store::read_counter(const char* key) {
   if (!q.ok()) return sql_error(db_, "read meta");
   q.bind(1, std::string_view(key));
   const int rc = q.step();
-  if (rc == SQLITE_ROW) return static_cast<uint64_t>(q.int_at(0));
+  if (rc == SQLITE_ROW) return static_cast<uint64_t>(q.integer(0));
   if (rc == SQLITE_DONE) return uint64_t{0};
   return sql_error(db_, "read meta");
 }
@@ -369,7 +316,7 @@ Status<> Store::bump_counter(const char* key, uint64_t by) {
   if (by == 0) return {};
   Stmt q(cached(kBumpCounter));
   if (!q.ok()) return sql_error(db_, "update meta");
-  q.bind_static(1, key);
+  q.bind(1, key);
   q.bind(2, static_cast<int64_t>(by));
   if (q.step() != SQLITE_DONE) return sql_error(db_, "update meta");
   return {};
@@ -384,9 +331,9 @@ Result<std::size_t> Store::evict_for(uint64_t needed) {
     Stmt q(db_, "SELECT id, bytes, item_count FROM outbox ORDER BY id LIMIT 1");
     if (!q.ok()) return sql_error(db_, "evict");
     if (q.step() != SQLITE_ROW) break;
-    const int64_t id = q.int_at(0);
-    const auto freed = static_cast<uint64_t>(q.int_at(1));
-    const auto items = static_cast<std::size_t>(q.int_at(2));
+    const int64_t id = q.integer(0);
+    const auto freed = static_cast<uint64_t>(q.integer(1));
+    const auto items = static_cast<std::size_t>(q.integer(2));
     Stmt del(db_, "DELETE FROM outbox WHERE id = ?");
     del.bind(1, id);
     if (del.step() != SQLITE_DONE) return sql_error(db_, "evict");
@@ -399,7 +346,7 @@ Result<std::size_t> Store::evict_for(uint64_t needed) {
     std::vector<std::pair<int64_t, uint64_t>> victims;
     uint64_t freed = 0;
     while (q.step() == SQLITE_ROW && bytes_ + needed - freed > options_.max_bytes) {
-      victims.emplace_back(q.int_at(0), static_cast<uint64_t>(q.int_at(1)));
+      victims.emplace_back(q.integer(0), static_cast<uint64_t>(q.integer(1)));
       freed += victims.back().second;
     }
     if (victims.empty()) break;
@@ -445,12 +392,12 @@ Result<AppendResult> Store::append(std::span<const QueueItem> items) {
     if (item.stream == Stream::kLogs) {
       insert.bind(3, int64_t{kLog});
       packed = pack_fields(item.log.fields);
-      insert.bind_static(4, item.log.message);
-      insert.bind_static(5, packed);
+      insert.bind(4, item.log.message);
+      insert.bind(5, packed);
       insert.bind(6, static_cast<int64_t>(item.log.severity));
     } else {
-      insert.bind_static(4, item.sensor);
-      insert.bind_static(5, item.unit);
+      insert.bind(4, item.sensor);
+      insert.bind(5, item.unit);
       if (const auto* d = std::get_if<double>(&item.value)) {
         insert.bind(3, int64_t{kDouble});
         insert.bind(6, *d);
@@ -462,7 +409,7 @@ Result<AppendResult> Store::append(std::span<const QueueItem> items) {
         insert.bind(6, int64_t{*b});
       } else {
         insert.bind(3, int64_t{kString});
-        insert.bind_static(6, std::get<std::string>(item.value));
+        insert.bind(6, std::get<std::string>(item.value));
       }
     }
     insert.bind(7, static_cast<int64_t>(size));
@@ -489,33 +436,33 @@ Result<std::vector<QueueItem>> Store::peek(Stream stream, std::size_t max_items)
   int rc;
   while ((rc = q.step()) == SQLITE_ROW) {
     QueueItem& item = items.emplace_back();
-    item.id = q.int_at(0);
+    item.id = q.integer(0);
     item.stream = stream;
-    item.time_us = q.int_at(1);
-    switch (q.int_at(2)) {
+    item.time_us = q.integer(1);
+    switch (q.integer(2)) {
       case kDouble:
-        item.value = q.double_at(5);
+        item.value = q.real(5);
         break;
       case kInt:
-        item.value = q.int_at(5);
+        item.value = q.integer(5);
         break;
       case kBool:
-        item.value = q.int_at(5) != 0;
+        item.value = q.integer(5) != 0;
         break;
       case kString:
-        item.value = q.text_at(5);
+        item.value = q.text(5);
         break;
       case kLog:
         item.log.time_us = item.time_us;
-        item.log.message = q.text_at(3);
-        item.log.fields = unpack_fields(q.text_at(4));
-        item.log.severity = static_cast<common::Severity>(q.int_at(5) & 7);
+        item.log.message = q.text(3);
+        item.log.fields = unpack_fields(q.text(4));
+        item.log.severity = static_cast<common::Severity>(q.integer(5) & 7);
         continue;
       default:
         return Error{"peek: unknown item kind in row " + std::to_string(item.id)};
     }
-    item.sensor = q.text_at(3);
-    item.unit = q.text_at(4);
+    item.sensor = q.text(3);
+    item.unit = q.text(4);
   }
   if (rc != SQLITE_DONE) return sql_error(db_, "peek");
   return items;
@@ -527,7 +474,7 @@ Result<std::size_t> Store::count(Stream stream, std::size_t limit) {
   q.bind(1, static_cast<int64_t>(stream));
   q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, INT32_MAX)));
   if (q.step() != SQLITE_ROW) return sql_error(db_, "count");
-  return static_cast<std::size_t>(q.int_at(0));
+  return static_cast<std::size_t>(q.integer(0));
 }
 
 Result<OutboxMessage> Store::seal(Stream stream, std::span<const int64_t> item_ids,
@@ -555,8 +502,8 @@ Result<OutboxMessage> Store::seal(Stream stream, std::span<const int64_t> item_i
     del.bind(3, item_ids.back());
     int rc;
     while ((rc = del.step()) == SQLITE_ROW) {
-      deleted.push_back(del.int_at(0));
-      freed += static_cast<uint64_t>(del.int_at(1));
+      deleted.push_back(del.integer(0));
+      freed += static_cast<uint64_t>(del.integer(1));
     }
     if (rc != SQLITE_DONE) return sql_error(db_, "seal");
   }
@@ -589,9 +536,9 @@ Result<std::vector<OutboxMessage>> Store::outbox(std::size_t limit) {
   std::vector<OutboxMessage> out;
   int rc;
   while ((rc = q.step()) == SQLITE_ROW) {
-    out.push_back({q.int_at(0), static_cast<Stream>(q.int_at(1) & 1),
-                   static_cast<uint64_t>(q.int_at(2)), static_cast<uint64_t>(q.int_at(3)),
-                   static_cast<uint32_t>(q.int_at(4)), q.blob_at(5)});
+    out.push_back({q.integer(0), static_cast<Stream>(q.integer(1) & 1),
+                   static_cast<uint64_t>(q.integer(2)), static_cast<uint64_t>(q.integer(3)),
+                   static_cast<uint32_t>(q.integer(4)), q.bytes(5)});
   }
   if (rc != SQLITE_DONE) return sql_error(db_, "outbox");
   return out;
@@ -645,7 +592,7 @@ Result<std::optional<Store::TailOffset>> Store::tail_offset(const std::string& p
   const int rc = q.step();
   if (rc == SQLITE_ROW) {
     return std::optional<TailOffset>(
-        TailOffset{static_cast<uint64_t>(q.int_at(0)), static_cast<uint64_t>(q.int_at(1))});
+        TailOffset{static_cast<uint64_t>(q.integer(0)), static_cast<uint64_t>(q.integer(1))});
   }
   if (rc == SQLITE_DONE) return std::optional<TailOffset>();
   return sql_error(db_, "tail offset");
@@ -667,9 +614,9 @@ Result<StoreStats> Store::stats() {
   StoreStats s;
   Stmt q(cached(kStats));
   if (!q.ok() || q.step() != SQLITE_ROW) return sql_error(db_, "stats");
-  s.queued_items = static_cast<uint64_t>(q.int_at(0));
-  s.outbox_messages = static_cast<uint64_t>(q.int_at(1));
-  if (sqlite3_column_type(q.get(), 2) != SQLITE_NULL) s.oldest_time_us = q.int_at(2);
+  s.queued_items = static_cast<uint64_t>(q.integer(0));
+  s.outbox_messages = static_cast<uint64_t>(q.integer(1));
+  if (!q.is_null(2)) s.oldest_time_us = q.integer(2);
   s.bytes = bytes_;
   for (auto [key, field] : {std::pair{"dropped_oldest", &s.dropped_oldest},
                             std::pair{"dropped_newest", &s.dropped_newest},

@@ -28,6 +28,28 @@ std::string_view presence_name(Presence p) {
   return "unknown";
 }
 
+std::optional<Presence> presence_from_name(std::string_view name) {
+  for (Presence p : {Presence::kUnknown, Presence::kOnline, Presence::kOffline, Presence::kLost,
+                     Presence::kSilent}) {
+    if (presence_name(p) == name) return p;
+  }
+  return std::nullopt;
+}
+
+std::optional<Presence> presence_of(common::DeviceState state) {
+  switch (state) {
+    case common::DeviceState::kOnline:
+      return Presence::kOnline;
+    case common::DeviceState::kOffline:
+      return Presence::kOffline;
+    case common::DeviceState::kLost:
+      return Presence::kLost;
+    case common::DeviceState::kUnspecified:
+      break;
+  }
+  return std::nullopt;
+}
+
 EventItem FleetTracker::event(common::EventKind kind, std::string_view device,
                               std::string_view site, int64_t now_us, std::string detail) {
   EventItem item;
@@ -64,6 +86,7 @@ void FleetTracker::on_batch(std::string_view site, std::string_view name, uint64
     // still queued at the broker may trail the will.
     if (d.presence == Presence::kSilent) {
       out.push_back(event(common::EventKind::kDeviceOnline, name, site, now_us, "data received"));
+      out.back().presence = Presence::kOnline;
     }
     d.presence = Presence::kOnline;
   }
@@ -138,27 +161,18 @@ void FleetTracker::on_status(std::string_view site, std::string_view name,
                              std::vector<EventItem>& out) {
   Device& d = device(site, name);
   d.last_seen_us = std::max(d.last_seen_us, now_us);
-  switch (status.state) {
-    case common::DeviceState::kOnline:
-      if (d.presence != Presence::kOnline) {
-        out.push_back(event(common::EventKind::kDeviceOnline, name, site, now_us, "birth"));
-      }
-      d.presence = Presence::kOnline;
-      break;
-    case common::DeviceState::kOffline:
-    case common::DeviceState::kLost: {
-      const bool lost = status.state == common::DeviceState::kLost;
-      const Presence next = lost ? Presence::kLost : Presence::kOffline;
-      if (d.presence != Presence::kOffline && d.presence != Presence::kLost) {
-        out.push_back(event(common::EventKind::kDeviceOffline, name, site, now_us,
-                            lost ? "connection lost (last will)" : "clean shutdown"));
-      }
-      d.presence = next;
-      break;
+  const std::optional<Presence> next = presence_of(status.state);
+  if (!next) return;
+  if (*next == Presence::kOnline) {
+    if (d.presence != Presence::kOnline) {
+      out.push_back(event(common::EventKind::kDeviceOnline, name, site, now_us, "birth"));
     }
-    case common::DeviceState::kUnspecified:
-      break;
+  } else if (d.presence != Presence::kOffline && d.presence != Presence::kLost) {
+    out.push_back(
+        event(common::EventKind::kDeviceOffline, name, site, now_us,
+              *next == Presence::kLost ? "connection lost (last will)" : "clean shutdown"));
   }
+  d.presence = *next;
 }
 
 void FleetTracker::on_dlq(int64_t now_us) { dlq_times_.push_back(now_us); }
@@ -171,6 +185,7 @@ void FleetTracker::tick(int64_t now_us, std::vector<EventItem>& out) {
       out.push_back(
           event(common::EventKind::kDeviceOffline, name, d.site, now_us,
                 "no message for " + std::to_string((now_us - d.last_seen_us) / 1'000'000) + " s"));
+      out.back().presence = Presence::kSilent;
     }
     for (auto& [epoch, e] : d.epochs) {
       for (auto h = e.holes.begin(); h != e.holes.end();) {

@@ -12,6 +12,8 @@
 
 #include "mqtt_options.h"
 #include "outpost/collector/ingest.h"
+#include "outpost/collector/sqlite_reader.h"
+#include "outpost/collector/sqlite_sink.h"
 #include "outpost/common/cli.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
@@ -55,7 +57,12 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
-common::Result<std::unique_ptr<SqliteSink>, SinkError> open_db(const CollectorConfig& config) {
+common::Result<std::unique_ptr<SqliteReader>, SinkError> open_db(const CollectorConfig& config) {
+  return SqliteReader::open(config.path);
+}
+
+// The writer, for the DLQ actions that change what is stored.
+common::Result<std::unique_ptr<SqliteSink>, SinkError> open_writer(const CollectorConfig& config) {
   return SqliteSink::open(SqliteOptions{config.path, false, config.dlq_max_entries, false});
 }
 
@@ -221,10 +228,10 @@ int run_summary(const CollectorConfig& config) {
 int run_dlq(const CollectorConfig& config, const DlqArgs& args) {
   auto db = open_db(config);
   if (!db.ok()) return fail(db.error().message);
-  SqliteSink& sink = *db.value();
+  Reader& reader = *db.value();
   switch (args.action) {
     case DlqAction::kList: {
-      auto rows = sink.dlq(args.filter);
+      auto rows = reader.dlq(args.filter);
       if (!rows.ok()) return fail(rows.error().message);
       std::printf("%8s %-24s %-24s %7s %-40s %s\n", "ID", "RECEIVED", "REASON", "BYTES", "TOPIC",
                   "DETAIL");
@@ -238,7 +245,7 @@ int run_dlq(const CollectorConfig& config, const DlqArgs& args) {
       return common::kExitOk;
     }
     case DlqAction::kShow: {
-      auto row = sink.dlq_entry(args.id);
+      auto row = reader.dlq_entry(args.id);
       if (!row.ok()) return fail(row.error().message);
       if (!row.value()) return fail("no DLQ entry " + std::to_string(args.id));
       const DlqRow& r = *row.value();
@@ -259,7 +266,7 @@ int run_dlq(const CollectorConfig& config, const DlqArgs& args) {
       return common::kExitOk;
     }
     case DlqAction::kReplay: {
-      auto rows = sink.dlq(args.filter);
+      auto rows = reader.dlq(args.filter);
       if (!rows.ok()) return fail(rows.error().message);
       Transaction tx;
       std::vector<int64_t> moved;
@@ -281,8 +288,10 @@ int run_dlq(const CollectorConfig& config, const DlqArgs& args) {
         }
         moved.push_back(r.id);
       }
-      sink.remove_dlq_on_next_commit(moved);
-      auto result = sink.commit(tx);
+      auto sink = open_writer(config);
+      if (!sink.ok()) return fail(sink.error().message);
+      sink.value()->remove_dlq_on_next_commit(moved);
+      auto result = sink.value()->commit(tx);
       if (!result.ok()) return fail(result.error().message);
       uint64_t dups = 0;
       for (auto o : result.value().outcomes) dups += o == BatchOutcome::kDuplicate;
@@ -302,7 +311,9 @@ int run_dlq(const CollectorConfig& config, const DlqArgs& args) {
                      "add --all to confirm\n";
         return common::kExitUsage;
       }
-      auto n = sink.purge_dlq(f);
+      auto sink = open_writer(config);
+      if (!sink.ok()) return fail(sink.error().message);
+      auto n = sink.value()->purge_dlq(f);
       if (!n.ok()) return fail(n.error().message);
       std::printf("purged %llu entries\n", (unsigned long long)n.value());
       return common::kExitOk;

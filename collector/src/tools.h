@@ -1,11 +1,12 @@
 // The operator tools: query, devices, events, dlq list|show|replay|purge, tail, summary.
-// Each opens the database (or the broker, for tail) itself and prints to stdout.
+// Each opens the database (or the broker, for tail) itself and prints to stdout. What they
+// read goes through a Reader; only `dlq replay` and `dlq purge` open the writer as well.
 #pragma once
 
 #include <string>
 
 #include "outpost/collector/config.h"
-#include "outpost/collector/sqlite_sink.h"
+#include "outpost/collector/reader.h"
 
 namespace outpost::collector {
 

@@ -5,7 +5,7 @@ add_executable(chaos_test chaos/chaos_test.cpp chaos/world.cpp chaos/relay.cpp)
 outpost_target_defaults(chaos_test)
 target_include_directories(chaos_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(chaos_test PRIVATE outpost::sim_core outpost_test_support SQLite::SQLite3
-                                         GTest::gtest GTest::gtest_main)
+                                         outpost::common_sqlite GTest::gtest GTest::gtest_main)
 target_compile_definitions(chaos_test PRIVATE
   OUTPOST_COLLECTOR_BIN="$<TARGET_FILE:outpost-collector>"
   OUTPOST_AGENT_BIN="$<TARGET_FILE:outpost-agent>"

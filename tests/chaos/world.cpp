@@ -24,6 +24,7 @@
 
 #include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
+#include "outpost/common/sqlite.h"
 #include "outpost/common/topics.h"
 #include "outpost/sim/faults.h"
 
@@ -63,21 +64,20 @@ class Db {
   }
   ~Db() { sqlite3_close(db_); }
   bool ok() const { return db_ != nullptr; }
-  // Calls `row` with each result row's statement.
-  bool each(const std::string& sql, const std::function<void(sqlite3_stmt*)>& row,
+  // Calls `row` with the statement at each result row.
+  bool each(const std::string& sql, const std::function<void(common::sqlite::Statement&)>& row,
             const std::string& bind_text = "") {
     if (!db_) return false;
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) return false;
-    if (!bind_text.empty()) sqlite3_bind_text(s, 1, bind_text.c_str(), -1, SQLITE_TRANSIENT);
+    common::sqlite::Statement s(db_, sql);
+    if (!s.ok()) return false;
+    if (!bind_text.empty()) s.bind(1, bind_text);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) row(s);
-    sqlite3_finalize(s);
+    while ((rc = s.step()) == SQLITE_ROW) row(s);
     return rc == SQLITE_DONE;
   }
   int64_t one(const std::string& sql) {
     int64_t v = -1;
-    each(sql, [&](sqlite3_stmt* s) { v = sqlite3_column_int64(s, 0); });
+    each(sql, [&](common::sqlite::Statement& s) { v = s.integer(0); });
     return v;
   }
 
@@ -399,10 +399,10 @@ void World::kill_agent(std::size_t i) {
     life.held_max = std::max(life.held_max, v);
   };
   store.each("SELECT value FROM items WHERE name = 'chaos' AND typeof(value) = 'integer'",
-             [&](sqlite3_stmt* s) { note(sqlite3_column_int64(s, 0)); });
-  store.each("SELECT payload FROM outbox WHERE stream = 0", [&](sqlite3_stmt* s) {
-    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s, 0));
-    auto env = common::decode(std::span(p, static_cast<std::size_t>(sqlite3_column_bytes(s, 0))));
+             [&](auto& s) { note(s.integer(0)); });
+  store.each("SELECT payload FROM outbox WHERE stream = 0", [&](auto& s) {
+    const std::vector<uint8_t> payload = s.bytes(0);
+    auto env = common::decode(std::span(payload));
     if (!env.ok()) return;
     const auto* batch = std::get_if<common::ReadingBatch>(&env.value().body);
     if (!batch) return;
@@ -596,10 +596,7 @@ void World::tally_agents(Tally& t) {
     db.each(
         "SELECT r.value, count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id "
         "JOIN devices d ON d.id = s.device_id WHERE d.device = ?1 GROUP BY r.value",
-        [&](sqlite3_stmt* s) {
-          copies[sqlite3_column_int64(s, 0)] = static_cast<uint64_t>(sqlite3_column_int64(s, 1));
-        },
-        a->name);
+        [&](auto& s) { copies[s.integer(0)] = static_cast<uint64_t>(s.integer(1)); }, a->name);
     for (const auto& [value, n] : copies) {
       if (value < 0 || value >= a->next) {
         r.unexpected += n;
@@ -707,10 +704,10 @@ void World::tally_direct(Tally& t) {
       db.each(
           "SELECT b.epoch, b.seq, b.last_row - b.first_row + 1 FROM batches b "
           "JOIN devices d ON d.id = b.device_id WHERE d.device = ?1 AND b.kind = 0",
-          [&](sqlite3_stmt* s) {
-            const auto key = std::pair{static_cast<uint64_t>(sqlite3_column_int64(s, 0)),
-                                       static_cast<uint64_t>(sqlite3_column_int64(s, 1))};
-            const auto n = static_cast<uint64_t>(sqlite3_column_int64(s, 2));
+          [&](auto& s) {
+            const auto key =
+                std::pair{static_cast<uint64_t>(s.integer(0)), static_cast<uint64_t>(s.integer(1))};
+            const auto n = static_cast<uint64_t>(s.integer(2));
             if (m.seqs.count(key)) {
               stored += n;
             } else {
@@ -738,11 +735,11 @@ void World::tally_direct(Tally& t) {
           "r.time_us || ':' || r.value, ',') FROM readings r WHERE r.id BETWEEN b.first_row AND "
           "b.last_row) FROM batches b JOIN devices d ON d.id = b.device_id "
           "WHERE d.device = ?1 AND b.kind = 0",
-          [&](sqlite3_stmt* s) {
-            const int64_t n = sqlite3_column_int64(s, 0);
+          [&](auto& s) {
+            const int64_t n = s.integer(0);
             batch_rows += n;
-            const auto* text = sqlite3_column_text(s, 1);
-            if (text && contents[reinterpret_cast<const char*>(text)]++ > 0) {
+            // NULL: a batch without rows (group_concat of nothing), never counted twice.
+            if (!s.is_null(1) && contents[s.text(1)]++ > 0) {
               r.twice += static_cast<uint64_t>(n);
             }
           },
@@ -763,15 +760,15 @@ void World::tally_dlq(Tally& t) {
   Db db(collector_db_);
   std::map<std::string, std::map<int, uint64_t>> dlq;
   uint64_t dlq_elsewhere = 0;
-  db.each("SELECT topic, reason, count(*) FROM dlq GROUP BY topic, reason", [&](sqlite3_stmt* s) {
-    const std::string topic = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-    const auto n = static_cast<uint64_t>(sqlite3_column_int64(s, 2));
+  db.each("SELECT topic, reason, count(*) FROM dlq GROUP BY topic, reason", [&](auto& s) {
+    const std::string topic = s.text(0);
+    const auto n = static_cast<uint64_t>(s.integer(2));
     auto parsed = common::parse_device_topic(topic);
     if (!parsed.ok() || !t.group_of_device.count(parsed.value().device)) {
       dlq_elsewhere += n;
       return;
     }
-    dlq[parsed.value().device][sqlite3_column_int(s, 1)] += n;
+    dlq[parsed.value().device][static_cast<int>(s.integer(1))] += n;
     t.rows[t.group_of_device.at(parsed.value().device)].dlq += n;
   });
   if (dlq_elsewhere > 0) {

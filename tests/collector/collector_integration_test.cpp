@@ -11,6 +11,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/sample.h"
+#include "outpost/common/sqlite.h"
 #include "outpost/common/topics.h"
 #include "support/http_server.h"
 #include "support/process.h"
@@ -32,13 +33,11 @@ int64_t sql_int(const fs::path& db, const std::string& sql) {
     return -1;
   }
   sqlite3_busy_timeout(h, 2000);
-  sqlite3_stmt* s = nullptr;
   int64_t v = -1;
-  if (sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
-      sqlite3_step(s) == SQLITE_ROW) {
-    v = sqlite3_column_int64(s, 0);
+  {
+    common::sqlite::Statement s(h, sql);
+    if (s.ok() && s.step() == SQLITE_ROW) v = s.integer(0);
   }
-  sqlite3_finalize(s);
   sqlite3_close(h);
   return v;
 }

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "outpost/collector/presence.h"
 #include "outpost/collector/sink.h"
 #include "outpost/common/message.h"
 
@@ -26,9 +27,10 @@ struct FleetOptions {
   std::size_t max_holes_per_epoch = 256;   // beyond this, the oldest hole is reported at once
 };
 
-// How a device stands, as the devices table stores it.
-enum class Presence : uint8_t { kUnknown, kOnline, kOffline, kLost, kSilent };
-std::string_view presence_name(Presence p);  // "unknown", "online", "offline", "lost", "silent"
+// Presence (how a device stands) is declared in presence.h. The FleetTracker is the one place
+// that decides it; what it decides reaches the devices table in the same transaction as the
+// message that caused it: a status message by presence_of(), any other change (silence, data
+// after silence) as EventItem::presence on the event it raises.
 
 class FleetTracker {
  public:

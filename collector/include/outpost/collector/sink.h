@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "outpost/collector/presence.h"
 #include "outpost/common/message.h"
 #include "outpost/common/reason.h"
 #include "outpost/common/result.h"
@@ -52,6 +53,9 @@ struct DlqItem {
 struct EventItem {
   std::string device;  // "" for fleet-wide events
   common::Event event;
+  // The device's presence from this event on, when the FleetTracker changed it for a reason
+  // other than a status message (a status stores its own presence: presence_of()).
+  std::optional<Presence> presence = std::nullopt;
 };
 
 // One storage transaction: all of it is stored, or none of it.

@@ -1,0 +1,134 @@
+// The collector's SQLite connection, schema and statement cache.
+#include "sqlite_db.h"
+
+#include <filesystem>
+
+namespace outpost::collector::sqlite_db {
+
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS devices (
+  id INTEGER PRIMARY KEY,
+  device TEXT NOT NULL UNIQUE,
+  site TEXT NOT NULL,
+  first_seen_us INTEGER NOT NULL,
+  last_seen_us INTEGER NOT NULL,
+  state TEXT NOT NULL DEFAULT 'unknown',
+  epoch INTEGER NOT NULL DEFAULT 0,
+  readings INTEGER NOT NULL DEFAULT 0,
+  logs INTEGER NOT NULL DEFAULT 0,
+  batches INTEGER NOT NULL DEFAULT 0,
+  duplicates INTEGER NOT NULL DEFAULT 0,
+  gaps INTEGER NOT NULL DEFAULT 0,
+  last_status TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS sensors (
+  id INTEGER PRIMARY KEY,
+  device_id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  unit TEXT NOT NULL DEFAULT '',
+  UNIQUE (device_id, name));
+CREATE TABLE IF NOT EXISTS batches (
+  device_id INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  first_row INTEGER NOT NULL,
+  last_row INTEGER NOT NULL,
+  min_time_us INTEGER NOT NULL,
+  max_time_us INTEGER NOT NULL,
+  received_us INTEGER NOT NULL,
+  time_synced INTEGER NOT NULL,
+  PRIMARY KEY (device_id, epoch, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_by_received ON batches (kind, received_us);
+CREATE TABLE IF NOT EXISTS readings (
+  id INTEGER PRIMARY KEY,
+  sensor_id INTEGER NOT NULL,
+  time_us INTEGER NOT NULL,
+  value,
+  type INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS logs (
+  id INTEGER PRIMARY KEY,
+  device_id INTEGER NOT NULL,
+  time_us INTEGER NOT NULL,
+  severity INTEGER NOT NULL,
+  message TEXT NOT NULL,
+  fields TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY,
+  time_us INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  site TEXT NOT NULL,
+  device TEXT NOT NULL,
+  sensor TEXT NOT NULL,
+  value REAL NOT NULL,
+  threshold REAL NOT NULL,
+  detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dlq (
+  id INTEGER PRIMARY KEY,
+  received_us INTEGER NOT NULL,
+  topic TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  reason INTEGER NOT NULL,
+  detail TEXT NOT NULL);
+CREATE VIEW IF NOT EXISTS reading_rows AS
+  SELECT d.device, d.site, s.name AS sensor, s.unit, r.time_us, r.value, r.type
+  FROM readings r JOIN sensors s ON s.id = r.sensor_id JOIN devices d ON d.id = s.device_id;
+)sql";
+
+bool is_transient(int code) {
+  const int primary = code & 0xff;
+  return primary == SQLITE_BUSY || primary == SQLITE_LOCKED || primary == SQLITE_FULL ||
+         primary == SQLITE_IOERR;
+}
+
+}  // namespace
+
+Database::Database(sqlite3* db)
+    : db_(db), cache_(std::make_unique<common::sqlite::StatementCache>(db)) {}
+
+Database::~Database() {
+  cache_.reset();
+  sqlite3_close_v2(db_);
+}
+
+SinkError Database::error(std::string_view what) const {
+  return SinkError{std::string(what) + ": " + sqlite3_errmsg(db_),
+                   is_transient(sqlite3_extended_errcode(db_))};
+}
+
+bool Database::exec(const char* sql) {
+  return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+}
+
+common::Result<std::unique_ptr<Database>, SinkError> Database::open(const std::string& path,
+                                                                    bool create, bool full_sync) {
+  if (!create && !std::filesystem::exists(path)) {
+    return SinkError{"no database at " + path, false};
+  }
+  sqlite3* handle = nullptr;
+  const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(path.c_str(), &handle, flags, nullptr) != SQLITE_OK) {
+    SinkError e{"cannot open " + path + ": " + (handle ? sqlite3_errmsg(handle) : "out of memory"),
+                false};
+    sqlite3_close_v2(handle);
+    return e;
+  }
+  std::unique_ptr<Database> db(new Database(handle));
+  sqlite3_busy_timeout(handle, 5000);
+  const std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=") +
+                              (full_sync ? "FULL" : "NORMAL") +
+                              "; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;";
+  if (!db->exec(pragmas.c_str())) {
+    return SinkError{
+        path + ": " + db->error("not an SQLite database of Outpost's (or unreadable)").message,
+        false};
+  }
+  if (!db->exec(kSchema)) {
+    return SinkError{path + ": " + db->error("cannot create the schema").message, false};
+  }
+  return db;
+}
+
+}  // namespace outpost::collector::sqlite_db
