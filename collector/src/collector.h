@@ -28,8 +28,8 @@
 #include "outpost/collector/config.h"
 #include "outpost/collector/counters.h"
 #include "outpost/collector/journal.h"
+#include "outpost/collector/reader.h"  // DeviceRow
 #include "outpost/collector/sink.h"
-#include "outpost/collector/sqlite_sink.h"  // DeviceRow
 #include "outpost/collector/storage_loop.h"
 #include "outpost/collector/webhook.h"
 

@@ -4,6 +4,8 @@
 #include <iostream>
 
 #include "collector.h"
+#include "outpost/collector/sqlite_reader.h"
+#include "outpost/collector/sqlite_sink.h"
 #include "outpost/common/cli.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/http_server.h"
@@ -163,7 +165,14 @@ int main(int argc, char** argv) {
 
   // 4. Metrics endpoint and signals on the main thread's event loop.
   asio::io_context io;
-  auto devices = sink.value()->devices();
+  // What the database remembers of each device seeds the fleet's presence and gap tracking.
+  auto reader = collector::SqliteReader::open(config.path);
+  if (!reader.ok()) {
+    spdlog::critical("{}", reader.error().message);
+    return common::kExitFailure;
+  }
+  auto devices = reader.value()->devices();
+  reader.value().reset();
   if (!devices.ok()) {
     spdlog::critical("{}", devices.error().message);
     return common::kExitFailure;

@@ -106,10 +106,6 @@ Result<uint64_t, SinkError> SqliteSink::purge_dlq(const DlqFilter& filter) {
   return impl_->purge_dlq(filter);
 }
 
-Result<std::vector<DeviceRow>, SinkError> SqliteSink::devices() {
-  return sqlite_db::read_devices(*impl_->db);
-}
-
 Result<int64_t, SinkError> SqliteSink::Impl::device_id(const std::string& site,
                                                        const std::string& device, int64_t now_us) {
   if (auto it = device_ids_.find(device); it != device_ids_.end()) return it->second;

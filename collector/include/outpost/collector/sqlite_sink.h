@@ -46,10 +46,6 @@ class SqliteSink final : public Sink {
   // the count its DLQ bound (dlq_max_entries) is checked against.
   common::Result<uint64_t, SinkError> purge_dlq(const DlqFilter& filter);
 
-  // The devices as stored, for seeding the FleetTracker at start-up from this connection.
-  // Transitional: the same as Reader::devices(); callers should read through a SqliteReader.
-  common::Result<std::vector<DeviceRow>, SinkError> devices();
-
  private:
   struct Impl;
   explicit SqliteSink(std::unique_ptr<Impl> impl);
