@@ -11,12 +11,17 @@
 #   OUTPOST_AGENT_LINKAGE      static | off | sanitizers | shared-paho | shared-sqlite: what
 #                              tests/tools/agent_linkage_test.sh is to expect
 #   outpost_static_agent_link(<target>)  the link options, called after add_executable
+# Reads OUTPOST_STATIC_AGENT, OUTPOST_SANITIZE, OUTPOST_BUILD_FUZZERS, cmake/paho-cpp-version.txt
+# and the cache path OUTPOST_PAHO_CPP_SOURCE_DIR (empty: third_party/paho.mqtt.cpp-<version>).
 # Whatever is missing (the Paho C++ source, the wrong version of it, a static library) is a
 # warning, and the agent falls back to Debian's shared library: it builds and works, and
 # misses only its memory target.
 
 file(STRINGS "${PROJECT_SOURCE_DIR}/cmake/paho-cpp-version.txt" OUTPOST_PAHO_CPP_VERSION
      REGEX "^[0-9]" LIMIT_COUNT 1)
+if(NOT OUTPOST_PAHO_CPP_VERSION)
+  message(FATAL_ERROR "cmake/paho-cpp-version.txt names no version (a line such as 1.2.0)")
+endif()
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
              "${PROJECT_SOURCE_DIR}/cmake/paho-cpp-version.txt")
 
@@ -25,9 +30,13 @@ set(OUTPOST_AGENT_PAHO PahoMqttCpp::paho-mqttpp3)
 set(OUTPOST_AGENT_STATIC_PAHO OFF)
 set(OUTPOST_AGENT_LINKAGE off)
 if(OUTPOST_STATIC_AGENT)
-  set(OUTPOST_PAHO_CPP_SOURCE_DIR
-      "${PROJECT_SOURCE_DIR}/third_party/paho.mqtt.cpp-${OUTPOST_PAHO_CPP_VERSION}"
-      CACHE PATH "Unpacked Debian source package paho.mqtt.cpp (scripts/install-deps.sh)")
+  # Empty means third_party/paho.mqtt.cpp-<version>, so a new version needs no fresh cache.
+  set(OUTPOST_PAHO_CPP_SOURCE_DIR "" CACHE PATH
+      "Unpacked Debian source package paho.mqtt.cpp (empty: third_party/, scripts/install-deps.sh)")
+  set(paho_cpp_dir "${OUTPOST_PAHO_CPP_SOURCE_DIR}")
+  if(NOT paho_cpp_dir)
+    set(paho_cpp_dir "${PROJECT_SOURCE_DIR}/third_party/paho.mqtt.cpp-${OUTPOST_PAHO_CPP_VERSION}")
+  endif()
   find_library(OUTPOST_SQLITE3_STATIC NAMES libsqlite3.a)
   find_library(OUTPOST_PAHO_C_STATIC NAMES libpaho-mqtt3as.a)
   find_library(OUTPOST_SSL_STATIC NAMES libssl.a)
@@ -48,11 +57,11 @@ if(OUTPOST_STATIC_AGENT)
   # The source tree must be there and be the version this build expects: its own CMake
   # project() line states it.
   set(missing "")
-  set(paho_cpp_project "${OUTPOST_PAHO_CPP_SOURCE_DIR}/CMakeLists.txt")
-  if(NOT EXISTS "${OUTPOST_PAHO_CPP_SOURCE_DIR}/src/async_client.cpp"
+  set(paho_cpp_project "${paho_cpp_dir}/CMakeLists.txt")
+  if(NOT EXISTS "${paho_cpp_dir}/src/async_client.cpp"
      OR NOT EXISTS "${paho_cpp_project}")
     string(CONCAT what "the Paho C++ ${OUTPOST_PAHO_CPP_VERSION} source in "
-                       "${OUTPOST_PAHO_CPP_SOURCE_DIR} (run scripts/install-deps.sh: it unpacks "
+                       "${paho_cpp_dir} (run scripts/install-deps.sh: it unpacks "
                        "Debian's source package paho.mqtt.cpp there)")
     list(APPEND missing "${what}")
   else()
@@ -60,7 +69,7 @@ if(OUTPOST_STATIC_AGENT)
     string(REGEX MATCH "[0-9.]+" found_version "${found_version}")
     if(NOT found_version VERSION_EQUAL OUTPOST_PAHO_CPP_VERSION)
       string(CONCAT what "Paho C++ ${OUTPOST_PAHO_CPP_VERSION} (cmake/paho-cpp-version.txt) in "
-                         "${OUTPOST_PAHO_CPP_SOURCE_DIR}, which holds version '${found_version}'")
+                         "${paho_cpp_dir}, which holds version '${found_version}'")
       list(APPEND missing "${what}")
     endif()
   endif()
@@ -89,9 +98,9 @@ if(OUTPOST_STATIC_AGENT)
       INTERFACE_LINK_LIBRARIES "outpost_ssl_static;Threads::Threads")
 
     # Paho C++ as its own CMake builds it (C++11), as a static library of ours.
-    file(GLOB paho_cpp_sources CONFIGURE_DEPENDS "${OUTPOST_PAHO_CPP_SOURCE_DIR}/src/*.cpp")
+    file(GLOB paho_cpp_sources CONFIGURE_DEPENDS "${paho_cpp_dir}/src/*.cpp")
     add_library(outpost_paho_cpp STATIC ${paho_cpp_sources})
-    target_include_directories(outpost_paho_cpp SYSTEM PUBLIC "${OUTPOST_PAHO_CPP_SOURCE_DIR}/src")
+    target_include_directories(outpost_paho_cpp SYSTEM PUBLIC "${paho_cpp_dir}/src")
     target_compile_features(outpost_paho_cpp PRIVATE cxx_std_11)
     target_compile_options(outpost_paho_cpp PRIVATE -w)  # third-party code: not our warnings
     target_link_libraries(outpost_paho_cpp PUBLIC outpost_paho_c_static)
