@@ -256,7 +256,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::string results;  // key=value pairs for the RESULT line (bench/report.sh)
-  std::printf("| %-52s | %16s | %-22s |\n|%s|%s|%s|\n", "measure", "result", "PRODUCT.md target",
+  std::printf("| %-52s | %16s | %-22s |\n|%s|%s|%s|\n", "measure", "result", "target",
               std::string(54, '-').c_str(), std::string(18, '-').c_str(),
               std::string(24, '-').c_str());
 

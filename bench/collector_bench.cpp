@@ -416,7 +416,7 @@ int main(int argc, char** argv) {
                        : lat[std::min(lat.size() - 1, static_cast<std::size_t>(q * lat.size()))];
   };
 
-  std::printf("\n| %-62s | %22s | %-26s |\n", "measure", "result", "PRODUCT.md target");
+  std::printf("\n| %-62s | %22s | %-26s |\n", "measure", "result", "target");
   std::printf("|%s|%s|%s|\n", std::string(64, '-').c_str(), std::string(24, '-').c_str(),
               std::string(28, '-').c_str());
   if (!latency_only) {

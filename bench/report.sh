@@ -82,7 +82,7 @@ python3 - "$work/size.json" >>"$report" <<'PY'
 import json, sys
 b = json.load(open(sys.argv[1]))["benchmarks"][0]
 print("## Bytes per reading on the wire\n")
-print("`build/bench/codec_bench --benchmark_filter=Size`: the typical batch of PRODUCT.md (5 sensors, 1 s period, 50 readings).\n")
+print("`build/bench/codec_bench --benchmark_filter=Size`: the typical batch of docs/targets.md (5 sensors, 1 s period, 50 readings).\n")
 print("| encoding | bytes per reading |\n|---|---|")
 print(f"| Outpost (nanopb) | {b['outpost_bytes/reading']:.2f} |")
 print(f"| compact JSON of the same readings | {b['json_bytes/reading']:.2f} |")
@@ -250,7 +250,7 @@ done >>"$out/agent.dat"
   echo
   grep '^|' "$work/sweep.txt" || echo "(agent_bench --sweep failed)"
   echo
-  echo "Targets (PRODUCT.md, at 1,000 readings/s): CPU <= 2 % of one core, RSS <= 8 MB."
+  echo "Targets (docs/targets.md, at 1,000 readings/s): CPU <= 2 % of one core, RSS <= 8 MB."
   echo
   echo "![agent](agent.png)"
   echo
@@ -273,7 +273,7 @@ plot "$out/agent.dat" using 1:2 axes x1y1 with linespoints title "CPU %", \
      "" using 1:3 axes x1y2 with linespoints title "RSS MB", \
      "" using 1:5 axes x1y2 with linespoints title "PSS MB"
 EOF
-# --- 7. Against PRODUCT.md's targets, from the runs above
+# --- 7. Against the targets of docs/targets.md, from the runs above
 log "targets"
 python3 - "$work" "$report" >>"$report" <<'PY'
 import json, os, sys
@@ -309,7 +309,7 @@ rows = [
     ("agent PSS at 1,000 readings/s", agent.get("pss_mb"), "MB", 5, False, ""),
 ]
 print("## Against the targets\n")
-print("PRODUCT.md's targets against this run's figures (a target missed says by how much, and")
+print("The targets of docs/targets.md against this run's figures (a target missed says by how much, and")
 print("what limits it as profiled in docs/BENCHMARKS.md).\n")
 print("| measure | this run | target | verdict | what limits it |")
 print("|---|---|---|---|---|")

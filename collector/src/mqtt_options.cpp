@@ -6,7 +6,7 @@ namespace outpost::collector {
 mqtt::connect_options connect_options(const CollectorConfig& config, bool clean_session) {
   mqtt::connect_options_builder options;
   // 3.1.1 only: the default tries 3.1 after a failed 3.1.1 attempt, and Paho's version
-  // fallback has known faults (paho.mqtt.c #1007); every broker we support speaks 3.1.1.
+  // fallback has known faults (paho.mqtt.c issue #1007); every broker we support speaks 3.1.1.
   options.mqtt_version(MQTTVERSION_3_1_1)
       .clean_session(clean_session)
       .keep_alive_interval(std::chrono::microseconds(config.keepalive_us))

@@ -257,7 +257,7 @@ void World::write_broker_config(bool persistence) {
       << "/\n"
       // Saved every second: what a kill -9 of a persistent broker can lose is the last second.
       << "autosave_interval 1\n"
-      // The collector's persistent session must not overflow (PRODUCT.md).
+      // The collector's persistent session must not overflow (docs/targets.md).
       << "max_queued_messages 100000\n";
   // Started as root, mosquitto drops to its own user, which clears the parent-death signal.
   if (::geteuid() == 0) std::ofstream(conf, std::ios::app) << "user root\n";

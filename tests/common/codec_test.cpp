@@ -23,7 +23,7 @@ namespace {
 constexpr int64_t kNow = 1'700'000'000'000'000;  // receive time used by every test, in us
 constexpr int64_t kSecond = 1'000'000;
 
-// The PRODUCT.md typical batch: 5 sensors read every second, 50 readings.
+// The typical batch of docs/targets.md: 5 sensors read every second, 50 readings.
 Envelope typical_batch() {
   ReadingBatch b;
   b.time_synced = true;

@@ -4,7 +4,7 @@
 // (sqlite_sink.h); a PostgreSQL sink (libpq, COPY) can implement the same interface without
 // touching ingest. Exactly-once storage is the sink's job: it must store a (device, epoch,
 // seq) batch at most once, in the same transaction as its readings, however often the
-// batch is handed to it (keyed per batch, not per reading: see PRODUCT.md).
+// batch is handed to it (keyed per batch, not per reading: see docs/storage.md).
 #pragma once
 
 #include <cstdint>

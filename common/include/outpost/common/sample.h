@@ -1,4 +1,4 @@
-// Sample data for demos and benchmarks: the PRODUCT.md "typical batch" with plausible values.
+// Sample data for demos and benchmarks: the typical batch of docs/targets.md, plausible values.
 #pragma once
 
 #include <cstdint>
