@@ -9,7 +9,7 @@
 
 #include "outpost/agent/batcher.h"
 #include "outpost/agent/line_protocol.h"
-#include "outpost/agent/store.h"
+#include "outpost/agent/queue.h"
 #include "outpost/common/config.h"
 #include "outpost/common/logging.h"
 #include "outpost/common/net.h"
