@@ -9,7 +9,7 @@
 namespace outpost::common {
 
 // MQTT 3.1.1 (the protocol level byte, Paho's MQTTVERSION_3_1_1), never "3.1.1, then 3.1":
-// Paho's fallback to 3.1 after a failed attempt has known faults (paho.mqtt.c #1007), and
+// Paho's fallback to 3.1 after a failed attempt has known faults (in paho.mqtt.c), and
 // every broker we support speaks 3.1.1.
 inline constexpr int kMqttVersion = 4;
 
