@@ -39,6 +39,7 @@
 #include "outpost/agent/queue.h"
 #include "outpost/common/logging.h"
 #include "outpost/common/message.h"
+#include "outpost/common/mqtt_settings.h"
 
 namespace outpost::agent {
 
@@ -56,8 +57,8 @@ struct DeliveryOptions {
   uint32_t max_awaiting_ack = 256;                        // end_to_end: delivered, not acked
   std::chrono::microseconds ack_timeout{30'000'000};      // end_to_end: re-send after this
   std::chrono::microseconds status_interval{60'000'000};  // retained status refresh
-  std::chrono::microseconds reconnect_min{500'000};
-  std::chrono::microseconds reconnect_max{30'000'000};
+  std::chrono::microseconds reconnect_min{common::kMqttReconnectMinUs};
+  std::chrono::microseconds reconnect_max{common::kMqttReconnectMaxUs};
   std::chrono::milliseconds stop_drain{5'000};  // a graceful stop delivers for this long
 };
 
