@@ -153,17 +153,7 @@ void Agent::on_datagram(std::string_view datagram, bool truncated) {
     return;
   }
   auto result = parse_datagram(datagram, clock_.wall_now_us(), config_.line);
-  for (auto& line : result.accepted) {
-    if (line.log) {
-      QueueItem& item = parsed_.emplace_back();
-      item.stream = Stream::kLogs;
-      item.time_us = line.log->time_us;
-      item.log = std::move(*line.log);
-      counters_.accepted_logs.fetch_add(1, std::memory_order_relaxed);
-    }
-    counters_.accepted_readings.fetch_add(append_readings(line.readings, parsed_),
-                                          std::memory_order_relaxed);
-  }
+  // Rejections first: a reader that sees a datagram's readings counted sees its rejections.
   for (const auto& rejected : result.rejected) {
     counters_.rejected[static_cast<std::size_t>(rejected.rejection.error)].fetch_add(
         1, std::memory_order_relaxed);
@@ -174,6 +164,17 @@ void Agent::on_datagram(std::string_view datagram, bool truncated) {
                    suppressed ? fmt::format(" ({} more rejected lines not logged)", suppressed)
                               : std::string());
     }
+  }
+  for (auto& line : result.accepted) {
+    if (line.log) {
+      QueueItem& item = parsed_.emplace_back();
+      item.stream = Stream::kLogs;
+      item.time_us = line.log->time_us;
+      item.log = std::move(*line.log);
+      counters_.accepted_logs.fetch_add(1, std::memory_order_release);
+    }
+    counters_.accepted_readings.fetch_add(append_readings(line.readings, parsed_),
+                                          std::memory_order_release);  // after the rejections
   }
   if (parsed_.empty()) return;
   // Waits while the queue is full: the store is behind, the kernel buffers meanwhile.
@@ -296,8 +297,8 @@ void Agent::store_failed(StoreOp op, const std::string& what, const common::Erro
 
 MetricsSnapshot Agent::snapshot() {
   MetricsSnapshot m;
-  m.accepted_readings = counters_.accepted_readings.load(std::memory_order_relaxed);
-  m.accepted_logs = counters_.accepted_logs.load(std::memory_order_relaxed);
+  m.accepted_readings = counters_.accepted_readings.load(std::memory_order_acquire);
+  m.accepted_logs = counters_.accepted_logs.load(std::memory_order_acquire);
   for (LineError e : kAllLineErrors) {
     m.rejected[e] = counters_.rejected[static_cast<std::size_t>(e)].load(std::memory_order_relaxed);
   }
