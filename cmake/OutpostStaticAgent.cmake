@@ -129,7 +129,8 @@ function(outpost_static_agent_link target)
   # Section GC needs every function and object in a section of its own: the agent's code,
   # outpost_common (the other programs link it too, unaffected) and Paho C++ get it;
   # Debian's static libraries are taken as they are.
-  foreach(t ${target} outpost_agent_core outpost_agent_io outpost_common outpost_common_http)
+  foreach(t ${target} outpost_agent_core outpost_agent_io outpost_common outpost_common_http
+           outpost_common_mqtt outpost_common_sqlite)
     target_compile_options(${t} PRIVATE -ffunction-sections -fdata-sections)
   endforeach()
   if(OUTPOST_AGENT_STATIC_PAHO)

@@ -1,5 +1,9 @@
 // The running agent: datagram inputs -> SQLite queue -> batched MQTT messages.
 //
+// It wires adapters to the core: the Store, PahoPublisher and the inputs on one side, Intake
+// (what is received goes into the store) and Delivery (when to seal, publish, resend,
+// reconnect, give up) on the other, driven by timers.
+//
 // Two threads of ours. The input thread (DatagramInput) reads the datagram sockets,
 // parses each datagram and pushes the items into the bounded InputQueue; it never
 // touches the store, so a long SQLite transaction cannot leave the sockets unread.
@@ -10,24 +14,22 @@
 // exception or state change ever happens on Paho's thread.
 #pragma once
 
-#include <mqtt/async_client.h>
-
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
-#include <chrono>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "datagram_input.h"
-#include "outpost/agent/backoff.h"
+#include "outpost/agent/clock.h"
 #include "outpost/agent/config.h"
+#include "outpost/agent/delivery.h"
 #include "outpost/agent/file_tail.h"
 #include "outpost/agent/input_queue.h"
+#include "outpost/agent/intake.h"
 #include "outpost/agent/metrics.h"
 #include "outpost/agent/store.h"
 #include "outpost/agent/system_metrics.h"
@@ -36,18 +38,13 @@
 
 namespace outpost::agent {
 
+class PahoPublisher;
+
 struct AgentCounters {
   // Counted on the input thread (and the io thread, for tail and system readings).
   std::atomic<uint64_t> accepted_readings{0};
   std::atomic<uint64_t> accepted_logs{0};
   std::array<std::atomic<uint64_t>, 8> rejected{};  // malformed input lines, by LineError value
-  // Counted on the io thread.
-  uint64_t persisted = 0;  // items committed to the store
-  uint64_t published = 0;  // messages handed to Paho
-  uint64_t acked = 0;      // messages whose delivery completed
-  uint64_t reconnects = 0;
-  uint64_t commit_acks = 0;  // end_to_end messages the collector confirmed
-  uint64_t resent = 0;       // end_to_end messages sent again after ack_timeout
   uint64_t rejected_total() const;
 };
 
@@ -66,13 +63,12 @@ class Agent {
   void stop(std::function<void()> done);
 
   const AgentCounters& counters() const { return counters_; }
+  uint64_t acked() const { return delivery_ ? delivery_->counters().acked : 0; }
 
   // Counters and store state now; called on the io thread (the metrics endpoint).
   MetricsSnapshot snapshot();
 
  private:
-  using Clock = std::chrono::steady_clock;
-
   common::Status<> open_inputs();
   // Input thread.
   void on_datagram(std::string_view datagram, bool truncated);
@@ -82,28 +78,21 @@ class Agent {
   void schedule_system_sample();
   void schedule_tail();
   void poll_tails();
-  // Appends `readings` to `out` as queue items and counts them; either thread.
-  void add_readings(std::vector<InputReading>& readings, std::vector<QueueItem>& out);
   void tick();
-  void maintain_connection(Clock::time_point now);
-  void on_connected();
-  void poll_inflight();
-  void poll_acks();
-  bool uses_end_to_end() const;
-  DeliveryMode mode(Stream stream) const;
-  void send(Clock::time_point now);
-  bool publish(const OutboxMessage& message);
-  void seal_ready(Stream stream, Clock::time_point now);
-  std::string status_payload(common::DeviceState state);  // binary, as Paho takes it
-  std::string topic(common::PayloadKind kind) const;
-  void drain_step();
-  int qos(Stream stream) const;
+  void drain();
+  common::Result<std::vector<uint8_t>> status_payload(common::DeviceState state);
+  // The store's figures; a failure is counted and logged (rate-limited).
+  std::optional<StoreStats> stats();
+  void store_failed(StoreOp op, const std::string& what, const common::Error& error);
 
   AgentConfig config_;
   boost::asio::io_context& io_;
   uint64_t epoch_;
+  SystemClock clock_;
   std::unique_ptr<Store> store_;
-  std::unique_ptr<mqtt::async_client> client_;
+  std::unique_ptr<PahoPublisher> publisher_;
+  std::unique_ptr<Intake> intake_;
+  std::unique_ptr<Delivery> delivery_;
 
   // Input thread's own: what the datagram being handled yields, and its log limiter.
   std::vector<QueueItem> parsed_;
@@ -120,36 +109,12 @@ class Agent {
 
   std::vector<QueueItem> pending_;   // tail and system items, not yet persisted (io thread)
   std::vector<QueueItem> flushing_;  // what one flush() persists; storage reused
-  std::array<std::optional<Clock::time_point>, 2> waiting_since_;  // per stream
-  // Messages published, delivery not yet complete: outbox id -> token.
-  struct InFlight {
-    mqtt::delivery_token_ptr token;
-    Stream stream;
-    uint64_t epoch;
-    uint64_t seq;
-  };
-  std::map<int64_t, InFlight> inflight_;
-  // end_to_end messages the broker has, waiting for the collector's commit ack.
-  struct AwaitingAck {
-    Clock::time_point sent;
-    uint64_t epoch;
-    uint64_t seq;
-  };
-  std::map<int64_t, AwaitingAck> awaiting_ack_;
-  // The outbox may hold a message that is neither in flight nor awaiting its ack
-  // (left by a previous run, a failed publish or delivery, a reconnect, an ack timeout).
-  bool rescan_outbox_ = true;
-  mqtt::token_ptr connect_token_;
-  bool connected_ = false;
-  Clock::time_point next_connect_;
-  Clock::time_point next_status_;
-  Backoff backoff_;
-  common::RateLimiter bad_input_log_;
+  std::vector<TailMark> tail_marks_;
   AgentCounters counters_;
+  StoreErrors store_errors_;  // io thread: stats, and tail positions read at start
+  common::RateLimiter store_log_;
   common::HttpServer metrics_;
   Clock::time_point started_;
-  bool stopping_ = false;
-  Clock::time_point stop_deadline_;
   std::function<void()> stop_done_;
 };
 

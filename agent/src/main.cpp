@@ -198,6 +198,6 @@ int main(int argc, char** argv) {
   const auto& c = agent.counters();
   spdlog::info(
       "stopped: accepted {} readings and {} log records, rejected {} lines, acked {} messages",
-      c.accepted_readings.load(), c.accepted_logs.load(), c.rejected_total(), c.acked);
+      c.accepted_readings.load(), c.accepted_logs.load(), c.rejected_total(), agent.acked());
   return common::kExitOk;
 }

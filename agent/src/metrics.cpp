@@ -3,6 +3,9 @@
 
 #include <cstdio>
 
+#include "outpost/agent/delivery.h"
+#include "outpost/agent/intake.h"
+
 namespace outpost::agent {
 namespace {
 
@@ -43,6 +46,37 @@ double d(uint64_t v) { return static_cast<double>(v); }
 
 }  // namespace
 
+void add_counters(MetricsSnapshot& m, const IntakeCounters& intake,
+                  const DeliveryCounters& delivery) {
+  m.persisted = intake.persisted;
+  m.lost_items = intake.lost;
+  for (StoreOp op : kAllStoreOps) {
+    m.store_errors[op] += intake.store_errors[op] + delivery.store_errors[op];
+  }
+  m.published = delivery.published;
+  m.acked = delivery.acked;
+  m.commit_acks = delivery.commit_acks;
+  m.resent = delivery.resent;
+  m.reconnects = delivery.reconnects;
+  m.connect_failures = delivery.connect_failures;
+  m.publish_failures = delivery.publish_failures;
+  m.delivery_failures = delivery.delivery_failures;
+  m.subscribe_failures = delivery.subscribe_failures;
+  m.status_failures = delivery.status_failures;
+  m.bad_acks = delivery.bad_acks;
+}
+
+void add_store_stats(MetricsSnapshot& m, const StoreStats& s, int64_t now_us) {
+  m.queue_items = s.queued_items;
+  m.queue_messages = s.outbox_messages;
+  m.queue_bytes = s.bytes;
+  if (s.oldest_time_us) m.oldest_item_age_s = static_cast<double>(now_us - *s.oldest_time_us) / 1e6;
+  m.dropped_oldest = s.dropped_oldest;
+  m.dropped_newest = s.dropped_newest;
+  m.dropped_expired = s.dropped_expired;
+  m.store_resets = s.store_resets;
+}
+
 std::string render_metrics(const MetricsSnapshot& m) {
   Writer w;
   w.family("accepted_total", "counter", "Readings and log records accepted from the inputs.");
@@ -59,6 +93,16 @@ std::string render_metrics(const MetricsSnapshot& m) {
            "(SO_RXQ_OVFL): lost before the agent could read them.",
            d(m.kernel_dropped_datagrams));
   w.metric("persisted_total", "counter", "Items committed to the store.", d(m.persisted));
+  w.metric("lost_items_total", "counter",
+           "Received items lost because the store could not persist them "
+           "(store_errors_total{op=\"append\"}).",
+           d(m.lost_items));
+  w.family("store_errors_total", "counter", "Queue operations that failed, by operation.");
+  for (StoreOp op : kAllStoreOps) {
+    const auto it = m.store_errors.find(op);
+    w.sample("store_errors_total", d(it == m.store_errors.end() ? 0 : it->second),
+             "op=\"" + std::string(store_op_name(op)) + "\"");
+  }
   w.metric("published_total", "counter", "Messages handed to the MQTT client (re-sends included).",
            d(m.published));
   w.metric("acked_total", "counter",
@@ -82,6 +126,16 @@ std::string render_metrics(const MetricsSnapshot& m) {
   }
   w.metric("store_resets", "gauge", "Corrupt store files moved aside.", d(m.store_resets));
   w.metric("reconnects_total", "counter", "Successful connections to the broker.", d(m.reconnects));
+  w.family("mqtt_failures_total", "counter",
+           "MQTT operations that failed: connect attempts, publishes the client refused, "
+           "deliveries it gave up on (both re-sent later), ack subscriptions, status messages.");
+  w.sample("mqtt_failures_total", d(m.connect_failures), "op=\"connect\"");
+  w.sample("mqtt_failures_total", d(m.publish_failures), "op=\"publish\"");
+  w.sample("mqtt_failures_total", d(m.delivery_failures), "op=\"delivery\"");
+  w.sample("mqtt_failures_total", d(m.subscribe_failures), "op=\"subscribe\"");
+  w.sample("mqtt_failures_total", d(m.status_failures), "op=\"status\"");
+  w.metric("bad_acks_total", "counter",
+           "Ack messages ignored because they did not decode or validate.", d(m.bad_acks));
   w.metric("connected", "gauge", "1 if connected to the broker.", m.connected ? 1 : 0);
   w.metric("uptime_seconds", "gauge", "Seconds since the agent started.", m.uptime_s);
   return w.take();

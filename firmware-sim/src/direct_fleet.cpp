@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "cut_relay.h"
+#include "outpost/common/mqtt_connect.h"
 #include "outpost/common/topics.h"
 
 namespace outpost::sim {
@@ -77,7 +78,7 @@ struct Link {
   bool offline_sent = false;
   int relay_port = 0;
   int64_t retry_at_us = 0;
-  int64_t backoff_us = 500'000;
+  int64_t backoff_us = common::kMqttReconnectMinUs;
   std::size_t rr = 0;
   std::unordered_set<Op*> inflight;
 };
@@ -372,10 +373,9 @@ class Worker final : public mqtt::iaction_listener {
   }
 
   void connect(Link* link) {
-    mqtt::connect_options options;
-    options.set_clean_session(true);
-    options.set_keep_alive_interval(std::chrono::seconds(30));
-    options.set_connect_timeout(std::chrono::microseconds(s_.connect_timeout_us));
+    common::MqttSettings settings;  // clean session, 30 s keepalive, MQTT 3.1.1 as every program
+    settings.connect_timeout_us = s_.connect_timeout_us;
+    mqtt::connect_options options = common::connect_options(settings);
     options.set_max_inflight(static_cast<int>(s_.max_inflight));
     options.set_automatic_reconnect(false);
     link->state = LinkState::kConnecting;
@@ -404,7 +404,7 @@ class Worker final : public mqtt::iaction_listener {
     }
     link->state = LinkState::kIdle;
     link->retry_at_us = now + link->backoff_us;
-    link->backoff_us = std::min<int64_t>(link->backoff_us * 2, 10'000'000);
+    link->backoff_us = std::min<int64_t>(link->backoff_us * 2, common::kMqttReconnectMaxUs);
     if (link->goal == LinkGoal::kCut || link->goal == LinkGoal::kOffline) {
       begin_goal(link, link->goal, now);
       if (link->state == LinkState::kDead) return;
@@ -453,7 +453,7 @@ class Worker final : public mqtt::iaction_listener {
             break;
           }
           link->state = LinkState::kUp;
-          link->backoff_us = 500'000;
+          link->backoff_us = common::kMqttReconnectMinUs;
           ++counters_.connects;
           counters_.connected += static_cast<int64_t>(link->devices.size());
           for (Device* d : link->devices) {

@@ -34,6 +34,7 @@ TEST(AgentConfig, TheDocumentedExampleIsValidAndMatchesTheDefaults) {
   EXPECT_EQ(from_file.batch.max_readings, defaults.batch.max_readings);
   EXPECT_EQ(from_file.max_batch_delay_us, defaults.max_batch_delay_us);
   EXPECT_EQ(from_file.broker, defaults.broker);
+  EXPECT_EQ(from_file.reconnect_min_us, defaults.reconnect_min_us);
   EXPECT_EQ(from_file.reconnect_max_us, defaults.reconnect_max_us);
   EXPECT_EQ(from_file.status_interval_us, defaults.status_interval_us);
   EXPECT_EQ(from_file.data_delivery, defaults.data_delivery);

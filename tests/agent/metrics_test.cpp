@@ -41,6 +41,27 @@ TEST(Metrics, EveryFamilyHasHelpAndTypeAndEveryReasonAppears) {
   }
 }
 
+TEST(Metrics, DegradedPathsHaveTheirCounters) {
+  MetricsSnapshot m;
+  m.lost_items = 40;
+  m.store_errors[StoreOp::kAppend] = 2;
+  m.connect_failures = 3;
+  m.status_failures = 1;
+  m.bad_acks = 5;
+  const std::string text = render_metrics(m);
+  EXPECT_NE(text.find("outpost_agent_lost_items_total 40\n"), std::string::npos);
+  EXPECT_NE(text.find("outpost_agent_store_errors_total{op=\"append\"} 2\n"), std::string::npos);
+  for (StoreOp op : kAllStoreOps) {
+    EXPECT_NE(text.find("store_errors_total{op=\"" + std::string(store_op_name(op)) + "\"}"),
+              std::string::npos)
+        << store_op_name(op);
+  }
+  EXPECT_NE(text.find("outpost_agent_mqtt_failures_total{op=\"connect\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("outpost_agent_mqtt_failures_total{op=\"status\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("outpost_agent_mqtt_failures_total{op=\"publish\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find("outpost_agent_bad_acks_total 5\n"), std::string::npos);
+}
+
 TEST(Metrics, NoAgeWithoutQueuedItems) {
   EXPECT_EQ(render_metrics({}).find("oldest_item_age"), std::string::npos);
 }

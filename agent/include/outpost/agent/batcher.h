@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <span>
 
-#include "outpost/agent/store.h"
+#include "outpost/agent/queue.h"
 #include "outpost/common/message.h"
 
 namespace outpost::agent {

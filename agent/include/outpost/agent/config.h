@@ -9,9 +9,10 @@
 
 #include "outpost/agent/batcher.h"
 #include "outpost/agent/line_protocol.h"
-#include "outpost/agent/store.h"
+#include "outpost/agent/queue.h"
 #include "outpost/common/config.h"
 #include "outpost/common/logging.h"
+#include "outpost/common/mqtt_settings.h"
 #include "outpost/common/net.h"
 
 namespace outpost::agent {
@@ -53,8 +54,8 @@ struct AgentConfig {
   std::string key_file;   // TLS: client key
   bool verify_hostname = true;
   int64_t keepalive_us = 30'000'000;
-  int64_t reconnect_min_us = 1'000'000;
-  int64_t reconnect_max_us = 60'000'000;
+  int64_t reconnect_min_us = common::kMqttReconnectMinUs;  // shared by every program: 500 ms
+  int64_t reconnect_max_us = common::kMqttReconnectMaxUs;  // 30 s
   uint32_t max_inflight = 16;  // messages published and not yet acknowledged
   DeliveryMode data_delivery = DeliveryMode::kAtLeastOnce;
   DeliveryMode logs_delivery = DeliveryMode::kAtLeastOnce;

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "outpost/agent/queue.h"
 #include "outpost/common/message.h"
 #include "outpost/common/result.h"
 
@@ -30,65 +31,8 @@ struct sqlite3_stmt;
 
 namespace outpost::agent {
 
-enum class Stream : uint8_t { kData = 0, kLogs = 1 };
-
-// What to do when the quota is reached.
-enum class DropPolicy : uint8_t {
-  kDropOldest,  // evict the oldest data (unsent messages, then queued items) to make room
-  kDropNewest,  // refuse what does not fit
-};
-
-struct StoreOptions {
-  std::string path;                  // the SQLite file; created if missing
-  bool full_sync = false;            // synchronous=FULL: survive power loss, slower
-  uint64_t max_bytes = 64ull << 20;  // quota for queued items and unsent messages
-  int64_t max_age_us = 0;            // drop items older than this; 0 = no limit
-  DropPolicy policy = DropPolicy::kDropOldest;
-  int cache_kib = 512;  // SQLite page cache, kept small for RSS
-};
-
-// One accepted reading or log record.
-struct QueueItem {
-  int64_t id = 0;  // assigned by the store; 0 before append
-  Stream stream = Stream::kData;
-  int64_t time_us = 0;
-  std::string sensor;     // readings
-  std::string unit;       // readings
-  common::Value value;    // readings
-  common::LogRecord log;  // logs (time_us mirrors log.time_us)
-
-  bool operator==(const QueueItem&) const = default;
-};
-
-// A sealed message waiting for its delivery to complete.
-struct OutboxMessage {
-  int64_t id = 0;
-  Stream stream = Stream::kData;
-  uint64_t epoch = 0;
-  uint64_t seq = 0;
-  uint32_t item_count = 0;
-  std::vector<uint8_t> payload;
-};
-
-struct StoreStats {
-  uint64_t queued_items = 0;              // items not yet in a message
-  uint64_t outbox_messages = 0;           // sealed, not yet acknowledged
-  uint64_t bytes = 0;                     // what counts against max_bytes
-  std::optional<int64_t> oldest_time_us;  // oldest queued item
-  uint64_t dropped_oldest = 0;            // cumulative, persisted
-  uint64_t dropped_newest = 0;
-  uint64_t dropped_expired = 0;
-  uint32_t store_resets = 0;  // corrupt files moved aside
-};
-
-// Result of append(): how many items went in and how many the policy dropped.
-struct AppendResult {
-  std::size_t accepted = 0;
-  std::size_t refused = 0;  // drop_newest: items that did not fit
-  std::size_t evicted = 0;  // drop_oldest: older items removed to make room
-};
-
-class Store {
+// Implements the queue interfaces of queue.h, where its plain types (QueueItem, ...) live.
+class Store final : public Outbox, public ItemQueue, public ItemSink {
  public:
   // Opens (or creates) the store. A file that is not a healthy SQLite database
   // (truncated, corrupt, not SQLite at all) is renamed to "<path>.corrupt-<unix time>",
@@ -97,19 +41,19 @@ class Store {
   // `epoch` identifies this run; it is stamped on every message sealed by it.
   static common::Result<std::unique_ptr<Store>> open(const StoreOptions& options, uint64_t epoch);
 
-  ~Store();
+  ~Store() override;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
   // Appends items in one transaction, applying the quota and the drop policy.
-  common::Result<AppendResult> append(std::span<const QueueItem> items);
+  common::Result<AppendResult> append(std::span<const QueueItem> items) override;
 
   // The oldest queued items of `stream`, in arrival order, at most `max_items`.
-  common::Result<std::vector<QueueItem>> peek(Stream stream, std::size_t max_items);
+  common::Result<std::vector<QueueItem>> peek(Stream stream, std::size_t max_items) override;
 
   // How many items of `stream` are queued, counting no further than `limit`: cheap
   // whatever the backlog, for deciding whether a full batch is waiting.
-  common::Result<std::size_t> count(Stream stream, std::size_t limit);
+  common::Result<std::size_t> count(Stream stream, std::size_t limit) override;
 
   // Seals the given items into one message: assigns the next sequence number, calls
   // `encode(seq)` for the payload, stores it in the outbox and deletes the items, all in
@@ -117,29 +61,27 @@ class Store {
   // items of `stream`, in order); otherwise, or if encode fails, nothing changes.
   using Encoder = std::function<common::Result<std::vector<uint8_t>>(uint64_t seq)>;
   common::Result<OutboxMessage> seal(Stream stream, std::span<const int64_t> item_ids,
-                                     const Encoder& encode);
+                                     const Encoder& encode) override;
 
   // Unacknowledged messages in seal order (oldest first), at most `limit`.
-  common::Result<std::vector<OutboxMessage>> outbox(std::size_t limit);
+  common::Result<std::vector<OutboxMessage>> outbox(std::size_t limit) override;
 
   // Delivery of message `id` completed: removes it (by id, so out-of-order
   // completions are fine). Acknowledging an unknown id is not an error.
-  common::Status<> acknowledge(int64_t id);
+  common::Status<> acknowledge(int64_t id) override;
 
   // Acknowledges every message of `epoch` with first <= seq <= last (end_to_end acks).
   // Returns how many were removed.
-  common::Result<std::size_t> acknowledge_range(uint64_t epoch, uint64_t first, uint64_t last);
+  common::Result<std::size_t> acknowledge_range(uint64_t epoch, uint64_t first,
+                                                uint64_t last) override;
 
   // Drops queued items older than max_age_us (no-op without an age limit).
-  common::Result<std::size_t> expire(int64_t now_us);
+  common::Result<std::size_t> expire(int64_t now_us) override;
 
   // Position of a tailed file, persisted with the queue.
-  struct TailOffset {
-    uint64_t inode = 0;
-    uint64_t offset = 0;
-  };
+  using TailOffset = agent::TailOffset;
   common::Result<std::optional<TailOffset>> tail_offset(const std::string& path);
-  common::Status<> set_tail_offset(const std::string& path, TailOffset offset);
+  common::Status<> set_tail_offset(const std::string& path, TailOffset offset) override;
 
   common::Result<StoreStats> stats();
 

@@ -11,6 +11,7 @@
 #include "outpost/common/codec.h"
 #include "outpost/common/config.h"
 #include "outpost/common/logging.h"
+#include "outpost/common/mqtt_settings.h"
 
 namespace outpost::collector {
 
@@ -26,8 +27,8 @@ struct CollectorConfig {
   bool verify_hostname = true;
   bool clean_session = false;  // false: the broker holds QoS 1 messages while we are down
   int64_t keepalive_us = 30'000'000;
-  int64_t reconnect_min_us = 500'000;
-  int64_t reconnect_max_us = 30'000'000;
+  int64_t reconnect_min_us = common::kMqttReconnectMinUs;  // shared by every program: 500 ms
+  int64_t reconnect_max_us = common::kMqttReconnectMaxUs;  // 30 s
   // Topic filters; "$share/<group>/" is put in front of each when shared_group is set.
   std::vector<std::string> topics = {"outpost/v1/+/+/data", "outpost/v1/+/+/logs",
                                      "outpost/v1/+/+/status"};
