@@ -7,6 +7,7 @@ outpost_add_test(sim_manifest_test SOURCES sim/manifest_test.cpp LIBS outpost::s
 outpost_add_test(sim_scenario_test SOURCES sim/scenario_test.cpp LIBS outpost::sim_core)
 target_compile_definitions(sim_scenario_test PRIVATE OUTPOST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 outpost_add_test(sim_line_protocol_test SOURCES sim/line_protocol_test.cpp LIBS outpost::sim_core)
+outpost_add_test(sim_handoff_test SOURCES sim/handoff_test.cpp LIBS outpost::sim_core)
 
 # The real outpost-sim (and outpost-agent) against a real mosquitto.
 outpost_add_test(sim_integration_test SOURCES sim/sim_integration_test.cpp
