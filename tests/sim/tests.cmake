@@ -11,7 +11,7 @@ outpost_add_test(sim_handoff_test SOURCES sim/handoff_test.cpp LIBS outpost::sim
 
 # The real outpost-sim (and outpost-agent) against a real mosquitto.
 outpost_add_test(sim_integration_test SOURCES sim/sim_integration_test.cpp
-                 LIBS outpost::sim_core outpost_test_support PahoMqttCpp::paho-mqttpp3
+                 LIBS outpost::sim_core outpost_test_mqtt
                  LABELS integration)
 target_compile_definitions(sim_integration_test PRIVATE
   OUTPOST_SIM_BIN="$<TARGET_FILE:outpost-sim>"
