@@ -13,11 +13,13 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include "outpost/agent/store.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/topics.h"
+#include "support/daemons.h"
 #include "support/process.h"
 
 namespace {
@@ -89,8 +91,8 @@ double metric(int port, const std::string& name) {
 
 struct Setup {
   fs::path dir;
-  int udp_port = test_support::free_port();
-  int metrics_port = test_support::free_port();
+  int udp_port = 0;      // chosen by each start_agent()
+  int metrics_port = 0;  // likewise
   fs::path config;
   std::unique_ptr<test_support::Mosquitto> broker;
 
@@ -100,27 +102,26 @@ struct Setup {
     fs::create_directories(dir);
     broker = std::make_unique<test_support::Mosquitto>(dir / "broker");
     config = dir / "agent.toml";
-    std::ofstream(config) << "[device]\nid = \"bench\"\n[inputs]\nudp_listen = \"127.0.0.1:"
-                          << udp_port << "\"\nunix_socket = \"\"\n[store]\npath = \""
-                          << (dir / "agent.db").string()
+  }
+  ~Setup() { fs::remove_all(dir); }
+  // Call after broker->start(): the config names the broker's port.
+  std::unique_ptr<test_support::Process> start_agent() {
+    std::ofstream(config) << "[device]\nid = \"bench\"\n[inputs]\nudp_listen = \"127.0.0.1:0\"\n"
+                          << "unix_socket = \"\"\n[store]\npath = \"" << (dir / "agent.db").string()
                           << "\"\nmax_bytes = \"1GiB\"\n[batch]\nmax_delay = \"200ms\"\n"
                           << "[mqtt]\nbroker = \"" << broker->uri()
                           << "\"\nreconnect_min = \"100ms\"\nreconnect_max = \"500ms\"\n"
                           << "max_inflight = 64\n[log]\nlevel = \"warn\"\n"
                           << "[system]\ninterval = \"0s\"\n"
-                          << "[metrics]\nlisten = \"127.0.0.1:" << metrics_port << "\"\n";
-  }
-  ~Setup() { fs::remove_all(dir); }
-  std::unique_ptr<test_support::Process> start_agent() {
-    auto p = std::make_unique<test_support::Process>(
-        std::vector<std::string>{OUTPOST_AGENT_BIN, "--config", config.string(), "--log-level",
-                                 "info"},
-        dir / "agent.log");
-    test_support::wait_until(
-        [&] {
-          return test_support::read_text(dir / "agent.log").find("started:") != std::string::npos;
-        },
-        10s);
+                          << "[metrics]\nlisten = \"127.0.0.1:0\"\n";
+    std::string error;
+    test_support::AgentPorts ports;
+    auto p = test_support::start_outpost_agent(
+        {OUTPOST_AGENT_BIN, "--config", config.string(), "--log-level", "info"}, config,
+        dir / "agent.log", ports, error);
+    if (!p) throw std::runtime_error(error);
+    udp_port = ports.udp;
+    metrics_port = ports.metrics;
     return p;
   }
 };

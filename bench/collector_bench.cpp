@@ -28,6 +28,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/sample.h"
+#include "support/daemons.h"
 #include "support/process.h"
 
 namespace {
@@ -101,7 +102,7 @@ class Publisher {
 struct Stack {
   fs::path dir;
   fs::path config;
-  int metrics_port = outpost::test_support::free_port();
+  int metrics_port = 0;  // chosen by each start_collector()
   std::unique_ptr<outpost::test_support::Mosquitto> broker;
   std::unique_ptr<outpost::test_support::Process> collector;
 
@@ -115,34 +116,28 @@ struct Stack {
     std::ofstream(config) << "[mqtt]\nbroker = \"" << broker->uri() << "\"\n"
                           << "client_id = \"collector-bench\"\n"
                           << "[storage]\npath = \"" << (dir / "collector.db").string() << "\"\n"
-                          << "[metrics]\nlisten = \"127.0.0.1:" << metrics_port << "\"\n";
+                          << "[metrics]\nlisten = \"127.0.0.1:0\"\n";
   }
   ~Stack() {
     collector.reset();
     broker.reset();
     fs::remove_all(dir);
   }
-  std::size_t subscriptions() const {
-    const std::string log = outpost::test_support::read_text(dir / "collector.log");
-    std::size_t n = 0;
-    for (auto at = log.find("subscribed to"); at != std::string::npos;
-         at = log.find("subscribed to", at + 1)) {
-      ++n;
-    }
-    return n;
-  }
-  // Starts the collector; waits for its subscription only when `wait_subscribed`.
+  // Starts the collector (on a metrics port nobody else holds); waits for its subscription
+  // only when `wait_subscribed`, else only until it has started.
   void start_collector(bool wait_subscribed) {
-    const std::size_t before = subscriptions();
-    collector = std::make_unique<outpost::test_support::Process>(
-        std::vector<std::string>{OUTPOST_COLLECTOR_BIN, "--config", config.string()},
-        dir / "collector.log");
-    if (wait_subscribed &&
-        !outpost::test_support::wait_until([&] { return subscriptions() > before; }, 30s)) {
-      std::fprintf(stderr, "the collector did not subscribe:\n%s\n",
-                   outpost::test_support::read_text(dir / "collector.log").c_str());
+    namespace ts = outpost::test_support;
+    std::map<std::string, int> ports;
+    std::string error;
+    collector = ts::start_on_free_ports({OUTPOST_COLLECTOR_BIN, "--config", config.string()},
+                                        config, ts::kCollectorPorts, dir / "collector.log",
+                                        wait_subscribed ? ts::kCollectorReady : "started:", 30s,
+                                        ports, error);
+    if (!collector) {
+      std::fprintf(stderr, "the collector did not start: %s\n", error.c_str());
       std::exit(1);
     }
+    metrics_port = ports.at("listen");
   }
   void stop_collector() {
     if (collector->stop(SIGTERM, 60s) != 0) {

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <thread>
 
+#include "outpost/common/clock.h"
 #include "outpost/sim/line_protocol.h"
 #include "outpost/sim/signals.h"
 
@@ -27,12 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMaxDatagram = 8 * 1024;
-
-int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+constexpr auto& wall_us = common::wall_now_us;  // the one wall clock (common/clock.h)
 
 sockaddr_in loopback(int port) {
   sockaddr_in a{};

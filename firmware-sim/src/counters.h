@@ -18,6 +18,7 @@ struct LiveCounters {
   std::atomic<uint64_t> connect_failures{0};   // connection attempts that failed
   std::atomic<uint64_t> connection_losses{0};  // connections lost unexpectedly
   std::atomic<uint64_t> backlog{0};            // messages generated but not yet published
+  std::atomic<uint64_t> lost_completions{0};   // Paho results that could not be handed over
 };
 
 }  // namespace outpost::sim

@@ -15,8 +15,11 @@
 #include <unordered_set>
 
 #include "cut_relay.h"
+#include "outpost/common/clock.h"
+#include "outpost/common/logging.h"
 #include "outpost/common/mqtt_connect.h"
 #include "outpost/common/topics.h"
+#include "outpost/sim/handoff.h"
 
 namespace outpost::sim {
 namespace {
@@ -26,12 +29,7 @@ constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 constexpr int64_t kDrainTimeoutUs = 15'000'000;  // after the run: wait this long for acks
 constexpr int64_t kStopTimeoutUs = 10'000'000;   // ...and this long for offline + disconnect
 constexpr int kMaxConnectingPerWorker = 64;      // connects in progress at once
-
-int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+constexpr auto& wall_us = common::wall_now_us;   // the one wall clock (common/clock.h)
 
 struct Link;
 
@@ -115,8 +113,10 @@ class Worker final : public mqtt::iaction_listener {
   void run(const std::atomic<bool>& stop) {
     for (auto& l : links_) {
       Link* link = l.get();
-      link->client->set_connection_lost_handler([this, link](const std::string&) {
-        push(new Op{Op::Type::kLost, link, nullptr, {}, false}, false);
+      link->client->set_connection_lost_handler([this, link](const std::string&) noexcept {
+        Op* op = new (std::nothrow) Op{Op::Type::kLost, link, nullptr, {}, false};
+        if (!op) ++counters_.lost_completions;
+        push(op, false);
       });
       to_connect_.push_back(link);
       for (Device* d : link->devices) heap_.push({d->next_due(), d});
@@ -193,15 +193,33 @@ class Worker final : public mqtt::iaction_listener {
   void on_failure(const mqtt::token& tok) override {
     push(static_cast<Op*>(tok.get_user_context()), false);
   }
+  // A completion that cannot be queued is lost: counted (lost_completions), logged by the
+  // worker (report_lost_completions). A lost publish stays in its link's inflight set until the
+  // run's deadline; a lost connect or disconnect leaves its link busy.
   void push(Op* op, bool ok) noexcept {
     if (!op) return;
-    try {
-      std::lock_guard lock(mu_);
-      done_.emplace_back(op, ok);
-    } catch (...) {
-      return;  // out of memory: the op leaks and its link stays busy; nothing else to do here
+    const bool queued = enqueue_or_count(
+        [&] {
+          std::lock_guard lock(mu_);
+          done_.emplace_back(op, ok);
+        },
+        counters_.lost_completions);
+    if (queued) {
+      cv_.notify_one();
+    } else if (op->type == Op::Type::kLost) {
+      delete op;  // nobody else holds it
     }
-    cv_.notify_one();
+  }
+
+  // Worker thread: a rate-limited warning when Paho's threads lost completions.
+  void report_lost_completions() {
+    const uint64_t lost = counters_.lost_completions.load(std::memory_order_relaxed);
+    if (lost == lost_reported_ || !lost_log_.allow(Clock::now())) return;
+    spdlog::warn(
+        "{} completions could not be handed over from Paho's threads (out of memory); "
+        "their messages are not counted as sent",
+        lost - lost_reported_);
+    lost_reported_ = lost;
   }
 
   int64_t offset_now() const {
@@ -413,6 +431,7 @@ class Worker final : public mqtt::iaction_listener {
   }
 
   void handle_completions(int64_t now) {
+    report_lost_completions();
     {
       std::lock_guard lock(mu_);
       batch_.swap(done_);
@@ -560,6 +579,8 @@ class Worker final : public mqtt::iaction_listener {
   std::vector<Outgoing> scratch_;
   std::mutex mu_;
   std::condition_variable cv_;
+  uint64_t lost_reported_ = 0;  // lost_completions already logged (worker thread)
+  common::RateLimiter lost_log_{1, std::chrono::seconds(10)};
   std::vector<std::pair<Op*, bool>> done_;
   std::vector<std::pair<Op*, bool>> batch_;
 };

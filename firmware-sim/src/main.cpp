@@ -248,6 +248,7 @@ void print_summary(const sim::Manifest& m, const sim::LiveCounters& c) {
   std::printf("%-22s %s\n", "reboots", with_commas(reboots).c_str());
   std::printf("%-22s %s\n", "cuts", with_commas(cuts).c_str());
   std::printf("%-22s %s\n", "publish failures", with_commas(c.publish_failures).c_str());
+  std::printf("%-22s %s\n", "lost completions", with_commas(c.lost_completions).c_str());
   std::printf("%-22s %s\n", "connect failures", with_commas(c.connect_failures).c_str());
   std::printf("%-22s %s\n", "connections lost", with_commas(c.connection_losses).c_str());
   std::printf("%-22s %s\n", "never published", with_commas(c.backlog).c_str());

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "direct_fleet.h"
+#include "outpost/common/clock.h"
 
 namespace outpost::sim {
 namespace {
@@ -29,11 +30,7 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);  // shared between pr
 
 extern "C" void on_child_signal(int) { child_stop.store(true); }
 
-int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+constexpr auto& wall_us = common::wall_now_us;  // the one wall clock (common/clock.h)
 
 // The body of a shard process.
 [[noreturn]] void run_child(const Scenario& s, Shard shard, LiveCounters& counters,
@@ -121,6 +118,7 @@ common::Result<Manifest> ShardedFleet::wait(LiveCounters& total, const std::atom
     add(&LiveCounters::connect_failures);
     add(&LiveCounters::connection_losses);
     add(&LiveCounters::backlog);
+    add(&LiveCounters::lost_completions);
     int64_t connected = 0;
     for (std::size_t p = 0; p < children_.size(); ++p) connected += shared_[p].connected.load();
     total.connected.store(connected);

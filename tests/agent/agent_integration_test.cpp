@@ -1,7 +1,6 @@
 // outpost-agent end to end: a real mosquitto on a free loopback port, the real agent binary,
 // real SQLite files, real signals. Messages are checked by decoding what the broker delivers.
 #include <gtest/gtest.h>
-#include <mqtt/async_client.h>
 #include <signal.h>
 
 #include <fstream>
@@ -10,6 +9,9 @@
 
 #include "outpost/common/codec.h"
 #include "outpost/common/topics.h"
+#include "support/broker_test.h"
+#include "support/daemons.h"
+#include "support/mqtt_clients.h"
 #include "support/process.h"
 
 namespace outpost {
@@ -17,7 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using test_support::Mosquitto;
 using test_support::Process;
 using test_support::wait_until;
 
@@ -26,32 +27,14 @@ class Subscriber {
  public:
   explicit Subscriber(const std::string& uri, const std::string& user = "",
                       const std::string& password = "")
-      : client_(uri, "test-subscriber-" + std::to_string(::getpid())) {
-    client_.start_consuming();
-    mqtt::connect_options_builder builder;
-    builder.clean_session(true);
-    if (!user.empty()) builder.user_name(user).password(password);
-    auto options = builder.finalize();
-    client_.connect(options)->wait_for(10s);
-    client_.subscribe("outpost/v1/#", 1)->wait_for(10s);
-  }
-  ~Subscriber() {
-    try {
-      client_.disconnect()->wait_for(2s);
-    } catch (const mqtt::exception&) {
-    }
-  }
+      : tap_(uri, "outpost/v1/#", user, password) {}
 
   // Pulls whatever has arrived.
   void pump() {
-    mqtt::const_message_ptr msg;
-    while (client_.try_consume_message(&msg)) {
-      if (!msg) continue;
+    for (const auto& msg : tap_.take()) {
       auto topic = common::parse_device_topic(msg->get_topic());
       if (!topic.ok()) continue;
-      const std::string& payload = msg->get_payload_str();
-      auto env = common::decode(
-          std::span(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()));
+      auto env = common::decode(test_support::payload_bytes(*msg));
       ASSERT_TRUE(env.ok()) << msg->get_topic() << ": " << env.error().detail;
       messages.push_back({topic.value(), std::move(env).value()});
     }
@@ -77,26 +60,20 @@ class Subscriber {
   std::vector<std::pair<common::DeviceTopic, common::Envelope>> messages;
 
  private:
-  mqtt::async_client client_;
+  test_support::MqttSubscriber tap_;
 };
 
-class AgentIntegration : public ::testing::Test {
+class AgentIntegration : public test_support::BrokerTest {
  protected:
+  AgentIntegration() : BrokerTest("outpost_agent_it") {}
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("outpost_agent_it_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    broker_ = std::make_unique<Mosquitto>(dir_ / "broker");
-    broker_->start();
-    udp_port_ = test_support::free_port();
-    metrics_port_ = test_support::free_port();
+    BrokerTest::SetUp();
     config_ = dir_ / "agent.toml";
-    std::ofstream(config_) << "[metrics]\nlisten = \"127.0.0.1:" << metrics_port_ << "\"\n"
+    // The ports ("127.0.0.1:0" here) are chosen by each start_agent().
+    std::ofstream(config_) << "[metrics]\nlisten = \"127.0.0.1:0\"\n"
                            << "[system]\ninterval = \"0s\"\n"
                            << "[device]\nsite = \"lab\"\nid = \"gw-1\"\n"
-                           << "[inputs]\nudp_listen = \"127.0.0.1:" << udp_port_ << "\"\n"
+                           << "[inputs]\nudp_listen = \"127.0.0.1:0\"\n"
                            << "unix_socket = \"" << (dir_ / "agent.sock").string() << "\"\n"
                            << "[store]\npath = \"" << (dir_ / "agent.db").string() << "\"\n"
                            << "flush_interval = \"50ms\"\n"
@@ -106,25 +83,19 @@ class AgentIntegration : public ::testing::Test {
   }
   void TearDown() override {
     agent_.reset();
-    broker_.reset();
-    if (!HasFailure()) fs::remove_all(dir_);
+    BrokerTest::TearDown();
   }
 
-  // Starts the agent and waits until its inputs listen (datagrams sent earlier are lost).
+  // Starts the agent, waits until its inputs listen (datagrams sent earlier are lost) and
+  // reads back the ports this run of it got.
   void start_agent() {
-    const auto starts_before = count_of("started:");
-    agent_ = std::make_unique<Process>(
-        std::vector<std::string>{OUTPOST_AGENT_BIN, "--config", config_.string()},
-        dir_ / "agent.log");
-    ASSERT_TRUE(wait_until([&] { return count_of("started:") > starts_before; }, 10s))
-        << agent_log();
-  }
-
-  std::size_t count_of(const std::string& needle) {
-    const std::string log = agent_log();
-    std::size_t n = 0;
-    for (auto at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
-    return n;
+    std::string error;
+    test_support::AgentPorts ports;
+    agent_ = test_support::start_outpost_agent({OUTPOST_AGENT_BIN, "--config", config_.string()},
+                                               config_, dir_ / "agent.log", ports, error);
+    ASSERT_TRUE(agent_) << error;
+    udp_port_ = ports.udp;
+    metrics_port_ = ports.metrics;
   }
 
   std::string agent_status() {
@@ -148,11 +119,9 @@ class AgentIntegration : public ::testing::Test {
 
   std::string agent_log() { return test_support::read_text(dir_ / "agent.log"); }
 
-  fs::path dir_;
   fs::path config_;
   int udp_port_ = 0;
   int metrics_port_ = 0;
-  std::unique_ptr<Mosquitto> broker_;
   std::unique_ptr<Process> agent_;
 };
 
@@ -317,16 +286,13 @@ TEST_F(AgentIntegration, EndToEndKeepsAMessageUntilTheCollectorAcksIt) {
   EXPECT_NE(agent_status().find("unacked messages 1\n"), std::string::npos) << agent_status();
 
   // The collector's commit ack (sent here by the test) removes it from the queue.
-  mqtt::async_client collector(broker_->uri(), "test-collector");
-  collector.connect()->wait_for(10s);
-  common::Envelope ack{common::kSchemaVersion, "gw-1", 99, 1,
-                       common::CommitAck{{{epoch, seq, seq}}}};
-  const auto bytes = common::encode(ack).value();
-  collector.publish("outpost/v1/lab/gw-1/ack", bytes.data(), bytes.size(), 1, false)->wait_for(10s);
+  test_support::MqttPublisher collector(broker_->uri(), "test-collector");
+  const common::Envelope ack{common::kSchemaVersion, "gw-1", 99, 1,
+                             common::CommitAck{{{epoch, seq, seq}}}};
+  ASSERT_TRUE(collector.publish("outpost/v1/lab/gw-1/ack", ack));
   EXPECT_TRUE(wait_until(
       [&] { return agent_status().find("unacked messages 0\n") != std::string::npos; }, 10s))
       << agent_status() << agent_log();
-  collector.disconnect()->wait_for(5s);
 }
 
 TEST_F(AgentIntegration, MetricsEndpointCountsAcceptedRejectedAndQueue) {

@@ -37,6 +37,48 @@ uint64_t scenario_seed(const std::string& name) {
   return chaos_seed() ^ std::hash<std::string>{}(name);
 }
 
+// `count` SIGKILLs of a random e2e, alo or ff agent at seeded moments in [from, to), each
+// restarted 50 ms - 1 s later.
+void add_agent_kills(World& world, std::vector<Event>& events, int count, milliseconds from,
+                     milliseconds to) {
+  auto& rng = world.rng();
+  std::vector<std::size_t> targets;
+  for (Group g : {Group::kEndToEnd, Group::kAtLeastOnce, Group::kFireAndForget}) {
+    for (std::size_t i : world.agents_of(g)) targets.push_back(i);
+  }
+  for (milliseconds at : moments(rng, count, from, to, 1200ms)) {
+    const std::size_t i =
+        targets[std::uniform_int_distribution<std::size_t>(0, targets.size() - 1)(rng)];
+    const milliseconds down = uniform(rng, 50ms, 1000ms);
+    events.push_back({at, "kill -9 " + world.agent_name(i), [&world, i] { world.kill_agent(i); }});
+    events.push_back(
+        {at + down, "restart " + world.agent_name(i), [&world, i] { world.start_agent(i); }});
+  }
+}
+
+// The quota agent's link cut at a seeded moment for 8-10 s: long enough to fill its quota.
+void add_quota_cut(World& world, std::vector<Event>& events) {
+  auto& rng = world.rng();
+  const milliseconds cut_at = uniform(rng, 2s, 5s);
+  const milliseconds cut_for = uniform(rng, 8s, 10s);
+  events.push_back({cut_at, "cut the quota agent's link", [&world] { world.cut_quota_agent(); }});
+  events.push_back(
+      {cut_at + cut_for, "heal the quota agent's link", [&world] { world.heal_quota_agent(); }});
+}
+
+// `count` faults at seeded moments in [from, to) (each leaving `room` before its slot ends),
+// each repaired a seeded [down_lo, down_hi] later. The events' `at` are set here.
+void add_fault_and_repair(std::mt19937_64& rng, std::vector<Event>& events, int count,
+                          milliseconds from, milliseconds to, milliseconds room,
+                          milliseconds down_lo, milliseconds down_hi, const Event& fault,
+                          const Event& repair) {
+  for (milliseconds at : moments(rng, count, from, to, room)) {
+    const milliseconds down = uniform(rng, down_lo, down_hi);
+    events.push_back({at, fault.what, fault.act});
+    events.push_back({at + down, repair.what, repair.act});
+  }
+}
+
 void expect_passed(const Report& report) {
   for (const auto& f : report.failures) ADD_FAILURE() << f;
   if (!report.failures.empty()) ADD_FAILURE() << report.table;
@@ -51,26 +93,9 @@ TEST(Chaos, AgentKillsAndAFullDiskQuota) {
                        /*quota_agent=*/true, /*broker_persistence=*/false};
   World world(options);
   world.start();
-  auto& rng = world.rng();
   std::vector<Event> events;
-  std::vector<std::size_t> targets;
-  for (Group g : {Group::kEndToEnd, Group::kAtLeastOnce, Group::kFireAndForget}) {
-    for (std::size_t i : world.agents_of(g)) targets.push_back(i);
-  }
-  const milliseconds load = options.load;
-  for (milliseconds at : moments(rng, 7, 1500ms, load - 3s, 1200ms)) {
-    const std::size_t i =
-        targets[std::uniform_int_distribution<std::size_t>(0, targets.size() - 1)(rng)];
-    const milliseconds down = uniform(rng, 50ms, 1000ms);
-    events.push_back({at, "kill -9 " + world.agent_name(i), [&world, i] { world.kill_agent(i); }});
-    events.push_back(
-        {at + down, "restart " + world.agent_name(i), [&world, i] { world.start_agent(i); }});
-  }
-  const milliseconds cut_at = uniform(rng, 2s, 5s);
-  const milliseconds cut_for = uniform(rng, 8s, 10s);
-  events.push_back({cut_at, "cut the quota agent's link", [&world] { world.cut_quota_agent(); }});
-  events.push_back(
-      {cut_at + cut_for, "heal the quota agent's link", [&world] { world.heal_quota_agent(); }});
+  add_agent_kills(world, events, 7, 1500ms, options.load - 3s);
+  add_quota_cut(world, events);
   expect_passed(world.run(std::move(events), Rules{}));
 }
 
@@ -118,15 +143,12 @@ Report broker_kills(const std::string& name, bool persistence, const std::string
                        /*quota_agent=*/false, persistence};
   World world(options);
   world.start();
-  auto& rng = world.rng();
   std::vector<Event> events;
-  for (milliseconds at : moments(rng, 3, 1500ms, options.load - 4s, 3s)) {
-    const milliseconds d = uniform(rng, 300ms, 2500ms);
-    events.push_back({at, "kill -9 the broker", [&world] { world.kill_broker(); }});
-    events.push_back(
-        {at + d, std::string("start the broker (persistence ") + (persistence ? "on)" : "off)"),
-         [&world, persistence] { world.start_broker(persistence); }});
-  }
+  add_fault_and_repair(
+      world.rng(), events, 3, 1500ms, options.load - 4s, 3s, 300ms, 2500ms,
+      {0ms, "kill -9 the broker", [&world] { world.kill_broker(); }},
+      {0ms, std::string("start the broker (persistence ") + (persistence ? "on)" : "off)"),
+       [&world, persistence] { world.start_broker(persistence); }});
   return world.run(std::move(events), Rules{"", why, why, why});
 }
 
@@ -157,13 +179,10 @@ TEST(Chaos, CollectorKills) {
                        /*broker_persistence=*/false};
   World world(options);
   world.start();
-  auto& rng = world.rng();
   std::vector<Event> events;
-  for (milliseconds at : moments(rng, 3, 1500ms, options.load - 4s, 3s)) {
-    const milliseconds d = uniform(rng, 100ms, 2000ms);
-    events.push_back({at, "kill -9 the collector", [&world] { world.kill_collector(); }});
-    events.push_back({at + d, "restart the collector", [&world] { world.start_collector(); }});
-  }
+  add_fault_and_repair(world.rng(), events, 3, 1500ms, options.load - 4s, 3s, 100ms, 2000ms,
+                       {0ms, "kill -9 the collector", [&world] { world.kill_collector(); }},
+                       {0ms, "restart the collector", [&world] { world.start_collector(); }});
   const std::string why = "acked by the collector's Paho before it was journaled (docs/storage.md)";
   expect_passed(world.run(std::move(events), Rules{"", why, why, why}));
 }
@@ -210,21 +229,8 @@ TEST(Chaos, EverythingAtOnce) {
         break;
     }
   }
-  std::vector<std::size_t> targets;
-  for (Group g : {Group::kEndToEnd, Group::kAtLeastOnce, Group::kFireAndForget}) {
-    for (std::size_t i : world.agents_of(g)) targets.push_back(i);
-  }
-  for (milliseconds at : moments(rng, 5, 2000ms, options.load - 3s, 1200ms)) {
-    const std::size_t i =
-        targets[std::uniform_int_distribution<std::size_t>(0, targets.size() - 1)(rng)];
-    events.push_back({at, "kill -9 " + world.agent_name(i), [&world, i] { world.kill_agent(i); }});
-    events.push_back({at + uniform(rng, 50ms, 1000ms), "restart " + world.agent_name(i),
-                      [&world, i] { world.start_agent(i); }});
-  }
-  const milliseconds cut_at = uniform(rng, 2s, 5s);
-  events.push_back({cut_at, "cut the quota agent's link", [&world] { world.cut_quota_agent(); }});
-  events.push_back({cut_at + uniform(rng, 8s, 10s), "heal the quota agent's link",
-                    [&world] { world.heal_quota_agent(); }});
+  add_agent_kills(world, events, 5, 2000ms, options.load - 3s);
+  add_quota_cut(world, events);
   const std::string why = "broker and collector kills (see the scenarios of one fault each)";
   expect_passed(world.run(std::move(events), Rules{"", why, why, why}));
 }

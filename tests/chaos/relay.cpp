@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "support/process.h"
+
 namespace outpost::chaos {
 namespace {
 
@@ -27,21 +29,13 @@ void reset_and_close(int fd) {
   ::close(fd);
 }
 
-sockaddr_in loopback(int port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  return addr;
-}
-
 // A listening socket on 127.0.0.1:port (0: any free port); -1 on failure.
 int listen_on(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   const int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr = loopback(port);
+  sockaddr_in addr = test_support::loopback_address(port);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 128) != 0) {
     ::close(fd);
     return -1;
@@ -166,7 +160,7 @@ void Relay::run() {
         const int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (client < 0) break;
         const int broker = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in addr = loopback(target_port_);
+        sockaddr_in addr = test_support::loopback_address(target_port_);
         if (broker < 0 || ::connect(broker, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
           if (broker >= 0) ::close(broker);
           reset_and_close(client);  // broker down: the client sees it at once

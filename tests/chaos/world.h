@@ -113,7 +113,6 @@ class World {
 
  private:
   struct Agent;
-  void write_broker_config(bool persistence);
   void write_agent_config(Agent& a);
   void feed_loop();
   void send_to(Agent& a, int fd);
@@ -130,12 +129,10 @@ class World {
   WorldOptions options_;
   std::mt19937_64 rng_;
   std::filesystem::path dir_;
-  int broker_port_ = 0;
-  std::unique_ptr<test_support::Process> broker_;
+  std::unique_ptr<test_support::Mosquitto> broker_;  // its port stays for the whole run
   std::unique_ptr<Relay> relay_;
   std::unique_ptr<Relay> quota_relay_;
   std::filesystem::path collector_config_, collector_db_;
-  int collector_metrics_port_ = 0;
   std::unique_ptr<test_support::Process> collector_;
   std::vector<std::unique_ptr<Agent>> agents_;
   std::unique_ptr<test_support::Process> sim_;

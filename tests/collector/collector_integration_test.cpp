@@ -1,7 +1,6 @@
 // outpost-collector end to end: a real mosquitto on a free loopback port, the real collector
 // binary on a real SQLite file, the real agent for end_to_end delivery, real signals.
 #include <gtest/gtest.h>
-#include <mqtt/async_client.h>
 #include <signal.h>
 #include <sqlite3.h>
 
@@ -13,7 +12,10 @@
 #include "outpost/common/sample.h"
 #include "outpost/common/sqlite.h"
 #include "outpost/common/topics.h"
+#include "support/broker_test.h"
+#include "support/daemons.h"
 #include "support/http_server.h"
+#include "support/mqtt_clients.h"
 #include "support/process.h"
 
 namespace outpost {
@@ -21,7 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using test_support::Mosquitto;
 using test_support::Process;
 using test_support::wait_until;
 
@@ -61,48 +62,27 @@ std::string sql_exec(const fs::path& db, const std::string& sql) {
   return error;
 }
 
+// The test's publisher: every publish must be acknowledged by the broker.
 class Publisher {
  public:
-  explicit Publisher(const std::string& uri, const std::string& id = "test-publisher")
-      : client_(uri, id + "-" + std::to_string(::getpid())) {
-    // Bounded waits everywhere: a stuck token fails the test instead of hanging ctest.
-    if (!client_.connect(mqtt::connect_options_builder().clean_session(true).finalize())
-             ->wait_for(10s)) {
-      throw std::runtime_error("test publisher: connect timed out");
-    }
-  }
-  ~Publisher() {
-    try {
-      client_.disconnect()->wait_for(2s);
-    } catch (const mqtt::exception&) {
-    }
-  }
+  explicit Publisher(const std::string& uri) : client_(uri) {}
   void raw(const std::string& topic, const std::string& payload) {
-    ASSERT_TRUE(client_.publish(topic, payload.data(), payload.size(), 1, false)->wait_for(10s))
-        << "publish to " << topic << " timed out";
+    ASSERT_TRUE(client_.publish(topic, payload)) << "publish to " << topic << " timed out";
   }
   void envelope(const std::string& topic, const common::Envelope& e) {
-    auto bytes = common::encode(e);
-    ASSERT_TRUE(bytes.ok());
-    raw(topic, std::string(bytes.value().begin(), bytes.value().end()));
+    ASSERT_TRUE(client_.publish(topic, e)) << "publish to " << topic << " failed";
   }
 
  private:
-  mqtt::async_client client_;
+  test_support::MqttPublisher client_;
 };
 
-class CollectorIntegration : public ::testing::Test {
+class CollectorIntegration : public test_support::BrokerTest {
  protected:
+  CollectorIntegration() : BrokerTest("outpost_collector_it") {}
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("outpost_collector_it_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    broker_ = std::make_unique<Mosquitto>(dir_ / "broker");
-    broker_->start();
+    BrokerTest::SetUp();
     db_ = dir_ / "collector.db";
-    metrics_port_ = test_support::free_port();
     config_ = dir_ / "collector.toml";
     std::ofstream(config_) << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\n"
                            << "client_id = \"collector-it\"\n"
@@ -110,50 +90,43 @@ class CollectorIntegration : public ::testing::Test {
                            << "[storage]\npath = \"" << db_.string() << "\"\n"
                            << "commit_interval = \"50ms\"\n"
                            << "[events]\ngap_grace = \"1s\"\n"
-                           << "[metrics]\nlisten = \"127.0.0.1:" << metrics_port_ << "\"\n";
+                           << "[metrics]\nlisten = \"127.0.0.1:0\"\n";  // start_collector sets it
   }
   void TearDown() override {
     agent_.reset();
     collector_.reset();
-    broker_.reset();
-    if (!HasFailure()) fs::remove_all(dir_);
+    BrokerTest::TearDown();
   }
-  // Starts the collector and waits until it has subscribed: its own log says so, after the
-  // broker acknowledged the subscriptions (a message published earlier would not reach it).
-  // Starts a real outpost-agent for device `id` at site "lab", reading UDP on `udp_port` and
-  // sending to this broker; `store_keys` and `mqtt_keys` are added to those tables, and
-  // `tables` after them.
-  void start_agent(const std::string& id, int udp_port, const std::string& store_keys = "",
-                   const std::string& mqtt_keys = "", const std::string& tables = "") {
+  // Starts a real outpost-agent for device `id` at site "lab", reading UDP on a port nobody
+  // else holds (returned) and sending to this broker; `store_keys` and `mqtt_keys` are
+  // added to those tables, and `tables` after them. Returns once it has started.
+  int start_agent(const std::string& id, const std::string& store_keys = "",
+                  const std::string& mqtt_keys = "", const std::string& tables = "") {
     const fs::path config = dir_ / "agent.toml";
     std::ofstream(config) << "[metrics]\nlisten = \"\"\n[system]\ninterval = \"0s\"\n"
                           << "[device]\nsite = \"lab\"\nid = \"" << id << "\"\n"
-                          << "[inputs]\nudp_listen = \"127.0.0.1:" << udp_port << "\"\n"
+                          << "[inputs]\nudp_listen = \"127.0.0.1:0\"\n"
                           << "unix_socket = \"\"\n"
                           << "[store]\npath = \"" << (dir_ / "agent.db").string() << "\"\n"
                           << store_keys << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\n"
                           << mqtt_keys << tables;
-    agent_ = std::make_unique<Process>(
-        std::vector<std::string>{OUTPOST_AGENT_BIN, "--config", config.string()},
-        dir_ / "agent.log");
+    std::string error;
+    test_support::AgentPorts ports;
+    agent_ = test_support::start_outpost_agent({OUTPOST_AGENT_BIN, "--config", config.string()},
+                                               config, dir_ / "agent.log", ports, error);
+    EXPECT_TRUE(agent_) << error;
+    return ports.udp;
   }
 
+  // Starts the collector and waits until it has subscribed: its own log says so, after the
+  // broker acknowledged the subscriptions (a message published earlier would not reach it).
+  // Its metrics port is new on every start.
   void start_collector() {
-    const auto subscribed = [&] {
-      const std::string log = test_support::read_text(dir_ / "collector.log");
-      std::size_t n = 0;
-      for (auto at = log.find("subscribed to"); at != std::string::npos;
-           at = log.find("subscribed to", at + 1)) {
-        ++n;
-      }
-      return n;
-    };
-    const std::size_t before = subscribed();
-    collector_ = std::make_unique<Process>(
-        std::vector<std::string>{OUTPOST_COLLECTOR_BIN, "--config", config_.string()},
-        dir_ / "collector.log");
-    ASSERT_TRUE(wait_until([&] { return subscribed() > before; }, 15s))
-        << test_support::read_text(dir_ / "collector.log");
+    std::string error;
+    collector_ = test_support::start_outpost_collector(
+        {OUTPOST_COLLECTOR_BIN, "--config", config_.string()}, config_, dir_ / "collector.log",
+        metrics_port_, error);
+    ASSERT_TRUE(collector_) << error;
   }
   int64_t sql(const std::string& q) { return sql_int(db_, q); }
   std::string tool(const std::string& args) {
@@ -174,9 +147,8 @@ class CollectorIntegration : public ::testing::Test {
     return e;
   }
 
-  fs::path dir_, db_, config_;
+  fs::path db_, config_;
   int metrics_port_ = 0;
-  std::unique_ptr<Mosquitto> broker_;
   std::unique_ptr<Process> collector_;
   std::unique_ptr<Process> agent_;
 };
@@ -248,27 +220,19 @@ TEST_F(CollectorIntegration, MalformedCorpusLandsInTheDlqWithReasonsWhileValidTr
 TEST_F(CollectorIntegration, AcksFlowOnThePublisherConnectionAgainAfterABrokerRestart) {
   start_collector();
   const auto ack_arrives = [&](uint64_t seq) {
-    mqtt::async_client listener(broker_->uri(), "test-ack-listener");
-    listener.start_consuming();
-    if (!listener.connect(mqtt::connect_options_builder().clean_session(true).finalize())
-             ->wait_for(10s) ||
-        !listener.subscribe("outpost/v1/lab/gw-1/ack", 1)->wait_for(10s)) {
-      return false;
-    }
+    test_support::MqttSubscriber listener(broker_->uri(), "outpost/v1/lab/gw-1/ack");
     Publisher(broker_->uri()).envelope("outpost/v1/lab/gw-1/data", batch("gw-1", seq));
     bool acked = false;
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     while (!acked && std::chrono::steady_clock::now() < deadline) {
-      mqtt::const_message_ptr msg;
-      if (!listener.try_consume_message_for(&msg, 100ms) || !msg) continue;
-      const std::string& p = msg->get_payload_str();
-      auto env = common::decode(std::span(reinterpret_cast<const uint8_t*>(p.data()), p.size()));
+      const auto msg = listener.take_one(100ms);
+      if (!msg) continue;
+      auto env = common::decode(test_support::payload_bytes(*msg));
       if (!env.ok() || env.value().kind() != common::PayloadKind::kAck) continue;
       for (const auto& r : std::get<common::CommitAck>(env.value().body).committed) {
         acked = acked || (r.first <= seq && seq <= r.last);
       }
     }
-    listener.disconnect()->wait_for(2s);
     return acked;
   };
   EXPECT_TRUE(ack_arrives(1)) << test_support::read_text(dir_ / "collector.log");
@@ -299,13 +263,10 @@ TEST_F(CollectorIntegration, PersistentSessionHoldsMessagesPublishedWhileTheColl
 
 TEST_F(CollectorIntegration, LastWillMakesTheDeviceOfflineAndRaisesAnEventOnTheBroker) {
   start_collector();
-  mqtt::async_client events(broker_->uri(), "events-watcher");
-  events.start_consuming();
-  ASSERT_TRUE(events.connect()->wait_for(10s));
-  ASSERT_TRUE(events.subscribe("outpost/v1/events/#", 1)->wait_for(10s));
+  test_support::MqttSubscriber events(broker_->uri(), "outpost/v1/events/#");
 
   // A real agent: its birth says online; kill -9 leaves the broker to publish its last will.
-  start_agent("gw-1", test_support::free_port());
+  start_agent("gw-1");
   ASSERT_TRUE(wait_until(
       [&] { return sql("SELECT count(*) FROM devices WHERE state = 'online'") == 1; }, 30s))
       << test_support::read_text(dir_ / "agent.log");
@@ -318,23 +279,20 @@ TEST_F(CollectorIntegration, LastWillMakesTheDeviceOfflineAndRaisesAnEventOnTheB
   bool seen = false;
   ASSERT_TRUE(wait_until(
       [&] {
-        mqtt::const_message_ptr msg;
-        while (events.try_consume_message(&msg)) {
-          if (msg && msg->get_topic() == "outpost/v1/events/device_offline/lab/gw-1") seen = true;
+        for (const auto& msg : events.take()) {
+          if (msg->get_topic() == "outpost/v1/events/device_offline/lab/gw-1") seen = true;
         }
         return seen;
       },
       10s));
-  events.disconnect()->wait_for(5s);
 }
 
 TEST_F(CollectorIntegration, KillNineUnderLoadLosesNothingAndStoresNothingTwiceForEndToEndAgents) {
   start_collector();
-  const int udp_port = test_support::free_port();
-  start_agent("gw-e2e", udp_port, "flush_interval = \"20ms\"\n",
-              "data_delivery = \"end_to_end\"\nack_timeout = \"2s\"\n"
-              "reconnect_min = \"100ms\"\nreconnect_max = \"500ms\"\n",
-              "[batch]\nmax_delay = \"50ms\"\nmax_readings = 20\n");
+  const int udp_port = start_agent("gw-e2e", "flush_interval = \"20ms\"\n",
+                                   "data_delivery = \"end_to_end\"\nack_timeout = \"2s\"\n"
+                                   "reconnect_min = \"100ms\"\nreconnect_max = \"500ms\"\n",
+                                   "[batch]\nmax_delay = \"50ms\"\nmax_readings = 20\n");
   ASSERT_TRUE(wait_until(
       [&] { return sql("SELECT count(*) FROM devices WHERE device = 'gw-e2e'") == 1; }, 15s))
       << test_support::read_text(dir_ / "agent.log");

@@ -499,8 +499,8 @@ TEST(WebhookDispatcher, TimeoutsUntilMaxAttemptsGiveUpNamingTheTimeout) {
 
 TEST(WebhookDispatcher, ConnectionRefusedIsRetriedThenGivenUp) {
   GaveUpLog gave_up;
-  WebhookConfig config =
-      hook("ops", "http://127.0.0.1:" + std::to_string(test_support::free_port()) + "/x");
+  const test_support::RefusingPort nobody;
+  WebhookConfig config = hook("ops", "http://127.0.0.1:" + std::to_string(nobody.port()) + "/x");
   config.max_attempts = 2;
   WebhookDispatcher dispatcher({config}, gave_up.callback());
   dispatcher.post("gw-7", event());

@@ -2,18 +2,19 @@
 // outpost-agent) binaries, and a Paho subscriber that decodes and validates everything it
 // sees, as the collector would, to check the manifest against what actually arrived.
 #include <gtest/gtest.h>
-#include <mqtt/async_client.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 
 #include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/topics.h"
 #include "outpost/sim/faults.h"
+#include "support/broker_test.h"
+#include "support/manifest.h"
+#include "support/mqtt_clients.h"
 #include "support/process.h"
 
 namespace outpost {
@@ -21,8 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using test_support::Mosquitto;
+using test_support::ManifestDevice;
 using test_support::Process;
+using test_support::read_manifest;
 using test_support::wait_until;
 
 // What the subscriber saw of one device, judged like the collector judges it.
@@ -37,29 +39,14 @@ struct Seen {
 
 class Subscriber {
  public:
-  explicit Subscriber(const std::string& uri)
-      : client_(uri, "sim-test-subscriber-" + std::to_string(::getpid())) {
-    client_.start_consuming();
-    auto options = mqtt::connect_options_builder().clean_session(true).finalize();
-    client_.connect(options)->wait_for(10s);
-    client_.subscribe("outpost/v1/#", 1)->wait_for(10s);
-  }
-  ~Subscriber() {
-    try {
-      client_.disconnect()->wait_for(2s);
-    } catch (const mqtt::exception&) {
-    }
-  }
+  explicit Subscriber(const std::string& uri) : tap_(uri) {}
 
   // Pulls what has arrived and judges it.
   void pump() {
-    mqtt::const_message_ptr msg;
-    while (client_.try_consume_message(&msg)) {
-      if (!msg) continue;
+    for (const auto& msg : tap_.take()) {
       auto topic = common::parse_device_topic(msg->get_topic());
       ASSERT_TRUE(topic.ok()) << msg->get_topic();
-      const std::string& p = msg->get_payload_str();
-      const std::span bytes(reinterpret_cast<const uint8_t*>(p.data()), p.size());
+      const auto bytes = test_support::payload_bytes(*msg);
       Seen& seen = devices[topic.value().device];
       if (topic.value().kind == common::PayloadKind::kStatus) {
         auto env = common::decode(bytes);
@@ -86,55 +73,29 @@ class Subscriber {
   std::map<std::string, Seen> devices;
 
  private:
-  mqtt::async_client client_;
+  test_support::MqttSubscriber tap_;
 };
 
-// One device of the manifest, read back with regular expressions (one device per line).
-struct ManifestDevice {
-  std::string mode;
-  std::vector<std::array<uint64_t, 3>> epochs;  // epoch, first_seq, last_seq
-  std::map<std::string, uint64_t> numbers;      // readings_sent, ..., and malformed kinds
-};
-
-std::map<std::string, ManifestDevice> read_manifest(const fs::path& path) {
-  std::map<std::string, ManifestDevice> out;
-  std::ifstream in(path);
-  std::string line;
-  const std::regex device_re(R"re("device":"([^"]+)","mode":"([a-z]+)")re");
-  const std::regex epoch_re(R"re(\{"epoch":(\d+),"first_seq":(\d+),"last_seq":(\d+)\})re");
-  const std::regex number_re(R"re("([a-z_]+)":(\d+))re");
-  while (std::getline(in, line)) {
-    std::smatch m;
-    if (!line.starts_with("{\"site\"") || !std::regex_search(line, m, device_re)) continue;
-    ManifestDevice& d = out[m[1]];
-    d.mode = m[2];
-    for (std::sregex_iterator it(line.begin(), line.end(), epoch_re), end; it != end; ++it) {
-      d.epochs.push_back({std::stoull((*it)[1]), std::stoull((*it)[2]), std::stoull((*it)[3])});
-    }
-    for (std::sregex_iterator it(line.begin(), line.end(), number_re), end; it != end; ++it) {
-      if ((*it)[1] != "epoch" && (*it)[1] != "first_seq" && (*it)[1] != "last_seq") {
-        d.numbers[(*it)[1]] = std::stoull((*it)[2]);
-      }
-    }
-  }
-  return out;
+// Waits (10 s) until `matches(id, device)` holds for every device of the manifest, then checks
+// each one, so that a failure names the devices that do not match.
+template <typename Matches>
+void expect_all_match(Subscriber& sub, const std::map<std::string, ManifestDevice>& manifest,
+                      Matches matches) {
+  EXPECT_TRUE(wait_until(
+      [&] {
+        sub.pump();
+        for (const auto& [id, d] : manifest) {
+          if (!matches(id, d)) return false;
+        }
+        return true;
+      },
+      10s));
+  for (const auto& [id, d] : manifest) EXPECT_TRUE(matches(id, d)) << id;
 }
 
-class SimIntegration : public ::testing::Test {
+class SimIntegration : public test_support::BrokerTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("outpost_sim_it_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    broker_ = std::make_unique<Mosquitto>(dir_ / "broker");
-    broker_->start();
-  }
-  void TearDown() override {
-    broker_.reset();
-    if (!HasFailure()) fs::remove_all(dir_);
-  }
+  SimIntegration() : BrokerTest("outpost_sim_it") {}
 
   // Runs outpost-sim to its end; returns its exit code.
   int run_sim(std::vector<std::string> args, std::chrono::seconds timeout = 30s) {
@@ -148,9 +109,6 @@ class SimIntegration : public ::testing::Test {
 
   fs::path manifest_path() const { return dir_ / "manifest.json"; }
   std::string sim_log() const { return test_support::read_text(dir_ / "sim.log"); }
-
-  fs::path dir_;
-  std::unique_ptr<Mosquitto> broker_;
 };
 
 TEST_F(SimIntegration, DirectFleetMessagesDecodeToExactlyWhatTheManifestSays) {
@@ -192,11 +150,7 @@ TEST_F(SimIntegration, DirectFleetMessagesDecodeToExactlyWhatTheManifestSays) {
     EXPECT_EQ(seen.logs, d.numbers.at("logs_sent")) << id;
     EXPECT_EQ(seen.valid_messages - seen.unique.size(), d.numbers.at("duplicates_sent")) << id;
     EXPECT_TRUE(seen.rejected.empty()) << id;
-    std::set<std::pair<uint64_t, uint64_t>> expected;
-    for (const auto& [epoch, first, last] : d.epochs) {
-      for (uint64_t s = first; s <= last; ++s) expected.insert({epoch, s});
-    }
-    EXPECT_EQ(seen.unique, expected) << id;
+    EXPECT_EQ(seen.unique, d.seqs()) << id;
     ASSERT_EQ(d.epochs.size(), 1u) << id << ": one boot, no gaps";
     EXPECT_EQ(d.epochs[0][1], 1u);
     // Birth on connect and offline at the end, both counted.
@@ -400,25 +354,12 @@ TEST_F(SimIntegration, FlakyCellularWithEveryFaultAtOnceStillMatchesTheManifest)
     for (const auto& [reason, n] : seen.rejected) {
       if (n) rejected[reason] = n;
     }
-    std::set<std::pair<uint64_t, uint64_t>> want;
-    for (const auto& [epoch, first, last] : d.epochs) {
-      for (uint64_t s = first; s <= last; ++s) want.insert({epoch, s});
-    }
-    return seen.unique == want && seen.readings == d.numbers.at("readings_sent") &&
+    return seen.unique == d.seqs() && seen.readings == d.numbers.at("readings_sent") &&
            seen.logs == d.numbers.at("logs_sent") &&
            seen.valid_messages - seen.unique.size() == d.numbers.at("duplicates_sent") &&
            rejected == expected[id];
   };
-  EXPECT_TRUE(wait_until(
-      [&] {
-        sub.pump();
-        for (const auto& [id, d] : manifest) {
-          if (!matches(id, d)) return false;
-        }
-        return true;
-      },
-      10s));
-  for (const auto& [id, d] : manifest) EXPECT_TRUE(matches(id, d)) << id;
+  expect_all_match(sub, manifest, matches);
 }
 
 TEST_F(SimIntegration, SplitOverShardProcessesTheManifestIsStillExactAndTheSame) {
@@ -435,25 +376,12 @@ TEST_F(SimIntegration, SplitOverShardProcessesTheManifestIsStillExactAndTheSame)
   EXPECT_GT(cuts, 0u);
   auto matches = [&](const std::string& id, const ManifestDevice& d) {
     Seen& seen = sub.devices[id];
-    std::set<std::pair<uint64_t, uint64_t>> want;
-    for (const auto& [epoch, first, last] : d.epochs) {
-      for (uint64_t s = first; s <= last; ++s) want.insert({epoch, s});
-    }
-    return seen.unique == want && seen.readings == d.numbers.at("readings_sent") &&
+    return seen.unique == d.seqs() && seen.readings == d.numbers.at("readings_sent") &&
            seen.valid_messages - seen.unique.size() == d.numbers.at("duplicates_sent") &&
            seen.statuses[d.numbers.at("cuts") ? common::DeviceState::kLost
                                               : common::DeviceState::kOffline] == 1;
   };
-  EXPECT_TRUE(wait_until(
-      [&] {
-        sub.pump();
-        for (const auto& [id, d] : manifest) {
-          if (!matches(id, d)) return false;
-        }
-        return true;
-      },
-      10s));
-  for (const auto& [id, d] : manifest) EXPECT_TRUE(matches(id, d)) << id;
+  expect_all_match(sub, manifest, matches);
 
   // One process or three: the same devices, epochs and faults for the same seed.
   ASSERT_EQ(run_sim({"--devices", "7", "--duration", "3s", "--period", "100ms", "--batch-size",
@@ -510,9 +438,10 @@ TEST_F(SimIntegration, BrokenScenarioNamesFileLineAndKeyAndExits78) {
 }
 
 TEST_F(SimIntegration, UnreachableBrokerIsARuntimeFailureWithAnEmptyManifest) {
+  const test_support::RefusingPort nobody;  // bound, never listening: connects are refused
   std::vector<std::string> argv = {OUTPOST_SIM_BIN,
                                    "--broker",
-                                   "tcp://127.0.0.1:" + std::to_string(test_support::free_port()),
+                                   "tcp://127.0.0.1:" + std::to_string(nobody.port()),
                                    "--devices",
                                    "2",
                                    "--duration",
