@@ -425,7 +425,7 @@ int main(int argc, char** argv) {
     row("  published (QoS 1, PUBACKed by mosquitto)",
         fmt("%.0f readings/s", readings_sent / publish_s), "");
     row("  stored (first publish to last reading committed)",
-        fmt("%.0f readings/s", stored / store_s), ">= 1,000,000 readings/s");
+        fmt("%.0f readings/s", stored / store_s), ">= 600,000 readings/s (1 M goal)");
     row("  readings sent / stored / duplicates / DLQ",
         std::to_string(throughput_sent) + " / " + fmt("%.0f", stored) + " / " + fmt("%.0f", dups) +
             " / " + fmt("%.0f", dlq_rows),

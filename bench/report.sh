@@ -140,7 +140,7 @@ build/bench/collector_bench --messages "$messages" --seconds "$lat_seconds" >"$w
   echo "readings, 2 QoS 1 publishers, zero loss checked):"
   echo
   sed -n '/^| measure/,/^$/p' "$work/throughput.txt"
-  echo "Target: >= 1,000,000 readings/s sustained."
+  echo "Target: >= 600,000 readings/s sustained end to end (1,000,000 stays the goal; docs/targets.md)."
   echo
 } >>"$report"
 
