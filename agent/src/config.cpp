@@ -54,17 +54,7 @@ common::Status<common::ConfigError> read_agent_config(common::ConfigReader& r, A
   c.batch = {max_readings, max_records, max_bytes};
   r.read_duration_us("batch.max_delay", c.max_batch_delay_us, 1'000, 3'600'000'000);
 
-  r.read("mqtt.broker", c.broker);
-  r.read("mqtt.client_id", c.client_id);
-  r.read("mqtt.username", c.username);
-  r.read("mqtt.password", c.password);
-  r.read("mqtt.ca_file", c.ca_file);
-  r.read("mqtt.cert_file", c.cert_file);
-  r.read("mqtt.key_file", c.key_file);
-  r.read("mqtt.verify_hostname", c.verify_hostname);
-  r.read_duration_us("mqtt.keepalive", c.keepalive_us, 1'000'000, 3'600'000'000);
-  r.read_duration_us("mqtt.reconnect_min", c.reconnect_min_us, 10'000, 3'600'000'000);
-  r.read_duration_us("mqtt.reconnect_max", c.reconnect_max_us, 10'000, 3'600'000'000);
+  common::read_mqtt_connection(r, c);
   r.read("mqtt.max_inflight", c.max_inflight, 1, 1000);
   const std::initializer_list<std::pair<std::string_view, DeliveryMode>> modes = {
       {"fire_and_forget", DeliveryMode::kFireAndForget},
@@ -107,17 +97,6 @@ common::Status<common::ConfigError> read_agent_config(common::ConfigReader& r, A
   }
   if (c.udp_listen.empty() && c.unix_socket.empty()) {
     r.add_error("inputs.udp_listen", "no input: set inputs.udp_listen or inputs.unix_socket");
-  }
-  if (c.reconnect_max_us < c.reconnect_min_us) {
-    r.add_error("mqtt.reconnect_max", "is below mqtt.reconnect_min");
-  }
-  if (c.broker.rfind("tcp://", 0) != 0 && c.broker.rfind("ssl://", 0) != 0 &&
-      c.broker.rfind("mqtt://", 0) != 0 && c.broker.rfind("mqtts://", 0) != 0) {
-    r.add_error("mqtt.broker", "must start with tcp://, ssl://, mqtt:// or mqtts://");
-  }
-  if (c.cert_file.empty() != c.key_file.empty()) {
-    r.add_error(c.cert_file.empty() ? "mqtt.key_file" : "mqtt.cert_file",
-                "cert_file and key_file go together");
   }
   auto status = r.finish();
   if (status.ok()) finish_agent_defaults(c);

@@ -36,15 +36,7 @@ common::Result<std::unique_ptr<PahoPublisher>> PahoPublisher::create(const std::
 }
 
 common::Result<std::unique_ptr<PahoPublisher>> PahoPublisher::create(const AgentConfig& config) {
-  common::MqttSettings settings;
-  settings.keepalive_us = config.keepalive_us;
-  settings.username = config.username;
-  settings.password = config.password;
-  settings.ca_file = config.ca_file;
-  settings.cert_file = config.cert_file;
-  settings.key_file = config.key_file;
-  settings.verify_hostname = config.verify_hostname;
-  return create(config.broker, config.client_id, std::move(settings),
+  return create(config.broker, config.client_id, config.settings(/*clean_session=*/true),
                 static_cast<int>(config.max_inflight));
 }
 

@@ -35,11 +35,20 @@ class PahoPublisher final : public Publisher {
 
 class JournalReleaser final : public JournalRelease {
  public:
-  explicit JournalReleaser(Journal& journal) : journal_(journal) {}
-  void release(JournalPosition committed) override { journal_.release(committed); }
+  JournalReleaser(Journal& journal, Counters& counters) : journal_(journal), counters_(counters) {}
+  void release(JournalPosition committed) override {
+    if (auto s = journal_.release(committed); !s.ok()) {
+      ++counters_.journal_release_failures;
+      if (log_.allow(std::chrono::steady_clock::now())) {
+        spdlog::warn("{} ({} more not logged)", s.error().message, log_.take_suppressed());
+      }
+    }
+  }
 
  private:
   Journal& journal_;
+  Counters& counters_;
+  common::RateLimiter log_{3, std::chrono::seconds(60)};
 };
 
 class Webhooks final : public EventForwarder {
@@ -78,8 +87,8 @@ class QueueSource final : public WorkSource {
 }  // namespace
 
 struct Collector::Adapters {
-  explicit Adapters(BoundedQueue<StorageWork>& queue, Journal& journal)
-      : journal(journal), source(queue) {}
+  Adapters(BoundedQueue<StorageWork>& queue, Journal& journal, Counters& counters)
+      : journal(journal, counters), source(queue) {}
   JournalReleaser journal;
   QueueSource source;
   std::optional<Webhooks> webhooks;
@@ -92,7 +101,7 @@ Collector::Collector(CollectorConfig config, std::unique_ptr<Sink> sink,
       sink_(std::move(sink)),
       journal_(std::move(journal)),
       queue_(config_.queue_messages),
-      adapters_(std::make_unique<Adapters>(queue_, *journal_)) {
+      adapters_(std::make_unique<Adapters>(queue_, *journal_, counters_)) {
   FleetTracker fleet(
       FleetOptions{config_.offline_after_us, config_.gap_grace_us, config_.dlq_rate_per_minute});
   for (const DeviceRow& d : devices) {

@@ -8,18 +8,8 @@ namespace outpost::collector {
 
 common::Status<common::ConfigError> read_collector_config(common::ConfigReader& r,
                                                           CollectorConfig& c) {
-  r.read("mqtt.broker", c.broker);
-  r.read("mqtt.client_id", c.client_id);
-  r.read("mqtt.username", c.username);
-  r.read("mqtt.password", c.password);
-  r.read("mqtt.ca_file", c.ca_file);
-  r.read("mqtt.cert_file", c.cert_file);
-  r.read("mqtt.key_file", c.key_file);
-  r.read("mqtt.verify_hostname", c.verify_hostname);
+  common::read_mqtt_connection(r, c);
   r.read("mqtt.clean_session", c.clean_session);
-  r.read_duration_us("mqtt.keepalive", c.keepalive_us, 1'000'000, 3600LL * 1'000'000);
-  r.read_duration_us("mqtt.reconnect_min", c.reconnect_min_us, 1'000);
-  r.read_duration_us("mqtt.reconnect_max", c.reconnect_max_us, 1'000);
   r.read("mqtt.topics", c.topics);
   r.read("mqtt.shared_group", c.shared_group);
   r.read("mqtt.publish_acks", c.publish_acks);
@@ -62,13 +52,6 @@ common::Status<common::ConfigError> read_collector_config(common::ConfigReader& 
   }
   if (!c.shared_group.empty() && !common::is_valid_id(c.shared_group)) {
     r.add_error("mqtt.shared_group", "must be 1-64 characters of [A-Za-z0-9._-]");
-  }
-  if (c.reconnect_min_us > c.reconnect_max_us) {
-    r.add_error("mqtt.reconnect_min", "must not be larger than mqtt.reconnect_max");
-  }
-  if ((!c.cert_file.empty()) != (!c.key_file.empty())) {
-    r.add_error(c.cert_file.empty() ? "mqtt.key_file" : "mqtt.cert_file",
-                "cert_file and key_file go together");
   }
   if (!c.metrics_listen.empty() && !common::parse_host_port(c.metrics_listen)) {
     r.add_error("metrics.listen", "expected host:port with an IP address, e.g. 127.0.0.1:9109");

@@ -73,6 +73,9 @@ std::string metrics_text(const Counters& c, const LiveGauges& live) {
   counter("retention_failures_total", "Retention runs that failed (retried a minute later).",
           c.retention_failures);
   counter("journal_errors_total", "Journal writes that failed.", c.journal_errors);
+  counter("journal_release_failures_total",
+          "Committed journal segments that could not be removed (tried again at the next commit).",
+          c.journal_release_failures);
   gauge("rules_tripped", "Threshold rules tripped now, per (rule, device).", c.rules_tripped);
   if (live.webhooks) {
     const WebhookStats& w = *live.webhooks;

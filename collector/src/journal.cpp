@@ -142,7 +142,10 @@ common::Status<> Journal::append(const std::vector<RawMessage>& messages,
       // A partial record at the tail is ignored by replay; start a clean segment.
       const std::string why = std::strerror(errno);
       offset_ += done;
-      (void)roll();
+      if (auto rolled = roll(); !rolled.ok()) {
+        return common::Error{"journal write failed: " + why +
+                             "; no new segment either: " + rolled.error().message};
+      }
       return common::Error{"journal write failed: " + why};
     }
     done += static_cast<std::size_t>(n);
@@ -153,13 +156,15 @@ common::Status<> Journal::append(const std::vector<RawMessage>& messages,
   return {};
 }
 
-void Journal::release(JournalPosition committed) {
+common::Status<> Journal::release(JournalPosition committed) {
   std::lock_guard lock(mu_);
   for (uint64_t seg : segments()) {
     if (seg >= committed.segment || seg >= segment_) break;
     std::error_code ec;
     fs::remove(path_of(seg), ec);
+    if (ec) return common::Error{"journal: cannot remove " + path_of(seg) + ": " + ec.message()};
   }
+  return {};
 }
 
 }  // namespace outpost::collector

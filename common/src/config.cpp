@@ -383,6 +383,31 @@ Status<ConfigError> ConfigReader::finish() {
   return *first;
 }
 
+void read_mqtt_connection(ConfigReader& r, BrokerConfig& k) {
+  r.read("mqtt.broker", k.broker);
+  r.read("mqtt.client_id", k.client_id);
+  r.read("mqtt.username", k.username);
+  r.read("mqtt.password", k.password);
+  r.read("mqtt.ca_file", k.ca_file);
+  r.read("mqtt.cert_file", k.cert_file);
+  r.read("mqtt.key_file", k.key_file);
+  r.read("mqtt.verify_hostname", k.verify_hostname);
+  r.read_duration_us("mqtt.keepalive", k.keepalive_us, 1'000'000, 3'600'000'000);
+  r.read_duration_us("mqtt.reconnect_min", k.reconnect_min_us, 10'000, 3'600'000'000);
+  r.read_duration_us("mqtt.reconnect_max", k.reconnect_max_us, 10'000, 3'600'000'000);
+  if (k.reconnect_max_us < k.reconnect_min_us) {
+    r.add_error("mqtt.reconnect_max", "is below mqtt.reconnect_min");
+  }
+  if (!k.broker.starts_with("tcp://") && !k.broker.starts_with("ssl://") &&
+      !k.broker.starts_with("mqtt://") && !k.broker.starts_with("mqtts://")) {
+    r.add_error("mqtt.broker", "must start with tcp://, ssl://, mqtt:// or mqtts://");
+  }
+  if (k.cert_file.empty() != k.key_file.empty()) {
+    r.add_error(k.cert_file.empty() ? "mqtt.key_file" : "mqtt.cert_file",
+                "cert_file and key_file go together");
+  }
+}
+
 void read_validation_options(ConfigReader& reader, std::string_view table, ValidationOptions& out) {
   const std::string prefix = std::string(table) + ".";
   reader.read_duration_us(prefix + "max_future_skew", out.max_future_skew_us);

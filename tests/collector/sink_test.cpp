@@ -245,13 +245,42 @@ TEST_F(SinkTest, JournalReplaysWhatFollowsThePositionAndStopsAtATornTail) {
   // Once committed past the old segment, it is deleted.
   std::vector<JournalPosition> newer;
   ASSERT_TRUE(j.value()->append({{"t/4", "four", 4}}, newer).ok());
-  j.value()->release(newer[0]);
+  ASSERT_TRUE(j.value()->release(newer[0]).ok());
   seen.clear();
   ASSERT_TRUE(
       j.value()
           ->replay(std::nullopt, [&](RawMessage&& m, JournalPosition) { seen.push_back(m.topic); })
           .ok());
   EXPECT_TRUE(seen.empty());
+}
+
+TEST_F(SinkTest, JournalSegmentThatCannotBeRemovedIsReportedAndRemovedLater) {
+  const std::string jdir = (dir_ / "journal").string();
+  std::vector<JournalPosition> after;
+  {
+    auto j = Journal::open(jdir, false);
+    ASSERT_TRUE(j.ok());
+    ASSERT_TRUE(j.value()->append({{"t/1", "one", 1}}, after).ok());
+  }
+  std::vector<fs::path> old;
+  for (const auto& e : fs::directory_iterator(jdir)) old.push_back(e.path());
+  ASSERT_EQ(old.size(), 1u);
+  auto j = Journal::open(jdir, false);  // writes to a new segment from here on
+  ASSERT_TRUE(j.ok());
+  std::vector<JournalPosition> newer;
+  ASSERT_TRUE(j.value()->append({{"t/2", "two", 2}}, newer).ok());
+  // The old segment's name now holds a non-empty directory: removing it fails (even as root).
+  fs::remove(old[0]);
+  fs::create_directory(old[0]);
+  std::ofstream(old[0] / "keep") << "x";
+  auto released = j.value()->release(newer[0]);
+  ASSERT_FALSE(released.ok());
+  EXPECT_NE(released.error().message.find(old[0].filename().string()), std::string::npos)
+      << released.error().message;
+  fs::remove_all(old[0]);
+  std::ofstream(old[0]) << "";
+  EXPECT_TRUE(j.value()->release(newer[0]).ok());
+  EXPECT_FALSE(fs::exists(old[0]));
 }
 
 TEST(Classify, SortsMessagesIntoBatchesStatusesAndDlqWithReasons) {
@@ -297,6 +326,23 @@ TEST(CollectorConfig, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(s.error().file, "collector.toml");
   EXPECT_EQ(s.error().line, 3);
   EXPECT_EQ(s.error().key, "storage.commit_interval");
+}
+
+TEST(CollectorConfig, BrokerKeysAreCheckedAsTheAgentChecksThem) {
+  auto key_of = [](const std::string& toml) -> std::string {
+    auto reader = common::ConfigReader::parse_string(toml, "collector.toml");
+    if (!reader.ok()) return "parse error";
+    CollectorConfig config;
+    auto s = read_collector_config(reader.value(), config);
+    return s.ok() ? "ok" : s.error().key + ": " + s.error().message;
+  };
+  EXPECT_EQ(key_of("[mqtt]\nbroker = \"127.0.0.1:1883\"\n"),
+            "mqtt.broker: must start with tcp://, ssl://, mqtt:// or mqtts://");
+  EXPECT_EQ(key_of("[mqtt]\nreconnect_min = \"10s\"\nreconnect_max = \"5s\"\n"),
+            "mqtt.reconnect_max: is below mqtt.reconnect_min");
+  EXPECT_EQ(key_of("[mqtt]\ncert_file = \"c.pem\"\n"),
+            "mqtt.cert_file: cert_file and key_file go together");
+  EXPECT_EQ(key_of("[mqtt]\nbroker = \"ssl://broker:8883\"\n"), "ok");
 }
 
 TEST(CollectorConfig, SharedGroupPrefixesEveryFilter) {

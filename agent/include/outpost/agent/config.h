@@ -26,7 +26,9 @@ enum class DeliveryMode : uint8_t {
   kEndToEnd,       // QoS 1; a message leaves the queue when the collector's commit ack names it
 };
 
-struct AgentConfig {
+// The [mqtt] connection keys (broker, client_id, credentials, TLS, keepalive, reconnect bounds)
+// come from common::BrokerConfig; client_id empty means outpost-<site>-<device>.
+struct AgentConfig : common::BrokerConfig {
   // [device]
   std::string site = "default";  // site id, the <site> topic level
   std::string device_id;         // device id; empty: this machine's hostname
@@ -44,18 +46,7 @@ struct AgentConfig {
   BatchLimits batch;
   int64_t max_batch_delay_us = 1'000'000;  // send a partial batch after this long
 
-  // [mqtt]
-  std::string broker = "tcp://127.0.0.1:1883";  // tcp://host:port or ssl://host:port
-  std::string client_id;                        // empty: outpost-<site>-<device>
-  std::string username;
-  std::string password;   // never logged
-  std::string ca_file;    // TLS: CA certificates to verify the broker
-  std::string cert_file;  // TLS: client certificate
-  std::string key_file;   // TLS: client key
-  bool verify_hostname = true;
-  int64_t keepalive_us = 30'000'000;
-  int64_t reconnect_min_us = common::kMqttReconnectMinUs;  // shared by every program: 500 ms
-  int64_t reconnect_max_us = common::kMqttReconnectMaxUs;  // 30 s
+  // [mqtt], beside the connection keys of common::BrokerConfig
   uint32_t max_inflight = 16;  // messages published and not yet acknowledged
   DeliveryMode data_delivery = DeliveryMode::kAtLeastOnce;
   DeliveryMode logs_delivery = DeliveryMode::kAtLeastOnce;

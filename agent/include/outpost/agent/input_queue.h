@@ -15,7 +15,7 @@
 #include <mutex>
 #include <vector>
 
-#include "outpost/agent/store.h"
+#include "outpost/agent/queue.h"
 
 namespace outpost::agent {
 

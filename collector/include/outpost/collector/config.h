@@ -15,20 +15,14 @@
 
 namespace outpost::collector {
 
-struct CollectorConfig {
-  // [mqtt]
-  std::string broker = "tcp://127.0.0.1:1883";  // tcp://host:port or ssl://host:port
-  std::string client_id = "outpost-collector";  // fixed: the broker keeps its session
-  std::string username;
-  std::string password;   // never logged
-  std::string ca_file;    // TLS: CA certificates to verify the broker
-  std::string cert_file;  // TLS: client certificate
-  std::string key_file;   // TLS: client key
-  bool verify_hostname = true;
+// The [mqtt] connection keys (broker, client_id, credentials, TLS, keepalive, reconnect bounds)
+// come from common::BrokerConfig.
+struct CollectorConfig : common::BrokerConfig {
+  // client_id is fixed by default ("outpost-collector"): the broker keeps its session.
+  CollectorConfig() { client_id = "outpost-collector"; }
+
+  // [mqtt], beside the connection keys
   bool clean_session = false;  // false: the broker holds QoS 1 messages while we are down
-  int64_t keepalive_us = 30'000'000;
-  int64_t reconnect_min_us = common::kMqttReconnectMinUs;  // shared by every program: 500 ms
-  int64_t reconnect_max_us = common::kMqttReconnectMaxUs;  // 30 s
   // Topic filters; "$share/<group>/" is put in front of each when shared_group is set.
   std::vector<std::string> topics = {"outpost/v1/+/+/data", "outpost/v1/+/+/logs",
                                      "outpost/v1/+/+/status"};

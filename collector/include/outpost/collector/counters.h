@@ -40,7 +40,8 @@ struct Counters {
   std::atomic<uint64_t> expired_rows{0};
   std::atomic<uint64_t> retention_failures{0};  // expire() calls that failed
   std::atomic<uint64_t> journal_errors{0};
-  std::atomic<uint64_t> rules_tripped{0};  // (rule, device) pairs tripped now
+  std::atomic<uint64_t> journal_release_failures{0};  // committed segments that could not go
+  std::atomic<uint64_t> rules_tripped{0};             // (rule, device) pairs tripped now
   // Reading timestamp -> committed, per upper bound of kLatencyBuckets (+Inf last).
   std::array<std::atomic<uint64_t>, 13> latency_counts{};
   std::atomic<uint64_t> latency_sum_us{0};

@@ -19,16 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "outpost/collector/ingest.h"
 #include "outpost/collector/sink.h"
 #include "outpost/common/result.h"
 
 namespace outpost::collector {
-
-struct RawMessage {
-  std::string topic;
-  std::string payload;
-  int64_t received_us = 0;
-};
 
 class Journal {
  public:
@@ -47,8 +42,9 @@ class Journal {
   common::Status<> append(const std::vector<RawMessage>& messages,
                           std::vector<JournalPosition>& after);
 
-  // Deletes the segments wholly before `committed`.
-  void release(JournalPosition committed);
+  // Deletes the segments wholly before `committed`. A segment that cannot be removed stays
+  // (replay starts after the committed position anyway) and the next release tries again.
+  [[nodiscard]] common::Status<> release(JournalPosition committed);
 
   uint64_t bytes_written() const { return bytes_written_; }
 

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "outpost/common/mqtt_settings.h"
 #include "outpost/common/result.h"
 
 namespace outpost::common {
@@ -131,5 +132,12 @@ class ConfigReader {
 // Reads the codec's validation options from [<table>]: max_future_skew and
 // max_past_age (durations), check_unsynced_timestamps, allow_non_finite (bools).
 void read_validation_options(ConfigReader& reader, std::string_view table, ValidationOptions& out);
+
+// Reads and checks the [mqtt] connection keys every program shares (mqtt_settings.h): broker
+// (tcp://, ssl://, mqtt:// or mqtts://), client_id, username, password, ca_file, cert_file with
+// key_file, verify_hostname, keepalive (1 s to 1 h), reconnect_min and reconnect_max (10 ms to
+// 1 h, max not below min). One reader, so the agent and the collector accept them alike;
+// errors name the key that must change.
+void read_mqtt_connection(ConfigReader& reader, BrokerConfig& keys);
 
 }  // namespace outpost::common

@@ -34,6 +34,36 @@ struct MqttSettings {
   bool verify_hostname = true;              // TLS: the certificate must name the host
 };
 
+// The [mqtt] connection keys the agent's and the collector's configs share (each config struct
+// derives from it, so both read and check them alike: common::read_mqtt_connection).
+struct BrokerConfig {
+  std::string broker = "tcp://127.0.0.1:1883";  // tcp://host:port or ssl://host:port
+  std::string client_id;                        // the program's config sets its default
+  std::string username;
+  std::string password;   // never logged
+  std::string ca_file;    // TLS: CA certificates to verify the broker
+  std::string cert_file;  // TLS: client certificate
+  std::string key_file;   // TLS: client key
+  bool verify_hostname = true;
+  int64_t keepalive_us = 30'000'000;
+  int64_t reconnect_min_us = kMqttReconnectMinUs;
+  int64_t reconnect_max_us = kMqttReconnectMaxUs;
+
+  // The connect settings these keys make.
+  MqttSettings settings(bool clean_session) const {
+    MqttSettings s;
+    s.clean_session = clean_session;
+    s.keepalive_us = keepalive_us;
+    s.username = username;
+    s.password = password;
+    s.ca_file = ca_file;
+    s.cert_file = cert_file;
+    s.key_file = key_file;
+    s.verify_hostname = verify_hostname;
+    return s;
+  }
+};
+
 // TLS is on when a CA file or a client certificate is given.
 inline bool uses_tls(const MqttSettings& s) { return !s.ca_file.empty() || !s.cert_file.empty(); }
 
