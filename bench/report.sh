@@ -37,15 +37,7 @@ log() { echo "report: $*" >&2; }
 result() {  # result <file> <key>: a value from collector_bench's RESULT line
   sed -n 's/^RESULT //p' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() {  # wait_for <seconds> <command...>
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.2
-  done
-}
+source scripts/lib.sh  # free_port, wait_for
 
 if ((quick)); then
   rates=(10000 50000)

@@ -32,15 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() {  # wait_for <seconds> <command...>: poll a condition, never a fixed sleep
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.2
-  done
-}
+source scripts/lib.sh  # free_port, wait_for
 broker_up() { mosquitto_pub -p "$mqtt_port" -t outpost-demo/ping -n >/dev/null 2>&1; }
 collector() { build/collector/outpost-collector --config "$demo/collector.toml" "$@"; }
 summary_value() { collector summary 2>/dev/null | awk -v k="$1" 'index($0, k) == 1 {print $NF}'; }
