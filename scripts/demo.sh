@@ -87,7 +87,9 @@ echo "== 1. mosquitto on 127.0.0.1:$mqtt_port and outpost-collector on demo/coll
 mosquitto -c "$demo/mosquitto.conf" >"$demo/mosquitto.log" 2>&1 &
 pids+=($!)
 wait_for 10 broker_up
-collector >"$demo/collector.log" 2>&1 &
+# The binary itself in the background, not the collector() function: $! must be its PID
+# (a function would run in a subshell, and step 4's SIGTERM would miss the collector).
+build/collector/outpost-collector --config "$demo/collector.toml" >"$demo/collector.log" 2>&1 &
 collector_pid=$!
 pids+=("$collector_pid")
 wait_for 15 grep -q "subscribed to" "$demo/collector.log"
