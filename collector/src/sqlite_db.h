@@ -50,9 +50,6 @@ class Database {
   std::unique_ptr<common::sqlite::StatementCache> cache_;  // finalized before db_ closes
 };
 
-// The devices table, ordered by site and device (Reader::devices; the sink's start-up seed).
-common::Result<std::vector<DeviceRow>, SinkError> read_devices(Database& db);
-
 // The WHERE clause a DlqFilter makes (parameters ?1..?4), and its bindings: the reader lists
 // what the writer's purge removes.
 std::string dlq_where(const DlqFilter& filter);

@@ -13,34 +13,6 @@ using sqlite_db::Statement;
 
 namespace sqlite_db {
 
-Result<std::vector<DeviceRow>, SinkError> read_devices(Database& db) {
-  std::vector<DeviceRow> out;
-  Statement q(db.prepare(
-      "SELECT device, site, first_seen_us, last_seen_us, state, epoch, readings, logs, batches, "
-      "duplicates, gaps, last_status FROM devices ORDER BY site, device"));
-  if (!q.ok()) return db.error("cannot list devices");
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) {
-    DeviceRow d;
-    d.device = q.text(0);
-    d.site = q.text(1);
-    d.first_seen_us = q.integer(2);
-    d.last_seen_us = q.integer(3);
-    // The state column holds presence_name() of what the FleetTracker decided.
-    d.presence = presence_from_name(q.text(4)).value_or(Presence::kUnknown);
-    d.epoch = static_cast<uint64_t>(q.integer(5));
-    d.readings = static_cast<uint64_t>(q.integer(6));
-    d.logs = static_cast<uint64_t>(q.integer(7));
-    d.batches = static_cast<uint64_t>(q.integer(8));
-    d.duplicates = static_cast<uint64_t>(q.integer(9));
-    d.gaps = static_cast<uint64_t>(q.integer(10));
-    d.last_status = q.text(11);
-    out.push_back(std::move(d));
-  }
-  if (rc != SQLITE_DONE) return db.error("cannot list devices");
-  return out;
-}
-
 std::string dlq_where(const DlqFilter& f) {
   std::string w = " WHERE received_us BETWEEN ?1 AND ?2";
   if (f.reason) w += " AND reason = ?3";
@@ -83,7 +55,32 @@ Result<std::unique_ptr<SqliteReader>, SinkError> SqliteReader::open(const std::s
 }
 
 Result<std::vector<DeviceRow>, SinkError> SqliteReader::devices() {
-  return sqlite_db::read_devices(*db_);
+  sqlite_db::Database& db = *db_;
+  std::vector<DeviceRow> out;
+  Statement q(db.prepare(
+      "SELECT device, site, first_seen_us, last_seen_us, state, epoch, readings, logs, batches, "
+      "duplicates, gaps, last_status FROM devices ORDER BY site, device"));
+  if (!q.ok()) return db.error("cannot list devices");
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    DeviceRow d;
+    d.device = q.text(0);
+    d.site = q.text(1);
+    d.first_seen_us = q.integer(2);
+    d.last_seen_us = q.integer(3);
+    // The state column holds presence_name() of what the FleetTracker decided.
+    d.presence = presence_from_name(q.text(4)).value_or(Presence::kUnknown);
+    d.epoch = static_cast<uint64_t>(q.integer(5));
+    d.readings = static_cast<uint64_t>(q.integer(6));
+    d.logs = static_cast<uint64_t>(q.integer(7));
+    d.batches = static_cast<uint64_t>(q.integer(8));
+    d.duplicates = static_cast<uint64_t>(q.integer(9));
+    d.gaps = static_cast<uint64_t>(q.integer(10));
+    d.last_status = q.text(11);
+    out.push_back(std::move(d));
+  }
+  if (rc != SQLITE_DONE) return db.error("cannot list devices");
+  return out;
 }
 
 Status<SinkError> SqliteReader::query_readings(const ReadingQuery& query,

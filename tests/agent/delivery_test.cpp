@@ -13,9 +13,9 @@ namespace outpost::agent {
 namespace {
 
 using namespace std::chrono_literals;
-using test::FakeClock;
-using test::FakePublisher;
-using test::FakeQueue;
+using test_support::FakeClock;
+using test_support::FakePublisher;
+using test_support::FakeQueue;
 
 constexpr uint64_t kEpoch = 7;
 constexpr auto kTick = 20ms;

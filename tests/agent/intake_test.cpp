@@ -10,8 +10,8 @@
 namespace outpost::agent {
 namespace {
 
-using test::FakeClock;
-using test::FakeQueue;
+using test_support::FakeClock;
+using test_support::FakeQueue;
 
 std::vector<QueueItem> readings(int n) {
   std::vector<InputReading> in;

@@ -18,9 +18,9 @@ namespace {
 using namespace std::chrono_literals;
 using common::EventKind;
 using common::Reason;
+using test_support::FakeCollectorPublisher;
 using test_support::FakeEventForwarder;
 using test_support::FakeJournalRelease;
-using test_support::FakePublisher;
 using test_support::FakeSink;
 using test_support::FakeStorageClock;
 using test_support::FakeWorkSource;
@@ -47,7 +47,7 @@ struct Harness {
   Counters counters;
   FakeJournalRelease journal;
   FakeEventForwarder webhooks;
-  FakePublisher publisher;
+  FakeCollectorPublisher publisher;
   FakeWorkSource source{clock};
   std::unique_ptr<StorageLoop> loop;
 

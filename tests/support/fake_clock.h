@@ -6,7 +6,7 @@
 
 #include "outpost/agent/clock.h"
 
-namespace outpost::test {
+namespace outpost::test_support {
 
 class FakeClock final : public agent::Clock {
  public:
@@ -27,4 +27,4 @@ class FakeClock final : public agent::Clock {
   bool synchronised_ = true;
 };
 
-}  // namespace outpost::test
+}  // namespace outpost::test_support

@@ -113,7 +113,7 @@ class FakeWorkSource final : public collector::WorkSource {
 
 // Records what it publishes, decoded. `up = false`: not connected; `fail = true`: connected but
 // every publish fails (as when Paho throws).
-class FakePublisher final : public collector::Publisher {
+class FakeCollectorPublisher final : public collector::Publisher {
  public:
   struct Sent {
     std::string topic;

@@ -17,7 +17,7 @@
 #include "outpost/agent/publisher.h"
 #include "outpost/common/codec.h"
 
-namespace outpost::test {
+namespace outpost::test_support {
 
 class FakePublisher final : public agent::Publisher {
  public:
@@ -185,4 +185,4 @@ class FakePublisher final : public agent::Publisher {
   std::vector<agent::Received> received_;
 };
 
-}  // namespace outpost::test
+}  // namespace outpost::test_support

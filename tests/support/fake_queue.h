@@ -10,7 +10,7 @@
 
 #include "outpost/agent/queue.h"
 
-namespace outpost::test {
+namespace outpost::test_support {
 
 class FakeQueue final : public agent::Outbox, public agent::ItemQueue, public agent::ItemSink {
  public:
@@ -136,4 +136,4 @@ class FakeQueue final : public agent::Outbox, public agent::ItemQueue, public ag
   std::deque<OutboxMessage> outbox_;
 };
 
-}  // namespace outpost::test
+}  // namespace outpost::test_support
