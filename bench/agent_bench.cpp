@@ -111,7 +111,10 @@ struct Setup {
                           << "\"\nmax_bytes = \"1GiB\"\n[batch]\nmax_delay = \"200ms\"\n"
                           << "[mqtt]\nbroker = \"" << broker->uri()
                           << "\"\nreconnect_min = \"100ms\"\nreconnect_max = \"500ms\"\n"
-                          << "max_inflight = 64\n[log]\nlevel = \"warn\"\n"
+                          << "max_inflight = 64\n"
+                          // No collector: delivery ends at the broker's PUBACK.
+                          << "data_delivery = \"at_least_once\"\n"
+                          << "logs_delivery = \"at_least_once\"\n[log]\nlevel = \"warn\"\n"
                           << "[system]\ninterval = \"0s\"\n"
                           << "[metrics]\nlisten = \"127.0.0.1:0\"\n";
     std::string error;

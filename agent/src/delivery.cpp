@@ -279,6 +279,15 @@ void Delivery::send(time_point now) {
           if (now - a->second.sent < options_.ack_timeout) continue;
           awaiting_ack_.erase(a);
           ++counters_.resent;
+          if (counters_.commit_acks == 0 && ack_log_.allow(now)) {
+            spdlog::warn(
+                "no commit ack from a collector on {} in {} s; sending epoch {} seq {} again. "
+                "end_to_end needs an Outpost collector; for other consumers set "
+                "data_delivery and logs_delivery to \"at_least_once\"{}",
+                ack_topic_,
+                std::chrono::duration_cast<std::chrono::seconds>(options_.ack_timeout).count(),
+                message.epoch, message.seq, suppressed_note(ack_log_));
+          }
         }
         if (!publish(message)) return;
       }

@@ -29,7 +29,7 @@ struct Flags {
   std::string manifest;
   bool progress = false;
   // Overrides: applied when given on the command line.
-  std::string broker, mode, site, agent_bin, work_dir, malformed_kinds;
+  std::string broker, mode, site, agent_bin, work_dir, agent_delivery, malformed_kinds;
   std::string duration, period, clock_skew, reboot_every, storm_every, burst_every, burst_length;
   uint32_t devices = 0, agents = 0, threads = 0, processes = 0, connections = 0, batch_size = 0,
            max_inflight = 0, burst_factor = 0;
@@ -63,6 +63,11 @@ void add_flags(CLI::App& app, Flags& f) {
       ->group(run);
   app.add_option("--agent-bin", f.agent_bin, "Agent mode: path of outpost-agent")->group(run);
   app.add_option("--work-dir", f.work_dir, "Agent mode: directory for configs, stores, logs")
+      ->group(run);
+  app.add_option("--agent-delivery", f.agent_delivery,
+                 "Agent mode: the agents' delivery mode; default from --qos (0: "
+                 "fire_and_forget, else at_least_once); end_to_end against an Outpost collector")
+      ->check(CLI::IsMember({"fire_and_forget", "at_least_once", "end_to_end"}))
       ->group(run);
   auto* fleet = "Fleet (override the scenario)";
   app.add_option("--devices", f.devices, "Number of devices (direct mode)")->group(fleet);
@@ -134,6 +139,7 @@ bool apply_flags(const CLI::App& app, const Flags& f, Scenario& s, std::string& 
   if (given("--agents")) s.agents = f.agents;
   if (given("--agent-bin")) s.agent_bin = f.agent_bin;
   if (given("--work-dir")) s.work_dir = f.work_dir;
+  if (given("--agent-delivery")) s.agent_delivery = f.agent_delivery;
   if (given("--devices")) s.devices = f.devices;
   if (given("--site")) s.site = f.site;
   if (given("--batch-size")) s.device.batch_size = f.batch_size;

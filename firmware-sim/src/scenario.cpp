@@ -101,6 +101,7 @@ void read_scenario(common::ConfigReader& r, Scenario& s) {
   r.read("agents.count", s.agents, 1, 1000);
   r.read("agents.bin", s.agent_bin);
   r.read("agents.work_dir", s.work_dir);
+  r.read("agents.delivery", s.agent_delivery);
 }
 
 common::Result<Scenario, common::ConfigError> finish(common::ConfigReader& r, Scenario s) {
@@ -170,6 +171,10 @@ common::Status<> check_scenario(const Scenario& s) {
   }
   if (f.malformed_fraction > 0 && f.malformed_kinds.empty()) {
     return fail("malformed fraction set but no malformed kinds");
+  }
+  if (!s.agent_delivery.empty() && s.agent_delivery != "fire_and_forget" &&
+      s.agent_delivery != "at_least_once" && s.agent_delivery != "end_to_end") {
+    return fail("agent delivery must be fire_and_forget, at_least_once or end_to_end");
   }
   if (s.mode == DeviceMode::kAgent && s.agent_bin.empty()) {
     return fail("agent mode needs the agent binary (--agent-bin or [agents] bin)");

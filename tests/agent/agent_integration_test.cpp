@@ -79,7 +79,10 @@ class AgentIntegration : public test_support::BrokerTest {
                            << "flush_interval = \"50ms\"\n"
                            << "[batch]\nmax_delay = \"100ms\"\nmax_readings = 50\n"
                            << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\n"
-                           << "reconnect_min = \"1s\"\nreconnect_max = \"2s\"\n";
+                           << "reconnect_min = \"1s\"\nreconnect_max = \"2s\"\n"
+                           // No collector here: the broker's PUBACK is the end of delivery.
+                           << "data_delivery = \"at_least_once\"\n"
+                           << "logs_delivery = \"at_least_once\"\n";
   }
   void TearDown() override {
     agent_.reset();
@@ -260,8 +263,11 @@ TEST_F(AgentIntegration, KillNineKeepsWhatWasPersistedAndNeverReusesASequenceNum
 }
 
 TEST_F(AgentIntegration, EndToEndKeepsAMessageUntilTheCollectorAcksIt) {
-  std::ofstream(config_, std::ios::app) << "data_delivery = \"end_to_end\"\n"
-                                        << "ack_timeout = \"1s\"\n";
+  std::string config = test_support::read_text(config_);
+  const std::string mode = "data_delivery = \"at_least_once\"";
+  ASSERT_NE(config.find(mode), std::string::npos);
+  config.replace(config.find(mode), mode.size(), "data_delivery = \"end_to_end\"");
+  std::ofstream(config_) << config << "ack_timeout = \"1s\"\n";
   Subscriber sub(broker_->uri());
   start_agent();
   send_counts(0, 5);

@@ -49,6 +49,9 @@ class DeliveryTest : public ::testing::Test {
     options_.epoch = kEpoch;
     options_.broker = "tcp://fake";
     options_.max_inflight = 4;
+    // Tests of end_to_end say so; the rest run against a broker's PUBACK alone.
+    options_.data_delivery = DeliveryMode::kAtLeastOnce;
+    options_.logs_delivery = DeliveryMode::kAtLeastOnce;
     options_.ack_timeout = 1s;
     options_.max_batch_delay = 0ms;  // every batch is due at once unless a test says otherwise
     options_.reconnect_min = 500ms;

@@ -287,6 +287,45 @@ TEST_F(CollectorIntegration, LastWillMakesTheDeviceOfflineAndRaisesAnEventOnTheB
       10s));
 }
 
+TEST_F(CollectorIntegration, DefaultDeliveryKeepsWhatTheBrokerTookBeforeTheCollectorSubscribed) {
+  // No collector yet, and it never had a session on this broker: whatever the broker accepts
+  // now reaches no subscriber of the collector's. The agent runs with its default delivery
+  // mode; only ack_timeout is shortened, so that the test does not wait the default 30 s.
+  test_support::MqttSubscriber tap(broker_->uri(), "outpost/v1/lab/gw-default/data");
+  const int udp_port =
+      start_agent("gw-default", "flush_interval = \"20ms\"\n", "ack_timeout = \"1s\"\n",
+                  "[batch]\nmax_delay = \"50ms\"\nmax_readings = 10\n");
+  constexpr int kReadings = 50;
+  for (int i = 0; i < kReadings; ++i) {
+    test_support::send_udp(udp_port, "counter value=" + std::to_string(i) + "i");
+  }
+  // The broker has taken (and acknowledged) every reading once the tap has seen them all.
+  std::set<int64_t> seen;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (const auto& msg : tap.take()) {
+          auto env = common::decode(test_support::payload_bytes(*msg));
+          if (!env.ok()) continue;
+          for (const auto& r : std::get<common::ReadingBatch>(env.value().body).readings) {
+            if (auto* v = std::get_if<int64_t>(&r.value)) seen.insert(*v);
+          }
+        }
+        return seen.size() == kReadings;
+      },
+      15s))
+      << seen.size() << " of " << kReadings << "\n"
+      << test_support::read_text(dir_ / "agent.log");
+
+  // The agent still holds them until a collector says they are committed.
+  start_collector();
+  ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM readings") == kReadings; }, 30s))
+      << "stored " << sql("SELECT count(*) FROM readings") << " of " << kReadings << "\n"
+      << test_support::read_text(dir_ / "agent.log");
+  EXPECT_EQ(sql("SELECT count(DISTINCT value) FROM readings"), kReadings);
+  ASSERT_TRUE(wait_until(
+      [&] { return sql_int(dir_ / "agent.db", "SELECT count(*) FROM outbox") == 0; }, 30s));
+}
+
 TEST_F(CollectorIntegration, KillNineUnderLoadLosesNothingAndStoresNothingTwiceForEndToEndAgents) {
   start_collector();
   const int udp_port = start_agent("gw-e2e", "flush_interval = \"20ms\"\n",

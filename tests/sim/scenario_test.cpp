@@ -54,6 +54,7 @@ clock_skew = "1m"
 [agents]
 count = 4
 bin = "/usr/bin/outpost-agent"
+delivery = "end_to_end"
 )",
                           "t.toml");
   ASSERT_TRUE(s.ok()) << s.error().to_string();
@@ -70,6 +71,7 @@ bin = "/usr/bin/outpost-agent"
             (std::vector{MalformedKind::kNan, MalformedKind::kOversized}));
   EXPECT_EQ(v.device.faults.clock_skew_us, 60'000'000);
   EXPECT_EQ(v.agents, 4u);
+  EXPECT_EQ(v.agent_delivery, "end_to_end");
   EXPECT_EQ(v.device_id(11), "lab-0012");
   EXPECT_TRUE(check_scenario(v).ok());
 }
@@ -129,6 +131,10 @@ TEST(Scenario, ChecksCatchWhatNoSingleKeyCan) {
   s.processes = s.devices + 1;
   EXPECT_FALSE(check_scenario(s).ok()) << "more shard processes than devices";
   s.processes = 2;
+  EXPECT_TRUE(check_scenario(s).ok());
+  s.agent_delivery = "exactly_once";
+  EXPECT_FALSE(check_scenario(s).ok()) << "no such delivery mode";
+  s.agent_delivery = "end_to_end";
   EXPECT_TRUE(check_scenario(s).ok());
 }
 

@@ -48,8 +48,11 @@ struct AgentConfig : common::BrokerConfig {
 
   // [mqtt], beside the connection keys of common::BrokerConfig
   uint32_t max_inflight = 16;  // messages published and not yet acknowledged
-  DeliveryMode data_delivery = DeliveryMode::kAtLeastOnce;
-  DeliveryMode logs_delivery = DeliveryMode::kAtLeastOnce;
+  // end_to_end by default: against an Outpost collector it survives a broker restart without
+  // persistence, a collector crash and a collector not yet subscribed; at_least_once is for
+  // consumers that send no commit acks (docs/guarantees.md, "What each delivery mode survives").
+  DeliveryMode data_delivery = DeliveryMode::kEndToEnd;
+  DeliveryMode logs_delivery = DeliveryMode::kEndToEnd;
   int64_t status_interval_us = 60'000'000;  // retained status refresh
   int64_t ack_timeout_us = 30'000'000;      // end_to_end: re-send a message not acked by then
   uint32_t max_awaiting_ack = 256;          // end_to_end: messages sent and not yet acked

@@ -49,8 +49,8 @@ struct DeliveryOptions {
   uint64_t epoch = 0;     // this run's epoch, stamped on every sealed message
   std::string broker;     // for log lines only
   std::string client_id;  // for log lines only
-  DeliveryMode data_delivery = DeliveryMode::kAtLeastOnce;
-  DeliveryMode logs_delivery = DeliveryMode::kAtLeastOnce;
+  DeliveryMode data_delivery = DeliveryMode::kEndToEnd;  // the agent's defaults (config.h)
+  DeliveryMode logs_delivery = DeliveryMode::kEndToEnd;
   BatchLimits batch;
   std::chrono::microseconds max_batch_delay{1'000'000};   // a partial batch goes after this
   uint32_t max_inflight = 16;                             // published, delivery not complete

@@ -39,6 +39,9 @@ struct Scenario {
   uint32_t agents = 2;    // agent mode: agents (= devices) to start
   std::string agent_bin;  // agent mode: path of outpost-agent
   std::string work_dir;   // agent mode: configs, stores, logs
+  // agent mode: the agents' data_delivery and logs_delivery; "" = from qos (0:
+  // fire_and_forget, else at_least_once, which needs no collector); "end_to_end" against one.
+  std::string agent_delivery;
 
   // The id of device `index` (0-based): prefix + 1-based number, zero-padded to 4 digits.
   std::string device_id(uint32_t index) const;
