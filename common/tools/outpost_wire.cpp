@@ -68,20 +68,24 @@ std::optional<std::vector<uint8_t>> from_hex(std::string_view text) {
 
 // ------------------------------------------------------------------- example
 
-// The worked example of docs/wire-format.md.
-Envelope worked_example() {
+// The worked example of docs/wire-format.md; `t0` is its first timestamp.
+constexpr int64_t kWorkedExampleT0 = 1'700'000'000'000'000;  // 2023-11-14T22:13:20Z
+
+Envelope worked_example(int64_t t0) {
   ReadingBatch b;
   b.time_synced = true;
   b.sensor_names = {"temp", "door"};
   b.units = {"Cel"};
-  const int64_t t0 = 1'700'000'000'000'000;
   b.readings = {
       {0, t0, 21.37}, {1, t0, true}, {0, t0 + 1'000'000, 21.4}, {1, t0 + 1'000'000, false}};
   return Envelope{kSchemaVersion, "gw-7", 3, 42, std::move(b)};
 }
 
-int run_example() {
-  auto bytes = encode(worked_example());
+// With `now`, the same readings stamped one second ago and now: a payload that `decode
+// --topic` and the collector accept (the fixed 2023 timestamps are older than any
+// max_past_age up to about three years).
+int run_example(bool now) {
+  auto bytes = encode(worked_example(now ? now_us() - 1'000'000 : kWorkedExampleT0));
   if (!bytes.ok()) {
     std::cerr << "outpost-wire: " << bytes.error().detail << "\n";
     return kExitFailure;
@@ -241,7 +245,10 @@ int run_demo(const ValidationOptions& validation) {
   std::printf("\n3. Explore further:\n");
   std::printf(
       "   build/common/outpost-wire example                 # the docs' worked example, hex\n");
-  std::printf("   build/common/outpost-wire example | build/common/outpost-wire decode --hex -\n");
+  std::printf(
+      "   build/common/outpost-wire example --now | build/common/outpost-wire decode --hex \\\n");
+  std::printf(
+      "       --topic outpost/v1/site-a/gw-7/data -           # stamped now, so it validates\n");
   std::printf("   build/bench/codec_bench                           # throughput, bytes/reading\n");
   std::printf("   scripts/test.sh                                   # the whole test suite\n");
   std::printf("\n   This demo exercises the wire format and codec that the agent, the collector\n");
@@ -261,7 +268,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   app.add_subcommand("demo", "Encode a typical batch, compare with JSON, reject malformed ones");
-  app.add_subcommand("example", "Print the worked example of docs/wire-format.md in hex");
+  bool example_now = false;
+  auto* ex =
+      app.add_subcommand("example", "Print the worked example of docs/wire-format.md in hex");
+  ex->add_flag("--now", example_now,
+               "Stamp its readings with the current time instead of 2023-11-14, so that\n"
+               "`decode --topic outpost/v1/<site>/gw-7/data` accepts it");
   DecodeOptions decode_opt;
   auto* dec = app.add_subcommand(
       "decode",
@@ -299,6 +311,6 @@ int main(int argc, char** argv) {
                 validation.max_past_age_us);
 
   if (app.got_subcommand("demo")) return run_demo(validation);
-  if (app.got_subcommand("example")) return run_example();
+  if (app.got_subcommand("example")) return run_example(example_now);
   return run_decode(decode_opt, validation);
 }
