@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Runs the shell examples of README.md and docs/*.md against the built binaries.
+"""Runs the shell examples of the READMEs and docs/*.md against the built binaries.
 
-Every fenced ```sh block in those files carries a marker on the line before it:
+Every fenced ```sh block of README.md and */*.md (docs/, each program's README, ...) carries a marker on the line before it:
   <!-- example: run -->              run by this test
   <!-- example: skip: REASON -->     not run (installs packages, runs for minutes, needs a
                                      fleet: the demo test covers those); counted and printed
@@ -184,7 +184,10 @@ class Page:
 
 def main():
     root, build = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    pages = [os.path.join(root, "README.md")] + sorted(glob.glob(os.path.join(root, "docs", "*.md")))
+    pages = [os.path.join(root, "README.md")] + sorted(
+        glob.glob(os.path.join(root, "*", "README.md")) + glob.glob(os.path.join(root, "*", "*.md"))
+    )
+    pages = [p for p in dict.fromkeys(pages) if "/build" not in p and "/third_party/" not in p]
     passed = failed = skipped = 0
     for path in pages:
         rel = os.path.relpath(path, root)
