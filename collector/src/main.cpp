@@ -54,8 +54,9 @@ int main(int argc, char** argv) {
   std::string logs_severity;
   auto* lg = app.add_subcommand("logs", "Print stored log records");
   lg->add_option("--device", logs.query.device, "Device id (default: all)");
-  lg->add_option("--severity", logs_severity,
-                 "At least this severe: trace, debug, info, notice, warning, error, critical")
+  lg->add_option(
+        "--severity", logs_severity,
+        "At least this severe: trace, debug, info, notice, warning, error, critical (or 1-7)")
       ->type_name("LEVEL");
   lg->add_option("--contains", logs.query.contains,
                  "Only messages containing this text (ASCII case ignored)")
