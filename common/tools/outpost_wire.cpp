@@ -84,14 +84,21 @@ Envelope worked_example(int64_t t0) {
 // With `now`, the same readings stamped one second ago and now: a payload that `decode
 // --topic` and the collector accept (the fixed 2023 timestamps are older than any
 // max_past_age up to about three years).
-int run_example(bool now) {
+// With `binary`, the payload's bytes as they are (for mosquitto_pub -s), not hex.
+int run_example(bool now, bool binary) {
   auto bytes = encode(worked_example(now ? now_us() - 1'000'000 : kWorkedExampleT0));
   if (!bytes.ok()) {
     std::cerr << "outpost-wire: " << bytes.error().detail << "\n";
     return kExitFailure;
   }
-  std::cout << to_hex(bytes.value(), bytes.value().size(), false) << "\n";
-  return kExitOk;
+  if (binary) {
+    std::cout.write(reinterpret_cast<const char*>(bytes.value().data()),
+                    static_cast<std::streamsize>(bytes.value().size()));
+  } else {
+    std::cout << to_hex(bytes.value(), bytes.value().size(), false) << "\n";
+  }
+  std::cout.flush();
+  return std::cout ? kExitOk : kExitFailure;
 }
 
 // -------------------------------------------------------------------- decode
@@ -268,12 +275,14 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   app.add_subcommand("demo", "Encode a typical batch, compare with JSON, reject malformed ones");
-  bool example_now = false;
+  bool example_now = false, example_binary = false;
   auto* ex =
       app.add_subcommand("example", "Print the worked example of docs/wire-format.md in hex");
   ex->add_flag("--now", example_now,
                "Stamp its readings with the current time instead of 2023-11-14, so that\n"
                "`decode --topic outpost/v1/<site>/gw-7/data` accepts it");
+  ex->add_flag("--binary", example_binary,
+               "Write the payload's bytes instead of hex (e.g. for mosquitto_pub -s)");
   DecodeOptions decode_opt;
   auto* dec = app.add_subcommand(
       "decode",
@@ -311,6 +320,6 @@ int main(int argc, char** argv) {
                 validation.max_past_age_us);
 
   if (app.got_subcommand("demo")) return run_demo(validation);
-  if (app.got_subcommand("example")) return run_example(example_now);
+  if (app.got_subcommand("example")) return run_example(example_now, example_binary);
   return run_decode(decode_opt, validation);
 }

@@ -10,12 +10,12 @@ A block without a marker fails the test, so a new example is either run or says 
 The blocks of one page run in order, each with `bash -euo pipefail`, in a fresh directory
 where `build/` is the build tree and `docs/`, `firmware-sim/`, `scripts/` are the
 repository's, with a mosquitto of the test's own. The fixed addresses the examples name
-(the broker tcp://127.0.0.1:1883, the agent's UDP port 8094, the metrics ports 9108/9109)
+(the broker tcp:// or mqtt://127.0.0.1:1883, the agent's UDP port 8094, the metrics ports 9108/9109)
 and state directories (/var/lib/outpost, /run/outpost) are moved to the test's own ports
 and to the same paths under that directory, in the blocks and in the example configs
 alike; `sudo` is dropped. Nothing else is changed. A line ending in `&` starts a daemon:
-the test waits until it logs that it started, and at the end of the block SIGTERMs it and
-requires exit code 0.
+the test waits until it is ready (the agent logged that it started, the collector that it
+subscribed), and at the end of the block SIGTERMs it and requires exit code 0.
 
   docs_examples_test.py <repo root> <build dir>
 """
@@ -84,6 +84,7 @@ class Page:
         self.broker_port = candidate_port(taken)
         self.subst = [
             ("tcp://127.0.0.1:1883", f"tcp://127.0.0.1:{self.broker_port}"),
+            ("mqtt://127.0.0.1:1883", f"mqtt://127.0.0.1:{self.broker_port}"),
             ("127.0.0.1:8094", f"127.0.0.1:{candidate_port(taken)}"),
             ("/dev/udp/127.0.0.1/8094", None),  # filled below from the UDP port
             ("127.0.0.1:9108", f"127.0.0.1:{candidate_port(taken)}"),
@@ -91,8 +92,8 @@ class Page:
             ("/var/lib/outpost", os.path.join(self.dir, "var/lib/outpost")),
             ("/run/outpost", os.path.join(self.dir, "run/outpost")),
         ]
-        udp = self.subst[1][1].split(":")[1]
-        self.subst[2] = ("/dev/udp/127.0.0.1/8094", f"/dev/udp/127.0.0.1/{udp}")
+        udp = self.subst[2][1].split(":")[1]
+        self.subst[3] = ("/dev/udp/127.0.0.1/8094", f"/dev/udp/127.0.0.1/{udp}")
         os.symlink(build, os.path.join(self.dir, "build"))
         for d in ("firmware-sim", "scripts"):
             os.symlink(os.path.join(root, d), os.path.join(self.dir, d))
@@ -135,9 +136,10 @@ class Page:
     def script(self, text, line):
         """The block as a bash script: daemons (lines ending in &) waited for and stopped."""
         out = ["set -euo pipefail", "bg_pids=()", f"n_bg={line * 100}",
-               "started() {  # started <log>: wait until the daemon says so, or fail",
+               "started() {  # started <log>: wait until the daemon is ready, or fail",
                "  local deadline=$((SECONDS + 15))",
-               "  until grep -q ' started' \"$1\"; do",
+               "  # the agent once started, the collector once subscribed (it says so after 'started')",
+               "  until grep -qE 'outpost-agent [0-9.]+ started|subscribed to' \"$1\"; do",
                "    kill -0 \"${bg_pids[-1]}\" 2>/dev/null || { echo \"daemon exited:\"; cat \"$1\"; exit 1; }",
                "    ((SECONDS < deadline)) || { echo \"daemon did not start:\"; cat \"$1\"; exit 1; }",
                "    sleep 0.1",
