@@ -4,37 +4,63 @@
 # office fleet publishing directly (with malformed payloads, duplicates, reboots and network
 # cuts switched on) and a small lab fleet sending through real outpost-agent processes; then
 # a summary of what was sent against what the collector stored, dead-lettered and raised.
-# Everything runs on 127.0.0.1 under demo/ and is stopped at the end.
-#   scripts/demo.sh [--duration 40s]
+# Everything runs on 127.0.0.1 under demo/ and is stopped at the end, however it ends.
+#   scripts/demo.sh [--duration 40s] [--work-dir DIR] [--build-dir DIR] [--no-build]
+#     --duration   how long the fleets run (default 40s)
+#     --work-dir   where its files go (default demo/; emptied first)
+#     --build-dir  the build tree (default build/)
+#     --no-build   use the binaries already built: no package install, no build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 duration=40s
+demo="$root/demo"
+build="$root/build"
+setup=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
-    -h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --work-dir) demo=$(realpath -m "$2"); shift 2 ;;
+    --build-dir) build=$(realpath -m "$2"); shift 2 ;;
+    --no-build) setup=0; shift ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
 
-scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target outpost-agent outpost-collector outpost-sim outpost-wire
+if ((setup)); then
+  scripts/install-deps.sh
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build" -j "$(nproc)" --target outpost-agent outpost-collector outpost-sim outpost-wire
+fi
+for bin in agent/outpost-agent collector/outpost-collector firmware-sim/outpost-sim; do
+  [[ -x "$build/$bin" ]] || { echo "demo.sh: $build/$bin is not built" >&2; exit 1; }
+done
 
-demo="$root/demo"
 rm -rf "$demo"
 mkdir -p "$demo"
+shown=${demo#"$root/"}        # as the messages name it: demo, or the --work-dir given
+shown_build=${build#"$root/"}
+# Every process started here is in pids; at exit, however it comes, each is sent SIGTERM
+# (the simulators stop their agents; an agent whose simulator died gets SIGTERM from the
+# kernel, PR_SET_PDEATHSIG), given 10 s, then SIGKILLed, and waited for.
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  local pid deadline=$((SECONDS + 10))
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 source scripts/lib.sh  # free_port, wait_for
 broker_up() { mosquitto_pub -p "$mqtt_port" -t outpost-demo/ping -n >/dev/null 2>&1; }
-collector() { build/collector/outpost-collector --config "$demo/collector.toml" "$@"; }
+collector() { "$build/collector/outpost-collector" --config "$demo/collector.toml" "$@"; }
 summary_value() { collector summary 2>/dev/null | awk -v k="$1" 'index($0, k) == 1 {print $NF}'; }
 manifest_total() {  # manifest_total <file> <key>: a number from a simulator manifest's totals
   python3 - "$1" "$2" <<'PY'
@@ -83,13 +109,13 @@ sed -e 's/^site = "office"/site = "lab"/' -e 's/^device_prefix = "office-"/devic
   firmware-sim/scenarios/small-office.toml >"$demo/lab.toml"
 
 echo
-echo "== 1. mosquitto on 127.0.0.1:$mqtt_port and outpost-collector on demo/collector.db"
+echo "== 1. mosquitto on 127.0.0.1:$mqtt_port and outpost-collector on $shown/collector.db"
 mosquitto -c "$demo/mosquitto.conf" >"$demo/mosquitto.log" 2>&1 &
 pids+=($!)
 wait_for 10 broker_up
 # The binary itself in the background, not the collector() function: $! must be its PID
 # (a function would run in a subshell, and step 4's SIGTERM would miss the collector).
-build/collector/outpost-collector --config "$demo/collector.toml" >"$demo/collector.log" 2>&1 &
+"$build/collector/outpost-collector" --config "$demo/collector.toml" >"$demo/collector.log" 2>&1 &
 collector_pid=$!
 pids+=("$collector_pid")
 wait_for 15 grep -q "subscribed to" "$demo/collector.log"
@@ -97,15 +123,15 @@ wait_for 15 grep -q "subscribed to" "$demo/collector.log"
 echo "== 2. for $duration: 20 office devices publish directly (faults on: malformed payloads of"
 echo "      every kind, duplicates, reboots, two network cuts); 3 lab devices send line"
 echo "      protocol to 3 real outpost-agent processes (at_least_once, SQLite queue)"
-build/firmware-sim/outpost-sim --scenario firmware-sim/scenarios/small-office.toml \
+"$build/firmware-sim/outpost-sim" --scenario firmware-sim/scenarios/small-office.toml \
   --broker "tcp://127.0.0.1:$mqtt_port" --devices 20 --batch-size 8 --duration "$duration" --seed 7 \
   --malformed-fraction 0.04 --malformed-kinds all --duplicate-fraction 0.05 \
   --reboot-every 60s --cut-fraction 0.1 --manifest "$demo/office-manifest.json" \
   >"$demo/sim-office.txt" 2>"$demo/sim-office.log" &
 office_pid=$!
 pids+=("$office_pid")
-build/firmware-sim/outpost-sim --scenario "$demo/lab.toml" --mode agent --agents 3 \
-  --agent-bin build/agent/outpost-agent --work-dir "$demo/agents" \
+"$build/firmware-sim/outpost-sim" --scenario "$demo/lab.toml" --mode agent --agents 3 \
+  --agent-bin "$build/agent/outpost-agent" --work-dir "$demo/agents" \
   --broker "tcp://127.0.0.1:$mqtt_port" --duration "$duration" --seed 8 \
   --malformed-fraction 0 --duplicate-fraction 0 --manifest "$demo/lab-manifest.json" \
   >"$demo/sim-lab.txt" 2>"$demo/sim-lab.log" &
@@ -123,7 +149,7 @@ office_rc=0 lab_rc=0
 wait "$office_pid" || office_rc=$?
 wait "$lab_pid" || lab_rc=$?
 if [[ $office_rc -ne 0 || $lab_rc -ne 0 ]]; then
-  echo "demo: the simulator failed (exit $office_rc / $lab_rc); see demo/sim-*.log" >&2
+  echo "demo: the simulator failed (exit $office_rc / $lab_rc); see $shown/sim-*.log" >&2
   tail -5 "$demo/sim-office.log" "$demo/sim-lab.log" >&2
   exit 1
 fi
@@ -138,13 +164,16 @@ metrics_get "$collector_metrics_port" |
   sed 's/^/     /'
 echo "== 4. SIGTERM: the collector commits what it holds and exits"
 kill -TERM "$collector_pid"
-wait "$collector_pid" || true
+collector_rc=0
+wait "$collector_pid" || collector_rc=$?
+((collector_rc == 0)) || echo "demo: the collector exited $collector_rc; see $shown/collector.log" >&2
+# What follows reads the database the collector has closed: everything it took is committed.
 
 stored=$(summary_value 'readings stored')
 dlq=$(summary_value 'DLQ entries')
 echo
 echo "== Summary"
-echo "   sent by the simulator (demo/office-manifest.json, demo/lab-manifest.json):"
+echo "   sent by the simulator ($shown/office-manifest.json, $shown/lab-manifest.json):"
 echo "     office, direct:      $(manifest_total "$demo/office-manifest.json" devices) devices, $(manifest_total "$demo/office-manifest.json" readings_sent) readings, $(manifest_total "$demo/office-manifest.json" duplicates_sent) batches sent twice, $malformed malformed messages"
 echo "     lab, through agents: $(manifest_total "$demo/lab-manifest.json" devices) devices, $(manifest_total "$demo/lab-manifest.json" readings_sent) readings"
 if [[ "$stored" == "$sent" ]]; then
@@ -162,10 +191,11 @@ echo "   dead-letter queue (first 6):"
 collector dlq list --limit 6 2>/dev/null | cut -c1-150 | sed 's/^/     /'
 echo
 echo "   Explore further:"
-echo "     build/collector/outpost-collector --config demo/collector.toml query --device office-0001 --sensor temp --format table"
-echo "     build/collector/outpost-collector --config demo/collector.toml devices | events | dlq list | dlq show ID | summary"
-echo "     build/firmware-sim/outpost-sim --help; firmware-sim/scenarios/*.toml"
-echo "     build/common/outpost-wire demo     # the wire format against JSON, and malformed payloads"
+echo "     $shown_build/collector/outpost-collector --config $shown/collector.toml query --device office-0001 --sensor temp --format table"
+echo "     $shown_build/collector/outpost-collector --config $shown/collector.toml devices | events | dlq list | dlq show ID | summary"
+echo "     $shown_build/collector/outpost-collector --config $shown/collector.toml logs --severity warning --since 10m"
+echo "     $shown_build/firmware-sim/outpost-sim --help; firmware-sim/scenarios/*.toml"
+echo "     $shown_build/common/outpost-wire demo     # the wire format against JSON, and malformed payloads"
 echo "     metrics while running: the collector's on http://127.0.0.1:$collector_metrics_port/metrics ([metrics] listen"
-echo "     in demo/collector.toml); an agent serves its own when its config sets [metrics] listen"
-echo "   Logs: demo/collector.log, demo/sim-*.log, demo/agents/agent-*.log"
+echo "     in $shown/collector.toml); an agent serves its own when its config sets [metrics] listen"
+echo "   Logs: $shown/collector.log, $shown/sim-*.log, $shown/agents/agent-*.log"

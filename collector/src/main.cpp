@@ -1,6 +1,7 @@
 // outpost-collector: load config -> open store and journal -> logging -> MQTT and storage
 // threads -> metrics endpoint -> signals -> run. Subcommands are the operator tools.
 #include <boost/asio.hpp>
+#include <filesystem>
 #include <iostream>
 
 #include "collector.h"
@@ -10,6 +11,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/common/http_server.h"
 #include "outpost/common/net.h"
+#include "outpost/common/time_text.h"
 #include "tools.h"
 
 namespace {
@@ -38,10 +40,31 @@ int main(int argc, char** argv) {
   auto* q = app.add_subcommand("query", "Print stored readings");
   q->add_option("--device", query.query.device, "Device id (default: all)");
   q->add_option("--sensor", query.query.sensor, "Sensor name (default: all)");
-  q->add_option("--since", since, "From: 2026-11-24T10:00:00Z, 2026-11-24, Unix seconds, -1h");
-  q->add_option("--until", until, "Until (same forms)");
+  const std::string time_help =
+      ": a time as the tools print it (2026-12-01T20:31:05.123Z, with an offset such as\n"
+      "+01:00, or without a fraction), a date (2026-12-01, UTC), Unix seconds, or a duration\n"
+      "before now (90s, 30m, 1h30m, 2d)";
+  q->add_option("--since", since, "Readings from" + time_help)->type_name("TIME");
+  q->add_option("--until", until, "Readings until (same forms as --since)")->type_name("TIME");
   q->add_option("--limit", query.query.limit, "At most this many readings");
   q->add_option("--format", query.format, "table, csv or json")
+      ->check(CLI::IsMember({"table", "csv", "json"}));
+
+  collector::LogsArgs logs;
+  std::string logs_severity;
+  auto* lg = app.add_subcommand("logs", "Print stored log records");
+  lg->add_option("--device", logs.query.device, "Device id (default: all)");
+  lg->add_option(
+        "--severity", logs_severity,
+        "At least this severe: trace, debug, info, notice, warning, error, critical (or 1-7)")
+      ->type_name("LEVEL");
+  lg->add_option("--contains", logs.query.contains,
+                 "Only messages containing this text (ASCII case ignored)")
+      ->type_name("TEXT");
+  lg->add_option("--since", since, "Records from" + time_help)->type_name("TIME");
+  lg->add_option("--until", until, "Records until (same forms as --since)")->type_name("TIME");
+  lg->add_option("--limit", logs.query.limit, "At most this many records");
+  lg->add_option("--format", logs.format, "table, csv or json")
       ->check(CLI::IsMember({"table", "csv", "json"}));
 
   std::string devices_format = "table";
@@ -62,8 +85,8 @@ int main(int argc, char** argv) {
   auto add_filters = [&](CLI::App* sub) {
     sub->add_option("--reason", dlq_reason, "Only this reason, e.g. not_decodable");
     sub->add_option("--topic", dlq.filter.topic_prefix, "Only topics starting with this");
-    sub->add_option("--since", since, "Received from (same forms as query)");
-    sub->add_option("--until", until, "Received until");
+    sub->add_option("--since", since, "Received from" + time_help)->type_name("TIME");
+    sub->add_option("--until", until, "Received until (same forms as --since)")->type_name("TIME");
     sub->add_option("--limit", dlq.filter.limit, "At most this many entries");
   };
   auto* dl_list = dl->add_subcommand("list", "List entries");
@@ -101,18 +124,19 @@ int main(int argc, char** argv) {
   if (!db_path.empty()) config.path = db_path;
 
   auto parse_times = [&](int64_t& from, int64_t& to) -> bool {
+    const int64_t now = wall_now_us();  // one "now" for both ends
     if (!since.empty()) {
-      auto t = collector::parse_time_us(since, wall_now_us());
+      auto t = common::parse_time_us(since, now);
       if (!t) {
-        std::cerr << "outpost-collector: --since: cannot read time '" << since << "'\n";
+        std::cerr << "outpost-collector: " << common::time_error("--since", since) << "\n";
         return false;
       }
       from = *t;
     }
     if (!until.empty()) {
-      auto t = collector::parse_time_us(until, wall_now_us());
+      auto t = common::parse_time_us(until, now);
       if (!t) {
-        std::cerr << "outpost-collector: --until: cannot read time '" << until << "'\n";
+        std::cerr << "outpost-collector: " << common::time_error("--until", until) << "\n";
         return false;
       }
       to = *t;
@@ -122,6 +146,20 @@ int main(int argc, char** argv) {
   if (q->parsed()) {
     if (!parse_times(query.query.since_us, query.query.until_us)) return common::kExitUsage;
     return collector::run_query(config, query);
+  }
+  if (lg->parsed()) {
+    if (!parse_times(logs.query.since_us, logs.query.until_us)) return common::kExitUsage;
+    if (!logs_severity.empty()) {
+      auto s = collector::parse_severity(logs_severity);
+      if (!s) {
+        std::cerr << "outpost-collector: --severity: unknown severity '" << logs_severity
+                  << "'; expected trace, debug, info, notice, warning, error or critical "
+                     "(or 1 to 7)\n";
+        return common::kExitUsage;
+      }
+      logs.query.min_severity = *s;
+    }
+    return collector::run_logs(config, logs);
   }
   if (dv->parsed()) return collector::run_devices(config, devices_format);
   if (ev->parsed()) return collector::run_events(config, events_limit);
@@ -150,7 +188,17 @@ int main(int argc, char** argv) {
   common::init_logging("outpost-collector",
                        common::parse_log_level(level).value_or(spdlog::level::info));
 
-  // 3. Store and journal.
+  // 3. Store and journal. The database file is created if missing, its directory is not:
+  // a missing one is most likely a typo or a step of the installation not done.
+  std::error_code fs_error;
+  if (const auto dir = std::filesystem::absolute(config.path, fs_error).parent_path();
+      !fs_error && !std::filesystem::is_directory(dir, fs_error)) {
+    spdlog::critical(
+        "storage.path: cannot create the database {}: directory {} does not exist (create it, "
+        "e.g. install -d -o <user> {})",
+        config.path, dir.string(), dir.string());
+    return common::kExitFailure;
+  }
   auto sink = collector::SqliteSink::open(
       collector::SqliteOptions{config.path, config.full_sync, config.dlq_max_entries, true});
   if (!sink.ok()) {

@@ -146,6 +146,70 @@ Status<SinkError> SqliteReader::query_readings(const ReadingQuery& query,
   return {};
 }
 
+Status<SinkError> SqliteReader::query_logs(const LogQuery& query,
+                                           const std::function<void(const LogRow&)>& emit) {
+  // As for readings: the logs messages (batches of kind 1) overlapping the time span, then
+  // each one's rowid range in `logs`.
+  std::string sql =
+      "SELECT d.device, d.site, b.epoch, b.seq, b.first_row, b.last_row FROM batches b "
+      "JOIN devices d ON d.id = b.device_id WHERE b.kind = 1 AND b.last_row >= b.first_row "
+      "AND b.max_time_us >= ?1 AND b.min_time_us <= ?2";
+  if (!query.device.empty()) sql += " AND d.device = ?3";
+  sql += " ORDER BY b.min_time_us";
+  Statement b(db_->prepare(sql));
+  if (!b.ok()) return db_->error("cannot query batches");
+  b.bind(1, query.since_us);
+  b.bind(2, query.until_us);
+  if (!query.device.empty()) b.bind(3, std::string_view(query.device));
+  // lower() folds ASCII letters only, as LogQuery::contains promises; instr() has no wildcards.
+  std::string lsql =
+      "SELECT time_us, severity, message, fields FROM logs WHERE id BETWEEN ?1 AND ?2 "
+      "AND time_us BETWEEN ?3 AND ?4 AND severity >= ?5";
+  if (!query.contains.empty()) lsql += " AND instr(lower(message), lower(?6)) > 0";
+  sqlite3_stmt* ls = db_->prepare(lsql);
+  if (!ls) return db_->error("cannot query log records");
+  Statement fields(db_->prepare("SELECT key, value FROM json_each(?1)"));
+  if (!fields.ok()) return db_->error("cannot read log fields");
+  uint64_t emitted = 0;
+  int rc;
+  while ((rc = b.step()) == SQLITE_ROW) {
+    LogRow row;
+    row.device = b.text(0);
+    row.site = b.text(1);
+    row.epoch = static_cast<uint64_t>(b.integer(2));
+    row.seq = static_cast<uint64_t>(b.integer(3));
+    Statement l(ls);
+    l.bind(1, b.integer(4));
+    l.bind(2, b.integer(5));
+    l.bind(3, query.since_us);
+    l.bind(4, query.until_us);
+    l.bind(5, static_cast<int>(query.min_severity));
+    if (!query.contains.empty()) l.bind(6, std::string_view(query.contains));
+    int lrc;
+    while ((lrc = l.step()) == SQLITE_ROW) {
+      row.time_us = l.integer(0);
+      row.severity = static_cast<common::Severity>(l.integer(1));
+      row.message = l.text(2);
+      row.fields.clear();
+      const std::string json = l.text(3);
+      if (!json.empty() && json != "{}") {
+        fields.reset();
+        fields.bind(1, std::string_view(json));
+        int frc;
+        while ((frc = fields.step()) == SQLITE_ROW) {
+          row.fields.push_back({fields.text(0), fields.text(1)});
+        }
+        if (frc != SQLITE_DONE) return db_->error("cannot read log fields");
+      }
+      emit(row);
+      if (query.limit && ++emitted >= query.limit) return {};
+    }
+    if (lrc != SQLITE_DONE) return db_->error("cannot read log records");
+  }
+  if (rc != SQLITE_DONE) return db_->error("cannot read batches");
+  return {};
+}
+
 Result<std::vector<DlqRow>, SinkError> SqliteReader::dlq(const DlqFilter& filter) {
   std::string sql = "SELECT id, received_us, topic, payload, reason, detail FROM dlq" +
                     sqlite_db::dlq_where(filter) + " ORDER BY id";

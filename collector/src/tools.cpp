@@ -3,7 +3,7 @@
 
 #include <mqtt/async_client.h>
 
-#include <charconv>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -18,6 +18,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/json.h"
+#include "outpost/common/time_text.h"
 #include "outpost/common/topics.h"
 
 namespace outpost::collector {
@@ -26,24 +27,65 @@ using common::wall_now_us;
 
 namespace {
 
-std::string iso_time(int64_t us) {
-  if (us == 0) return "-";
-  const std::time_t s = static_cast<std::time_t>(us / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&s, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[64];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>((us % 1'000'000) / 1000));
+std::string iso_time(int64_t us) { return common::format_time_us(us); }
+
+constexpr std::string_view kSeverityNames[] = {"unspecified", "trace",   "debug", "info",
+                                               "notice",      "warning", "error", "critical"};
+
+std::string_view value_type(const common::Value& v) {
+  if (std::holds_alternative<double>(v)) return "double";
+  if (std::holds_alternative<int64_t>(v)) return "integer";
+  if (std::holds_alternative<bool>(v)) return "bool";
+  return "string";
+}
+
+// A double as JSON writes it, with ".0" added when that form would read as an integer
+// (22.0, not 22). NaN and infinities come out as "NaN", "Infinity", "-Infinity", quoted.
+std::string double_json(double d) {
+  std::string out;
+  common::append_json_value(out, common::Value(d));
+  if (std::isfinite(d) && out.find_first_of(".eE") == std::string::npos) out += ".0";
   return out;
 }
 
-// A value for a table or CSV cell: strings as they are, the rest as JSON writes them.
+// A value for the table, typed as line protocol writes it: 22.0 (double), 22i (integer),
+// true/false (bool), "open" (string, quoted, with \" and \\ escaped).
 std::string value_text(const common::Value& v) {
+  if (const auto* d = std::get_if<double>(&v)) {
+    std::string out = double_json(*d);
+    if (out.front() == '"') out = out.substr(1, out.size() - 2);  // NaN, Infinity
+    return out;
+  }
+  if (const auto* n = std::get_if<int64_t>(&v)) return std::to_string(*n) + "i";
+  if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  std::string out = "\"";
+  for (char c : std::get<std::string>(v)) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// A value for a CSV cell, next to a type column: numbers as JSON writes them (doubles
+// always with a point or exponent), true/false, strings as they are.
+std::string value_cell(const common::Value& v) {
+  if (const auto* d = std::get_if<double>(&v)) {
+    std::string out = double_json(*d);
+    if (out.front() == '"') out = out.substr(1, out.size() - 2);
+    return out;
+  }
   if (const auto* s = std::get_if<std::string>(&v)) return *s;
   std::string out;
   common::append_json_value(out, v);
-  if (out.size() >= 2 && out.front() == '"') out = out.substr(1, out.size() - 2);  // NaN, Inf
+  return out;
+}
+
+// A value for JSON output: doubles always with a point or exponent (and the "type" key
+// beside it says which it is, for NaN and infinities too).
+std::string value_json(const common::Value& v) {
+  if (const auto* d = std::get_if<double>(&v)) return double_json(*d);
+  std::string out;
+  common::append_json_value(out, v);
   return out;
 }
 
@@ -73,49 +115,27 @@ int fail(const std::string& message) {
 
 }  // namespace
 
-std::optional<int64_t> parse_time_us(std::string_view text, int64_t now_us) {
-  if (text.empty()) return std::nullopt;
-  if (text.front() == '-') {
-    auto d = common::parse_duration_us(text.substr(1));
-    if (!d) return std::nullopt;
-    return now_us - *d;
-  }
-  int64_t seconds = 0;
-  const auto [end_of_number, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
-  if (ec == std::errc() && end_of_number == text.data() + text.size() && seconds >= 0 &&
-      text.size() <= 12) {
-    return seconds * 1'000'000;
-  }
-  std::tm tm{};
-  const std::string s(text);
-  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!end) {
-    tm = {};
-    end = strptime(s.c_str(), "%Y-%m-%d", &tm);
-  }
-  if (!end || (*end != '\0' && std::string_view(end) != "Z")) return std::nullopt;
-  return static_cast<int64_t>(timegm(&tm)) * 1'000'000;
-}
-
 int run_query(const CollectorConfig& config, const QueryArgs& args) {
   auto db = open_db(config);
   if (!db.ok()) return fail(db.error().message);
-  if (args.format == "csv") std::printf("device,site,sensor,time,time_us,value,unit,epoch,seq\n");
+  if (args.format == "csv") {
+    std::printf("device,site,sensor,time,time_us,value,type,unit,epoch,seq\n");
+  }
   if (args.format == "table") {
-    std::printf("%-20s %-16s %-24s %-20s %s\n", "TIME", "DEVICE", "SENSOR", "VALUE", "UNIT");
+    std::printf("%-24s %-16s %-24s %-20s %s\n", "TIME", "DEVICE", "SENSOR", "VALUE", "UNIT");
   }
   bool first = true;
   if (args.format == "json") std::printf("[");
   uint64_t rows = 0;
   auto s = db.value()->query_readings(args.query, [&](const ReadingRow& r) {
     ++rows;
-    const std::string v = value_text(r.value);
     if (args.format == "csv") {
-      std::printf("%s,%s,%s,%s,%lld,%s,%s,%llu,%llu\n", csv_field(r.device).c_str(),
+      std::printf("%s,%s,%s,%s,%lld,%s,%s,%s,%llu,%llu\n", csv_field(r.device).c_str(),
                   csv_field(r.site).c_str(), csv_field(r.sensor).c_str(),
                   iso_time(r.time_us).c_str(), static_cast<long long>(r.time_us),
-                  csv_field(v).c_str(), csv_field(r.unit).c_str(),
-                  static_cast<unsigned long long>(r.epoch), static_cast<unsigned long long>(r.seq));
+                  csv_field(value_cell(r.value)).c_str(), std::string(value_type(r.value)).c_str(),
+                  csv_field(r.unit).c_str(), static_cast<unsigned long long>(r.epoch),
+                  static_cast<unsigned long long>(r.seq));
     } else if (args.format == "json") {
       std::string o = first ? "\n{" : ",\n{";
       first = false;
@@ -125,20 +145,94 @@ int run_query(const CollectorConfig& config, const QueryArgs& args) {
       common::append_json_string(o, r.site);
       o += ",\"sensor\":";
       common::append_json_string(o, r.sensor);
-      o += ",\"time_us\":" + std::to_string(r.time_us) + ",\"value\":";
-      common::append_json_value(o, r.value);
+      o += ",\"time\":\"" + iso_time(r.time_us) + "\"";
+      o += ",\"time_us\":" + std::to_string(r.time_us) + ",\"value\":" + value_json(r.value);
+      o += ",\"type\":\"" + std::string(value_type(r.value)) + "\"";
       o += ",\"unit\":";
       common::append_json_string(o, r.unit);
-      o += "}";
+      o += ",\"epoch\":" + std::to_string(r.epoch) + ",\"seq\":" + std::to_string(r.seq) + "}";
       std::fputs(o.c_str(), stdout);
     } else {
-      std::printf("%-20s %-16s %-24s %-20s %s\n", iso_time(r.time_us).substr(0, 19).c_str(),
-                  r.device.c_str(), r.sensor.c_str(), v.c_str(), r.unit.c_str());
+      std::printf("%-24s %-16s %-24s %-20s %s\n", iso_time(r.time_us).c_str(), r.device.c_str(),
+                  r.sensor.c_str(), value_text(r.value).c_str(), r.unit.c_str());
     }
   });
   if (args.format == "json") std::printf("\n]\n");
   if (!s.ok()) return fail(s.error().message);
   if (args.format == "table") std::fprintf(stderr, "%llu readings\n", (unsigned long long)rows);
+  return common::kExitOk;
+}
+
+std::optional<common::Severity> parse_severity(std::string_view text) {
+  for (int i = 1; i < static_cast<int>(std::size(kSeverityNames)); ++i) {
+    if (text == kSeverityNames[i] || text == std::to_string(i)) {
+      return static_cast<common::Severity>(i);
+    }
+  }
+  if (text == "warn") return common::Severity::kWarning;
+  if (text == "err") return common::Severity::kError;
+  return std::nullopt;
+}
+
+std::string_view severity_text(common::Severity s) {
+  const auto i = static_cast<std::size_t>(s);
+  return i < std::size(kSeverityNames) ? kSeverityNames[i] : "unknown";
+}
+
+int run_logs(const CollectorConfig& config, const LogsArgs& args) {
+  auto db = open_db(config);
+  if (!db.ok()) return fail(db.error().message);
+  if (args.format == "csv")
+    std::printf("device,site,time,time_us,severity,message,fields,epoch,seq\n");
+  if (args.format == "table") {
+    std::printf("%-24s %-16s %-8s %s\n", "TIME", "DEVICE", "SEVERITY", "MESSAGE");
+  }
+  if (args.format == "json") std::printf("[");
+  uint64_t rows = 0;
+  auto s = db.value()->query_logs(args.query, [&](const LogRow& r) {
+    std::string fields = "{";
+    for (const auto& f : r.fields) {
+      if (fields.size() > 1) fields += ',';
+      common::append_json_string(fields, f.key);
+      fields += ':';
+      common::append_json_string(fields, f.value);
+    }
+    fields += '}';
+    const std::string severity(severity_text(r.severity));
+    if (args.format == "csv") {
+      std::printf("%s,%s,%s,%lld,%s,%s,%s,%llu,%llu\n", csv_field(r.device).c_str(),
+                  csv_field(r.site).c_str(), iso_time(r.time_us).c_str(),
+                  static_cast<long long>(r.time_us), severity.c_str(), csv_field(r.message).c_str(),
+                  csv_field(fields).c_str(), static_cast<unsigned long long>(r.epoch),
+                  static_cast<unsigned long long>(r.seq));
+    } else if (args.format == "json") {
+      std::string o = rows ? ",\n{" : "\n{";
+      o += "\"device\":";
+      common::append_json_string(o, r.device);
+      o += ",\"site\":";
+      common::append_json_string(o, r.site);
+      o += ",\"time\":\"" + iso_time(r.time_us) + "\"";
+      o += ",\"time_us\":" + std::to_string(r.time_us);
+      o += ",\"severity\":\"" + severity + "\",\"message\":";
+      common::append_json_string(o, r.message);
+      o += ",\"fields\":" + fields;
+      o += ",\"epoch\":" + std::to_string(r.epoch) + ",\"seq\":" + std::to_string(r.seq) + "}";
+      std::fputs(o.c_str(), stdout);
+    } else {
+      // Fields after the message, key=value as the agent's log lines take them.
+      std::string line = r.message;
+      for (std::size_t i = 0; i < r.fields.size(); ++i) {
+        line += i ? " " : " | ";
+        line += r.fields[i].key + "=" + r.fields[i].value;
+      }
+      std::printf("%-24s %-16s %-8s %s\n", iso_time(r.time_us).c_str(), r.device.c_str(),
+                  severity.c_str(), line.c_str());
+    }
+    ++rows;
+  });
+  if (args.format == "json") std::printf("\n]\n");
+  if (!s.ok()) return fail(s.error().message);
+  if (args.format == "table") std::fprintf(stderr, "%llu log records\n", (unsigned long long)rows);
   return common::kExitOk;
 }
 

@@ -1,9 +1,11 @@
-// The operator tools: query, devices, events, dlq list|show|replay|purge, tail, summary.
+// The operator tools: query, logs, devices, events, dlq list|show|replay|purge, tail, summary.
 // Each opens the database (or the broker, for tail) itself and prints to stdout. What they
 // read goes through a Reader; only `dlq replay` and `dlq purge` open the writer as well.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "outpost/collector/config.h"
 #include "outpost/collector/reader.h"
@@ -15,6 +17,15 @@ struct QueryArgs {
   std::string format = "table";  // table, csv, json
 };
 int run_query(const CollectorConfig& config, const QueryArgs& args);
+struct LogsArgs {
+  LogQuery query;
+  std::string format = "table";  // table, csv, json
+};
+// Stored log records, filtered; table (fields after " | " as key=value), csv or json.
+int run_logs(const CollectorConfig& config, const LogsArgs& args);
+// "trace" (1) .. "critical" (7), also by number and as "warn" / "err"; nullopt otherwise.
+std::optional<common::Severity> parse_severity(std::string_view text);
+
 int run_devices(const CollectorConfig& config, const std::string& format);
 int run_events(const CollectorConfig& config, uint64_t limit);
 int run_summary(const CollectorConfig& config);
@@ -31,8 +42,5 @@ int run_dlq(const CollectorConfig& config, const DlqArgs& args);
 // Follows the broker live: every message on the collector's topics, decoded, one line each
 // (JSON with --format json). Stops after `count` messages if non-zero, or on SIGINT.
 int run_tail(const CollectorConfig& config, const std::string& format, uint64_t count);
-
-// "2026-11-24T10:00:00Z", "2026-11-24", a Unix time in seconds, or "-1h" / "-30m" (ago).
-std::optional<int64_t> parse_time_us(std::string_view text, int64_t now_us);
 
 }  // namespace outpost::collector

@@ -68,26 +68,37 @@ std::optional<std::vector<uint8_t>> from_hex(std::string_view text) {
 
 // ------------------------------------------------------------------- example
 
-// The worked example of docs/wire-format.md.
-Envelope worked_example() {
+// The worked example of docs/wire-format.md; `t0` is its first timestamp.
+constexpr int64_t kWorkedExampleT0 = 1'700'000'000'000'000;  // 2023-11-14T22:13:20Z
+
+Envelope worked_example(int64_t t0) {
   ReadingBatch b;
   b.time_synced = true;
   b.sensor_names = {"temp", "door"};
   b.units = {"Cel"};
-  const int64_t t0 = 1'700'000'000'000'000;
   b.readings = {
       {0, t0, 21.37}, {1, t0, true}, {0, t0 + 1'000'000, 21.4}, {1, t0 + 1'000'000, false}};
   return Envelope{kSchemaVersion, "gw-7", 3, 42, std::move(b)};
 }
 
-int run_example() {
-  auto bytes = encode(worked_example());
+// With `now`, the same readings stamped one second ago and now: a payload that `decode
+// --topic` and the collector accept (the fixed 2023 timestamps are older than any
+// max_past_age up to about three years).
+// With `binary`, the payload's bytes as they are (for mosquitto_pub -s), not hex.
+int run_example(bool now, bool binary) {
+  auto bytes = encode(worked_example(now ? now_us() - 1'000'000 : kWorkedExampleT0));
   if (!bytes.ok()) {
     std::cerr << "outpost-wire: " << bytes.error().detail << "\n";
     return kExitFailure;
   }
-  std::cout << to_hex(bytes.value(), bytes.value().size(), false) << "\n";
-  return kExitOk;
+  if (binary) {
+    std::cout.write(reinterpret_cast<const char*>(bytes.value().data()),
+                    static_cast<std::streamsize>(bytes.value().size()));
+  } else {
+    std::cout << to_hex(bytes.value(), bytes.value().size(), false) << "\n";
+  }
+  std::cout.flush();
+  return std::cout ? kExitOk : kExitFailure;
 }
 
 // -------------------------------------------------------------------- decode
@@ -241,7 +252,10 @@ int run_demo(const ValidationOptions& validation) {
   std::printf("\n3. Explore further:\n");
   std::printf(
       "   build/common/outpost-wire example                 # the docs' worked example, hex\n");
-  std::printf("   build/common/outpost-wire example | build/common/outpost-wire decode --hex -\n");
+  std::printf(
+      "   build/common/outpost-wire example --now | build/common/outpost-wire decode --hex \\\n");
+  std::printf(
+      "       --topic outpost/v1/site-a/gw-7/data -           # stamped now, so it validates\n");
   std::printf("   build/bench/codec_bench                           # throughput, bytes/reading\n");
   std::printf("   scripts/test.sh                                   # the whole test suite\n");
   std::printf("\n   This demo exercises the wire format and codec that the agent, the collector\n");
@@ -261,7 +275,14 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   app.add_subcommand("demo", "Encode a typical batch, compare with JSON, reject malformed ones");
-  app.add_subcommand("example", "Print the worked example of docs/wire-format.md in hex");
+  bool example_now = false, example_binary = false;
+  auto* ex =
+      app.add_subcommand("example", "Print the worked example of docs/wire-format.md in hex");
+  ex->add_flag("--now", example_now,
+               "Stamp its readings with the current time instead of 2023-11-14, so that\n"
+               "`decode --topic outpost/v1/<site>/gw-7/data` accepts it");
+  ex->add_flag("--binary", example_binary,
+               "Write the payload's bytes instead of hex (e.g. for mosquitto_pub -s)");
   DecodeOptions decode_opt;
   auto* dec = app.add_subcommand(
       "decode",
@@ -299,6 +320,6 @@ int main(int argc, char** argv) {
                 validation.max_past_age_us);
 
   if (app.got_subcommand("demo")) return run_demo(validation);
-  if (app.got_subcommand("example")) return run_example();
+  if (app.got_subcommand("example")) return run_example(example_now, example_binary);
   return run_decode(decode_opt, validation);
 }

@@ -143,6 +143,48 @@ TEST_F(ReaderTest, QueryStopsAtTheLimitAcrossBatches) {
   EXPECT_EQ(first[0].seq, 1u);  // batches in the order of their earliest reading
 }
 
+TEST_F(ReaderTest, LogsFilterByDeviceSeverityTimeTextAndLimit) {
+  auto logs = [](std::string device, uint64_t seq, std::vector<common::LogRecord> records) {
+    return BatchItem{
+        "lab", common::Envelope{1, std::move(device), 3, seq, common::LogBatch{true, records}},
+        kT0};
+  };
+  Transaction tx;
+  tx.batches.push_back(logs("gw-1", 1,
+                            {{kT0, common::Severity::kInfo, "boot", {}},
+                             {kT0 + 10 * kSec,
+                              common::Severity::kWarning,
+                              "Disk 90% full",
+                              {{"mount", "/data"}, {"free", "1GiB"}}}}));
+  tx.batches.push_back(
+      logs("gw-2", 1, {{kT0 + 20 * kSec, common::Severity::kError, "disk_a failed", {}}}));
+  commit(std::move(tx));
+  auto run = [&](const LogQuery& q) {
+    std::vector<LogRow> rows;
+    auto s = reader_->query_logs(q, [&](const LogRow& r) { rows.push_back(r); });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return rows;
+  };
+  auto all = run(LogQuery{});
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[1].device, "gw-1");
+  EXPECT_EQ(all[1].site, "lab");
+  EXPECT_EQ(all[1].severity, common::Severity::kWarning);
+  EXPECT_EQ(all[1].time_us, kT0 + 10 * kSec);
+  EXPECT_EQ(all[1].fields,
+            (std::vector<common::LogField>{{"mount", "/data"}, {"free", "1GiB"}}));  // in order
+  EXPECT_TRUE(all[0].fields.empty());
+  EXPECT_EQ(run(LogQuery{.device = "gw-2"}).size(), 1u);
+  EXPECT_EQ(run(LogQuery{.min_severity = common::Severity::kWarning}).size(), 2u);
+  EXPECT_EQ(run(LogQuery{.since_us = kT0 + 10 * kSec, .until_us = kT0 + 10 * kSec}).size(), 1u);
+  EXPECT_EQ(run(LogQuery{.contains = "DISK"}).size(), 2u);  // ASCII case ignored
+  EXPECT_EQ(run(LogQuery{.contains = "90%"}).size(), 1u);
+  EXPECT_EQ(run(LogQuery{.contains = "9%"}).size(), 0u);     // % is no wildcard
+  EXPECT_EQ(run(LogQuery{.contains = "disk_"}).size(), 1u);  // nor is _
+  EXPECT_EQ(run(LogQuery{.limit = 2}).size(), 2u);
+  EXPECT_TRUE(query(ReadingQuery{}).empty());  // log batches are no readings
+}
+
 TEST_F(ReaderTest, DlqFiltersByReasonTopicPrefixReceiveTimeAndLimit) {
   Transaction tx;
   tx.dlq = {dead("outpost/v1/lab/gw-1/data", common::Reason::kNotDecodable, 100),

@@ -36,6 +36,19 @@ expect_code 3 "unroutable topic" "$wire" decode --hex --topic outpost/v1/s/gw+7/
 grep -q '^rejected: unroutable_topic: ' "$tmp/err" || fail "no unroutable_topic: $(cat "$tmp/err")"
 expect_code 0 "valid on its topic" "$wire" decode --hex --topic outpost/v1/s/gw-7/data \
   --receive-time-us 1700000000000000 "$tmp/example.hex"
+# The README's pipe: the example stamped now validates on its topic; the 2023 one is too old.
+"$wire" example --now >"$tmp/now.hex"
+expect_code 0 "example --now valid on its topic now" "$wire" decode --hex \
+  --topic outpost/v1/site-a/gw-7/data "$tmp/now.hex"
+grep -q '"value":21.37' "$tmp/out" || fail "example --now lacks the 21.37 reading: $(cat "$tmp/out")"
+expect_code 3 "the 2023 example is too old now" "$wire" decode --hex \
+  --topic outpost/v1/site-a/gw-7/data "$tmp/example.hex"
+grep -q '^rejected: timestamp_out_of_bounds: ' "$tmp/err" || fail "2023 example: $(cat "$tmp/err")"
+"$wire" example --now --binary >"$tmp/now.bin"
+expect_code 0 "example --now --binary decodes as binary" "$wire" decode \
+  --topic outpost/v1/site-a/gw-7/data "$tmp/now.bin"
+[[ $(stat -c %s "$tmp/now.bin") -eq $(($(tr -d '\n' <"$tmp/now.hex" | wc -c) / 2)) ]] ||
+  fail "example --binary is not the bytes of the hex"
 printf 'zz' >"$tmp/bad.hex"
 expect_code 2 "bad hex" "$wire" decode --hex "$tmp/bad.hex"
 expect_code 1 "missing file" "$wire" decode "$tmp/missing.bin"

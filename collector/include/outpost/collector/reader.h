@@ -59,6 +59,29 @@ struct ReadingRow {
   uint64_t seq = 0;
 };
 
+// Which log records query_logs() returns. Times are the records' own (inclusive bounds).
+struct LogQuery {
+  std::string device = {};                                         // "" = every device
+  common::Severity min_severity = common::Severity::kUnspecified;  // at least this severe
+  int64_t since_us = INT64_MIN;
+  int64_t until_us = INT64_MAX;
+  // "" = any; otherwise the message contains this text, ignoring the case of ASCII letters
+  // (no wildcards: % and _ are plain characters).
+  std::string contains = {};
+  uint64_t limit = 0;  // 0 = no limit
+};
+
+struct LogRow {
+  std::string device;
+  std::string site;
+  int64_t time_us = 0;
+  common::Severity severity = common::Severity::kInfo;
+  std::string message;
+  std::vector<common::LogField> fields;  // in the order the device sent them
+  uint64_t epoch = 0;
+  uint64_t seq = 0;
+};
+
 // Which DLQ entries dlq() returns (and purge_dlq() removes). Times are receive times.
 struct DlqFilter {
   std::optional<common::Reason> reason = std::nullopt;
@@ -94,6 +117,12 @@ class Reader {
   // batches by their earliest reading), stopping after query.limit rows when it is set.
   virtual common::Status<SinkError> query_readings(
       const ReadingQuery& query, const std::function<void(const ReadingRow&)>& row) = 0;
+
+  // Calls `row` for each matching log record, in the same order as query_readings (a
+  // message's records together, the messages by their earliest record), stopping after
+  // query.limit rows when it is set.
+  virtual common::Status<SinkError> query_logs(const LogQuery& query,
+                                               const std::function<void(const LogRow&)>& row) = 0;
 
   // DLQ entries matching `filter`, oldest first.
   virtual common::Result<std::vector<DlqRow>, SinkError> dlq(const DlqFilter& filter) = 0;

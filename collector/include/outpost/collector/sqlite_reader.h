@@ -27,6 +27,8 @@ class SqliteReader final : public Reader {
   common::Result<std::vector<DeviceRow>, SinkError> devices() override;
   common::Status<SinkError> query_readings(
       const ReadingQuery& query, const std::function<void(const ReadingRow&)>& row) override;
+  common::Status<SinkError> query_logs(const LogQuery& query,
+                                       const std::function<void(const LogRow&)>& row) override;
   common::Result<std::vector<DlqRow>, SinkError> dlq(const DlqFilter& filter) override;
   common::Result<std::optional<DlqRow>, SinkError> dlq_entry(int64_t id) override;
   common::Result<std::vector<EventRow>, SinkError> events(uint64_t limit) override;
