@@ -122,7 +122,7 @@ wait_for 15 grep -q "subscribed to" "$demo/collector.log"
 
 echo "== 2. for $duration: 20 office devices publish directly (faults on: malformed payloads of"
 echo "      every kind, duplicates, reboots, two network cuts); 3 lab devices send line"
-echo "      protocol to 3 real outpost-agent processes (at_least_once, SQLite queue)"
+echo "      protocol to 3 real outpost-agent processes (end_to_end, SQLite queue)"
 "$build/firmware-sim/outpost-sim" --scenario firmware-sim/scenarios/small-office.toml \
   --broker "tcp://127.0.0.1:$mqtt_port" --devices 20 --batch-size 8 --duration "$duration" --seed 7 \
   --malformed-fraction 0.04 --malformed-kinds all --duplicate-fraction 0.05 \
@@ -131,7 +131,7 @@ echo "      protocol to 3 real outpost-agent processes (at_least_once, SQLite qu
 office_pid=$!
 pids+=("$office_pid")
 "$build/firmware-sim/outpost-sim" --scenario "$demo/lab.toml" --mode agent --agents 3 \
-  --agent-bin "$build/agent/outpost-agent" --work-dir "$demo/agents" \
+  --agent-bin "$build/agent/outpost-agent" --work-dir "$demo/agents" --agent-delivery end_to_end \
   --broker "tcp://127.0.0.1:$mqtt_port" --duration "$duration" --seed 8 \
   --malformed-fraction 0 --duplicate-fraction 0 --manifest "$demo/lab-manifest.json" \
   >"$demo/sim-lab.txt" 2>"$demo/sim-lab.log" &
