@@ -581,9 +581,8 @@ class WireCheck {
 
   bool malformed(const uint8_t* at, std::string what) {
     const std::string w = where();
-    malformed_ = reject(Reason::kNotDecodable, "protobuf: " + what + " at byte " +
-                                                   std::to_string(at - begin_) +
-                                                   (w.empty() ? "" : " (" + w + ")"));
+    malformed_ = reject(Reason::kNotDecodable, "protobuf: at byte " + std::to_string(at - begin_) +
+                                                   ", " + what + (w.empty() ? "" : " (" + w + ")"));
     return false;
   }
 
@@ -659,8 +658,8 @@ class WireCheck {
           const auto left = static_cast<uint64_t>(end - p);
           if (length > left) {
             return malformed(field_start, field + " claims " + std::to_string(length) +
-                                              " bytes but its message has " + std::to_string(left) +
-                                              " left");
+                                              " bytes but only " + std::to_string(left) +
+                                              " remain in its message");
           }
           if (known) {
             const bool item = known->name != nullptr;
