@@ -12,6 +12,7 @@
 #include <limits>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "outpost.pb.h"
 #include "outpost/common/limits.h"
@@ -130,21 +131,21 @@ bool encode_reading_list(pb_ostream_t* stream, const pb_field_t* field, void* co
     previous = in.time_us;
     if (const double* d = std::get_if<double>(&in.value)) {
       if (auto packed = pack_decimal(*d)) {
-        r.which_value = outpost_Reading_decimal_tag;
-        r.value.decimal = *packed;
+        r.has_decimal = true;
+        r.decimal = *packed;
       } else {
-        r.which_value = outpost_Reading_f64_tag;
-        r.value.f64 = *d;
+        r.has_f64 = true;
+        r.f64 = *d;
       }
     } else if (const int64_t* n = std::get_if<int64_t>(&in.value)) {
-      r.which_value = outpost_Reading_i64_tag;
-      r.value.i64 = *n;
+      r.has_i64 = true;
+      r.i64 = *n;
     } else if (const bool* b = std::get_if<bool>(&in.value)) {
-      r.which_value = outpost_Reading_b_tag;
-      r.value.b = *b;
+      r.has_b = true;
+      r.b = *b;
     } else {
-      r.which_value = outpost_Reading_s_tag;
-      if (!from_string(std::get<std::string>(in.value), r.value.s)) {
+      r.has_s = true;
+      if (!from_string(std::get<std::string>(in.value), r.s)) {
         return fail(ctx, Reason::kOversized,
                     "reading " + std::to_string(i) + ": string value longer than " +
                         std::to_string(kMaxStringValueLength) + " bytes");
@@ -318,47 +319,57 @@ bool fail(DecodeContext& ctx, Reason reason, std::string detail) {
   return false;
 }
 
+// The detail for a reading whose value oneof (five optional fields, see outpost.options)
+// does not hold exactly one value: nanopb would otherwise keep the last one it saw.
+std::string value_count_problem(const outpost_Reading& r, std::size_t index) {
+  std::string set;
+  for (const auto& [has, name] :
+       {std::pair{r.has_decimal, "decimal"}, std::pair{r.has_f64, "f64"},
+        std::pair{r.has_i64, "i64"}, std::pair{r.has_b, "b"}, std::pair{r.has_s, "s"}}) {
+    if (has) set += std::string(set.empty() ? "" : ", ") + name;
+  }
+  const std::string where = "reading " + std::to_string(index);
+  if (set.empty()) return where + " has no value";
+  return where + " has more than one value (" + set +
+         "): exactly one of decimal, f64, i64, b, s may be set";
+}
+
 // Called once per Reading submessage. Stores the time delta in time_us; the
 // caller turns deltas into absolute times once the base time is known (the
 // base may come after the readings on the wire).
 bool decode_reading(pb_istream_t* stream, const pb_field_t*, void** arg) {
   auto& ctx = *static_cast<DecodeContext*>(*arg);
   auto& readings = std::get<ReadingBatch>(ctx.out->body).readings;
-  if (readings.size() >= kMaxReadingsPerBatch) {
+  const std::size_t index = readings.size();
+  if (index >= kMaxReadingsPerBatch) {
     return fail(ctx, Reason::kOversized,
                 "more than " + std::to_string(kMaxReadingsPerBatch) + " readings in one batch");
   }
+  // Zeroed here, so nanopb need not set the defaults a second time (this is the hot loop).
   outpost_Reading r = outpost_Reading_init_zero;
-  if (!pb_decode(stream, outpost_Reading_fields, &r)) return false;
+  if (!pb_decode_ex(stream, outpost_Reading_fields, &r, PB_DECODE_NOINIT)) return false;
+  if (r.has_decimal + r.has_f64 + r.has_i64 + r.has_b + r.has_s != 1) {
+    return fail(ctx, Reason::kInvalidField, value_count_problem(r, index));
+  }
   Reading& out = readings.emplace_back();
   out.sensor = r.sensor;
   out.time_us = r.time_delta_us;
-  switch (r.which_value) {
-    case outpost_Reading_decimal_tag: {
-      auto v = unpack_decimal(r.value.decimal);
-      if (!v) {
-        return fail(ctx, Reason::kValueOutOfBounds,
-                    "reading " + std::to_string(readings.size() - 1) +
-                        ": decimal mantissa beyond 2^53 or scale beyond 15");
-      }
-      out.value = *v;
-      break;
+  if (r.has_decimal) {
+    auto v = unpack_decimal(r.decimal);
+    if (!v) {
+      return fail(
+          ctx, Reason::kValueOutOfBounds,
+          "reading " + std::to_string(index) + ": decimal mantissa beyond 2^53 or scale beyond 15");
     }
-    case outpost_Reading_f64_tag:
-      out.value = r.value.f64;
-      break;
-    case outpost_Reading_i64_tag:
-      out.value = r.value.i64;
-      break;
-    case outpost_Reading_b_tag:
-      out.value = r.value.b;
-      break;
-    case outpost_Reading_s_tag:
-      out.value = to_string(r.value.s);
-      break;
-    default:
-      return fail(ctx, Reason::kInvalidField,
-                  "reading " + std::to_string(readings.size() - 1) + " has no value");
+    out.value = *v;
+  } else if (r.has_f64) {
+    out.value = r.f64;
+  } else if (r.has_i64) {
+    out.value = r.i64;
+  } else if (r.has_b) {
+    out.value = r.b;
+  } else {
+    out.value = to_string(r.s);
   }
   return true;
 }
@@ -472,18 +483,247 @@ Rejection nanopb_rejection(const char* message) {
   return reject(Reason::kNotDecodable, "protobuf: " + std::string(m));
 }
 
+// --------------------------------------------- wire check (only after a failed decode)
+//
+// nanopb stops at the first thing it refuses, and two of its checks come in an order that
+// would mislead: it compares a length with the field's bound before it looks whether that
+// many bytes exist (a payload cut short inside an over-long field would be "oversized"), and
+// it refuses a negative enum (ten varint bytes in a 32-bit field) as "integer too large"
+// (it would be "not_decodable"). So when a decode fails, one walk over the raw bytes, guided
+// by the small table below, settles the reason: bytes that are not a complete protobuf are
+// not_decodable whatever else is wrong; otherwise an enum or 32-bit field whose varint does
+// not fit is invalid_field. Only the error path pays for this walk.
+
+enum class WireKind : uint8_t { kMessage, kEnum, kUint32 };
+
+struct WireMessage;
+
+struct WireField {
+  uint32_t tag;
+  WireKind kind;
+  // For a message: how one item is called in details ("reading"), nullptr for a body
+  // (not shown). For an enum or integer: how its value is called ("severity").
+  const char* name;
+  const WireMessage* message = nullptr;  // kMessage: what to look for inside
+};
+
+// The fields of a message the check needs to know; any other field only has to be
+// well-formed protobuf.
+struct WireMessage {
+  std::span<const WireField> fields;
+};
+
+constexpr WireMessage kOpaqueWire{};  // LogField, SeqRange: nothing inside to interpret
+constexpr WireField kReadingWireFields[] = {
+    {outpost_Reading_sensor_tag, WireKind::kUint32, "sensor index"}};
+constexpr WireMessage kReadingWire{kReadingWireFields};
+constexpr WireField kReadingBatchWireFields[] = {
+    {outpost_ReadingBatch_readings_tag, WireKind::kMessage, "reading", &kReadingWire}};
+constexpr WireMessage kReadingBatchWire{kReadingBatchWireFields};
+constexpr WireField kLogRecordWireFields[] = {
+    {outpost_LogRecord_severity_tag, WireKind::kEnum, "severity"},
+    {outpost_LogRecord_fields_tag, WireKind::kMessage, "field", &kOpaqueWire}};
+constexpr WireMessage kLogRecordWire{kLogRecordWireFields};
+constexpr WireField kLogBatchWireFields[] = {
+    {outpost_LogBatch_records_tag, WireKind::kMessage, "log record", &kLogRecordWire}};
+constexpr WireMessage kLogBatchWire{kLogBatchWireFields};
+constexpr WireField kStatusWireFields[] = {
+    {outpost_DeviceStatus_state_tag, WireKind::kEnum, "device state"},
+    {outpost_DeviceStatus_store_resets_tag, WireKind::kUint32, "store_resets"}};
+constexpr WireMessage kStatusWire{kStatusWireFields};
+constexpr WireField kAckWireFields[] = {
+    {outpost_CommitAck_committed_tag, WireKind::kMessage, "ack range", &kOpaqueWire}};
+constexpr WireMessage kAckWire{kAckWireFields};
+constexpr WireField kEventWireFields[] = {{outpost_Event_kind_tag, WireKind::kEnum, "event kind"}};
+constexpr WireMessage kEventWire{kEventWireFields};
+constexpr WireField kEnvelopeWireFields[] = {
+    {outpost_Envelope_readings_tag, WireKind::kMessage, nullptr, &kReadingBatchWire},
+    {outpost_Envelope_logs_tag, WireKind::kMessage, nullptr, &kLogBatchWire},
+    {outpost_Envelope_status_tag, WireKind::kMessage, nullptr, &kStatusWire},
+    {outpost_Envelope_ack_tag, WireKind::kMessage, nullptr, &kAckWire},
+    {outpost_Envelope_event_tag, WireKind::kMessage, nullptr, &kEventWire}};
+constexpr WireMessage kEnvelopeWire{kEnvelopeWireFields};
+
+class WireCheck {
+ public:
+  explicit WireCheck(std::span<const uint8_t> bytes) : begin_(bytes.data()) {
+    (void)walk(bytes.data(), bytes.data() + bytes.size(), kEnvelopeWire);  // sets malformed_
+  }
+
+  // Set if the bytes are not a complete protobuf (not_decodable).
+  const std::optional<Rejection>& malformed() const { return malformed_; }
+  // The first enum or 32-bit field, in wire order, whose varint does not fit (invalid_field).
+  const std::optional<Rejection>& bad_value() const { return bad_value_; }
+
+ private:
+  enum class VarintResult { kOk, kCut, kTooLong };
+
+  // As nanopb reads one: at most ten bytes, the last of them 0 or 1.
+  static VarintResult read_varint(const uint8_t*& p, const uint8_t* end, uint64_t& out) {
+    out = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+      if (p == end) return VarintResult::kCut;
+      const uint8_t byte = *p++;
+      if (shift == 63 && byte > 1) return VarintResult::kTooLong;
+      out |= static_cast<uint64_t>(byte & 0x7f) << shift;
+      if (!(byte & 0x80)) return VarintResult::kOk;
+    }
+    return VarintResult::kTooLong;
+  }
+
+  std::string where() const {
+    std::string out;
+    for (const auto& [name, index] : path_) {
+      out += (out.empty() ? "" : ", ") + std::string(name) + " " + std::to_string(index);
+    }
+    return out;
+  }
+
+  bool malformed(const uint8_t* at, std::string what) {
+    const std::string w = where();
+    malformed_ = reject(Reason::kNotDecodable, "protobuf: at byte " + std::to_string(at - begin_) +
+                                                   ", " + what + (w.empty() ? "" : " (" + w + ")"));
+    return false;
+  }
+
+  void bad_value(const WireField& f, uint64_t v) {
+    if (bad_value_) return;
+    const std::string w = where();
+    const std::string prefix = w.empty() ? "" : w + ": ";
+    bad_value_ = f.kind == WireKind::kEnum
+                     ? reject(Reason::kInvalidField, prefix + "unknown " + f.name + " " +
+                                                         std::to_string(static_cast<int64_t>(v)))
+                     : reject(Reason::kInvalidField,
+                              prefix + f.name + " " + std::to_string(v) + " does not fit 32 bits");
+  }
+
+  // False once the bytes are found malformed (then malformed_ says where).
+  bool walk(const uint8_t* p, const uint8_t* end, const WireMessage& m) {
+    std::array<std::size_t, 8> seen{};  // items of each known message field so far
+    while (p < end) {
+      const uint8_t* const field_start = p;
+      uint64_t key;
+      if (auto r = read_varint(p, end, key); r != VarintResult::kOk) {
+        return malformed(field_start,
+                         r == VarintResult::kCut ? "field tag cut short" : "field tag too long");
+      }
+      if (key > std::numeric_limits<uint32_t>::max() || (key >> 3) == 0) {
+        return malformed(field_start, "field number " + std::to_string(key >> 3));
+      }
+      const auto tag = static_cast<uint32_t>(key >> 3);
+      const auto wire = static_cast<pb_wire_type_t>(key & 7);
+      const std::string wire_name = std::to_string(key & 7);
+      const WireField* known = nullptr;
+      std::size_t known_index = 0;
+      for (std::size_t i = 0; i < m.fields.size(); ++i) {
+        if (m.fields[i].tag == tag) {
+          known = &m.fields[i];
+          known_index = i;
+        }
+      }
+      const std::string field = "field " + std::to_string(tag);
+      if (known && known->kind != WireKind::kMessage && wire != PB_WT_VARINT) {
+        return malformed(field_start,
+                         field + " has wire type " + wire_name + ", expected a varint");
+      }
+      if (known && known->kind == WireKind::kMessage && wire != PB_WT_STRING) {
+        return malformed(field_start, field + " has wire type " + wire_name +
+                                          ", expected a length-delimited message");
+      }
+      switch (wire) {
+        case PB_WT_VARINT: {
+          uint64_t v;
+          if (auto r = read_varint(p, end, v); r != VarintResult::kOk) {
+            return malformed(field_start,
+                             field + (r == VarintResult::kCut ? ": varint cut short"
+                                                              : ": varint longer than 10 bytes"));
+          }
+          if (known && v > std::numeric_limits<uint32_t>::max()) bad_value(*known, v);
+          break;
+        }
+        case PB_WT_64BIT:
+        case PB_WT_32BIT: {
+          const std::size_t n = wire == PB_WT_64BIT ? 8 : 4;
+          if (static_cast<std::size_t>(end - p) < n) {
+            return malformed(field_start, field + ": fixed-size value cut short");
+          }
+          p += n;
+          break;
+        }
+        case PB_WT_STRING: {
+          uint64_t length;
+          if (auto r = read_varint(p, end, length); r != VarintResult::kOk) {
+            return malformed(field_start, field + ": length cut short");
+          }
+          const auto left = static_cast<uint64_t>(end - p);
+          if (length > left) {
+            return malformed(field_start, field + " claims " + std::to_string(length) +
+                                              " bytes but only " + std::to_string(left) +
+                                              " remain in its message");
+          }
+          if (known) {
+            const bool item = known->name != nullptr;
+            if (item) path_.emplace_back(known->name, seen[known_index]);
+            if (!walk(p, p + length, *known->message)) return false;
+            if (item) path_.pop_back();
+            ++seen[known_index];
+          }
+          p += length;
+          break;
+        }
+        default:
+          return malformed(field_start,
+                           field + " has wire type " + wire_name + " (not one protobuf 3 uses)");
+      }
+    }
+    return true;
+  }
+
+  const uint8_t* begin_;
+  std::vector<std::pair<const char*, std::size_t>> path_;
+  std::optional<Rejection> malformed_;
+  std::optional<Rejection> bad_value_;
+};
+
+// Why nanopb refused `bytes`. Completeness is judged first: bytes that are not a whole
+// protobuf are not_decodable, even where nanopb saw a bound broken before their end.
+Rejection explain_failure(std::span<const uint8_t> bytes, const DecodeContext& ctx,
+                          const char* nanopb_error) {
+  const WireCheck check(bytes);
+  if (check.malformed()) return *check.malformed();
+  const std::string_view m = nanopb_error ? nanopb_error : "";
+  if (m == "integer too large" && check.bad_value()) return *check.bad_value();
+  if (ctx.error) return *ctx.error;
+  return nanopb_rejection(nanopb_error);
+}
+
 // ----------------------------------------------------------------- validation
 
-bool is_valid_utf8(std::string_view s, bool allow_control) {
+// What is wrong with a text field: found in one pass, put into words only when needed.
+struct TextFault {
+  enum Kind : uint8_t { kNone, kNul, kControl, kBadUtf8 };
+  Kind kind = kNone;
+  std::size_t offset = 0;   // byte offset of the character or sequence
+  uint32_t code_point = 0;  // kControl: which one
+  std::size_t length = 0;   // kBadUtf8: how many bytes to show
+  const char* why = "";     // kBadUtf8: what is wrong with them
+};
+
+// `layout`: tab, LF and CR are allowed (log messages and values, string readings). Every
+// other control character (C0, DEL and C1, Unicode category Cc) is refused, and NUL always.
+TextFault find_text_fault(std::string_view s, bool layout) {
   std::size_t i = 0;
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
-      if (c == 0 || (!allow_control && (c < 0x20 || c == 0x7f))) return false;
+      if (c == 0) return {TextFault::kNul, i};
+      if ((c < 0x20 || c == 0x7f) && !(layout && (c == '\t' || c == '\n' || c == '\r'))) {
+        return {TextFault::kControl, i, c};
+      }
       ++i;
       continue;
     }
-    int len;
+    std::size_t len;
     uint32_t cp;
     if ((c & 0xe0) == 0xc0) {
       len = 2;
@@ -495,32 +735,117 @@ bool is_valid_utf8(std::string_view s, bool allow_control) {
       len = 4;
       cp = c & 0x07;
     } else {
-      return false;
+      return {TextFault::kBadUtf8, i, 0, 1,
+              (c & 0xc0) == 0x80 ? "is a continuation byte without a lead byte"
+                                 : "cannot start a character"};
     }
-    if (i + len > s.size()) return false;
-    for (int k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
+    for (std::size_t k = 1; k < len; ++k) {
+      if (i + k >= s.size() || (static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) {
+        return {TextFault::kBadUtf8, i, 0, k, "is a sequence cut short"};
+      }
+      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
     }
-    // Overlong forms, UTF-16 surrogates and values past U+10FFFF are invalid.
     static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMinForLength[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
+    if (cp < kMinForLength[len]) return {TextFault::kBadUtf8, i, 0, len, "is an overlong form"};
+    if (cp >= 0xd800 && cp <= 0xdfff) {
+      return {TextFault::kBadUtf8, i, 0, len, "encodes a UTF-16 surrogate"};
     }
+    if (cp > 0x10ffff) return {TextFault::kBadUtf8, i, 0, len, "is beyond U+10FFFF"};
+    if (cp >= 0x80 && cp <= 0x9f) return {TextFault::kControl, i, cp};
     i += len;
   }
-  return true;
+  return {};
 }
 
-// Text that may contain tabs and newlines (log messages and values).
-bool is_valid_text(std::string_view s) {
-  if (!is_valid_utf8(s, true)) return false;
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 && c != '\t' && c != '\n' && c != '\r') return false;
+std::string hex_byte(unsigned char c) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  return std::string("0x") + kHex[c >> 4] + kHex[c & 15];
+}
+
+// "U+001B (ESC)": a control character as people look it up.
+std::string control_name(uint32_t cp) {
+  static constexpr const char* kC0[] = {"NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "BEL",
+                                        "BS",  "TAB", "LF",  "VT",  "FF",  "CR",  "SO",  "SI",
+                                        "DLE", "DC1", "DC2", "DC3", "DC4", "NAK", "SYN", "ETB",
+                                        "CAN", "EM",  "SUB", "ESC", "FS",  "GS",  "RS",  "US"};
+  char code[16];
+  std::snprintf(code, sizeof code, "U+%04X", static_cast<unsigned>(cp));
+  if (cp < 0x20) return std::string(code) + " (" + kC0[cp] + ")";
+  if (cp == 0x7f) return std::string(code) + " (DEL)";
+  return code;
+}
+
+std::string describe(const TextFault& f, std::string_view s) {
+  const std::string at = " at byte " + std::to_string(f.offset);
+  switch (f.kind) {
+    case TextFault::kNone:
+      return "";
+    case TextFault::kNul:
+      return "embedded NUL" + at;
+    case TextFault::kControl:
+      return "control character " + control_name(f.code_point) + at;
+    case TextFault::kBadUtf8: {
+      std::string bytes;
+      for (std::size_t k = 0; k < f.length; ++k) {
+        bytes += (k ? " " : "") + hex_byte(static_cast<unsigned char>(s[f.offset + k]));
+      }
+      return "invalid UTF-8" + at + ": " + bytes + " " + f.why;
+    }
   }
-  return true;
+  return "";
+}
+
+// Text that may contain tabs and newlines (string readings, log messages and values).
+bool is_valid_text(std::string_view s) { return find_text_fault(s, true).kind == TextFault::kNone; }
+
+// "" if `s` is valid text; otherwise what is wrong, e.g. "embedded NUL at byte 4".
+std::string text_problem(std::string_view s, bool layout) {
+  const TextFault f = find_text_fault(s, layout);
+  return f.kind == TextFault::kNone ? "" : describe(f, s);
+}
+
+// One byte of a name or id that breaks its rule, as people can read it.
+std::string describe_byte(unsigned char c) {
+  if (c == ' ') return "a space";
+  if (c < 0x20 || c == 0x7f) return "control character " + control_name(c);
+  if (c >= 0x80) return "byte " + hex_byte(c) + " (not ASCII)";
+  return std::string("'") + static_cast<char>(c) + "'";
+}
+
+// The sensor-name rule (also log field keys): 1..max bytes of printable ASCII without spaces.
+std::string name_problem(std::string_view name, std::size_t max) {
+  if (name.empty()) return "is empty";
+  if (name.size() > max) {
+    return "is " + std::to_string(name.size()) + " bytes, at most " + std::to_string(max);
+  }
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x21 || c > 0x7e) {
+      return "has " + describe_byte(c) + " at byte " + std::to_string(i) +
+             "; allowed: printable ASCII without spaces (0x21-0x7e)";
+    }
+  }
+  return "";
+}
+
+bool is_id_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+// The id rule (device and site ids): 1..64 bytes of [A-Za-z0-9._-].
+std::string id_rule_problem(std::string_view id) {
+  if (id.empty()) return "is empty";
+  if (id.size() > kMaxIdLength) {
+    return "is " + std::to_string(id.size()) + " bytes, at most " + std::to_string(kMaxIdLength);
+  }
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    if (!is_id_char(id[i])) {
+      return "has " + describe_byte(static_cast<unsigned char>(id[i])) + " at byte " +
+             std::to_string(i) + "; allowed: A-Z a-z 0-9 . _ -";
+    }
+  }
+  return "";
 }
 
 std::string quoted(std::string_view s) {
@@ -541,35 +866,82 @@ std::string quoted(std::string_view s) {
   return out + "'";
 }
 
+// "2000-01-01T00:00:00Z" for any Unix time in microseconds, far past and future included
+// (civil-from-days after Howard Hinnant's date algorithms; gmtime cannot take every int64).
+std::string iso_time(int64_t us) {
+  const int64_t s = us / 1'000'000 - (us % 1'000'000 < 0 ? 1 : 0);
+  const int64_t days = s / 86'400 - (s % 86'400 < 0 ? 1 : 0);
+  const int64_t secs = s - days * 86'400;
+  const int64_t z = days + 719'468;
+  const int64_t era = (z >= 0 ? z : z - 146'096) / 146'097;
+  const int64_t doe = z - era * 146'097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36'524 - doe / 146'096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  char out[64];
+  std::snprintf(out, sizeof out, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ",
+                static_cast<long long>(year), static_cast<long long>(month),
+                static_cast<long long>(day), static_cast<long long>(secs / 3600),
+                static_cast<long long>(secs / 60 % 60), static_cast<long long>(secs % 60));
+  return out;
+}
+
+int64_t saturating_sub(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_sub_overflow(a, b, &r) ? std::numeric_limits<int64_t>::min() : r;
+}
+
+int64_t saturating_add(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
+}
+
+// The times a batch's timestamps may take (see ValidationOptions and docs/wire-format.md):
+// never before min_timestamp; a synchronised clock (or any, with check_unsynced_timestamps)
+// within the window around the receive time; an unsynchronised one at most
+// max_unsynced_future_skew ahead of it.
 class TimeWindow {
  public:
   TimeWindow(const Expectation& expect, const ValidationOptions& options, bool synced)
-      : check_(synced || options.check_unsynced_timestamps),
+      : windowed_(synced || options.check_unsynced_timestamps),
         now_(expect.receive_time_us),
-        min_(saturating_sub(now_, options.max_past_age_us)),
-        max_(saturating_add(now_, options.max_future_skew_us)) {}
+        floor_(options.min_timestamp_us),
+        min_(windowed_ ? std::max(floor_, saturating_sub(now_, options.max_past_age_us)) : floor_),
+        max_(saturating_add(
+            now_, windowed_ ? options.max_future_skew_us : options.max_unsynced_future_skew_us)) {}
 
-  Status<Rejection> check(int64_t t, const std::string& what) const {
-    if (!check_ || (t >= min_ && t <= max_)) return {};
+  // The per-reading test: no string is built unless it fails.
+  bool contains(int64_t t) const { return t >= min_ && t <= max_; }
+
+  Rejection rejection(int64_t t, const std::string& what) const {
+    const std::string at = "t = " + std::to_string(t) + " us, " + iso_time(t);
+    if (t < floor_) {
+      return reject(Reason::kTimestampOutOfBounds,
+                    what + ": " + at + ", is before min_timestamp " + iso_time(floor_) +
+                        " (seconds or milliseconds sent as microseconds, or a clock never set)");
+    }
     const double seconds = (static_cast<double>(t) - static_cast<double>(now_)) / 1e6;
     char offset[64];
     std::snprintf(offset, sizeof offset, "%.1f s %s", std::fabs(seconds),
                   seconds > 0 ? "ahead of" : "behind");
     return reject(Reason::kTimestampOutOfBounds,
-                  what + ": " + offset + " the receive time (t = " + std::to_string(t) + " us)");
+                  what + ": " + offset + " the receive time (" + at + ")" +
+                      (windowed_ ? ""
+                                 : ", beyond max_unsynced_future_skew for a clock that is "
+                                   "not synchronised"));
+  }
+
+  Status<Rejection> check(int64_t t, const std::string& what) const {
+    if (contains(t)) return {};
+    return rejection(t, what);
   }
 
  private:
-  static int64_t saturating_sub(int64_t a, int64_t b) {
-    int64_t r;
-    return __builtin_sub_overflow(a, b, &r) ? std::numeric_limits<int64_t>::min() : r;
-  }
-  static int64_t saturating_add(int64_t a, int64_t b) {
-    int64_t r;
-    return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
-  }
-  bool check_;
-  int64_t now_, min_, max_;
+  bool windowed_;
+  int64_t now_, floor_, min_, max_;
 };
 
 Status<Rejection> validate_readings(const ReadingBatch& b, const Expectation& expect,
@@ -581,12 +953,14 @@ Status<Rejection> validate_readings(const ReadingBatch& b, const Expectation& ex
   }
   for (const auto& name : b.sensor_names) {
     if (!is_valid_sensor_name(name)) {
-      return reject(Reason::kInvalidField, "invalid sensor name " + quoted(name));
+      return reject(Reason::kInvalidField, "invalid sensor name " + quoted(name) + ": " +
+                                               name_problem(name, kMaxSensorNameLength));
     }
   }
   for (const auto& unit : b.units) {
     if (!is_valid_unit(unit)) {
-      return reject(Reason::kInvalidField, "invalid unit " + quoted(unit));
+      return reject(Reason::kInvalidField,
+                    "invalid unit " + quoted(unit) + ": " + common::unit_problem(unit));
     }
   }
   const TimeWindow window(expect, options, b.time_synced);
@@ -606,12 +980,11 @@ Status<Rejection> validate_readings(const ReadingBatch& b, const Expectation& ex
     } else if (const std::string* s = std::get_if<std::string>(&r.value)) {
       if (!is_valid_text(*s)) {
         return reject(Reason::kInvalidField, "reading " + std::to_string(i) + " (" + name +
-                                                 "): string value is not valid UTF-8 text");
+                                                 "): string value: " + text_problem(*s, true));
       }
     }
-    if (auto s = window.check(r.time_us, "reading " + std::to_string(i) + " (" + name + ")");
-        !s.ok()) {
-      return s;
+    if (!window.contains(r.time_us)) {
+      return window.rejection(r.time_us, "reading " + std::to_string(i) + " (" + name + ")");
     }
   }
   return {};
@@ -623,20 +996,21 @@ Status<Rejection> validate_logs(const LogBatch& b, const Expectation& expect,
   const TimeWindow window(expect, options, b.time_synced);
   for (std::size_t i = 0; i < b.records.size(); ++i) {
     const LogRecord& r = b.records[i];
-    const std::string where = "log record " + std::to_string(i);
+    const auto where = [i] { return "log record " + std::to_string(i); };
     if (!is_valid_text(r.message)) {
-      return reject(Reason::kInvalidField, where + ": message is not valid UTF-8 text");
+      return reject(Reason::kInvalidField, where() + ": message: " + text_problem(r.message, true));
     }
     for (const auto& f : r.fields) {
-      if (f.key.empty() || !is_valid_sensor_name(f.key)) {
-        return reject(Reason::kInvalidField, where + ": invalid field key " + quoted(f.key));
+      if (!is_valid_sensor_name(f.key)) {
+        return reject(Reason::kInvalidField, where() + ": invalid field key " + quoted(f.key) +
+                                                 ": " + name_problem(f.key, kMaxLogKeyLength));
       }
       if (!is_valid_text(f.value)) {
         return reject(Reason::kInvalidField,
-                      where + ": value of " + quoted(f.key) + " is not valid UTF-8 text");
+                      where() + ": value of " + quoted(f.key) + ": " + text_problem(f.value, true));
       }
     }
-    if (auto s = window.check(r.time_us, where); !s.ok()) return s;
+    if (!window.contains(r.time_us)) return window.rejection(r.time_us, where());
   }
   return {};
 }
@@ -646,11 +1020,16 @@ Status<Rejection> validate_status(const DeviceStatus& s, const Expectation& expe
   if (s.state == DeviceState::kUnspecified) {
     return reject(Reason::kInvalidField, "status without a state");
   }
-  if (!is_valid_utf8(s.agent_version, false)) {
-    return reject(Reason::kInvalidField, "invalid agent version " + quoted(s.agent_version));
+  if (const std::string problem = text_problem(s.agent_version, false); !problem.empty()) {
+    return reject(Reason::kInvalidField,
+                  "invalid agent version " + quoted(s.agent_version) + ": " + problem);
   }
   // A last will was composed at connect time; its timestamp may be old by design.
   if (s.state == DeviceState::kLost) return {};
+  // A status is not a batch: its time is not stored as a data time, and a device without an
+  // RTC sends its birth on connect, perhaps before its clock is set. Rejecting that would
+  // lose the device's presence, so only a synchronised status time is bounded.
+  if (!s.time_synced && !options.check_unsynced_timestamps) return {};
   return TimeWindow(expect, options, s.time_synced).check(s.time_us, "status");
 }
 
@@ -668,15 +1047,19 @@ Status<Rejection> validate_ack(const CommitAck& a) {
 }
 
 Status<Rejection> validate_event(const Event& e, const ValidationOptions& options) {
-  if (e.kind == EventKind::kUnspecified) return reject(Reason::kInvalidField, "event kind");
+  if (e.kind == EventKind::kUnspecified) {
+    return reject(Reason::kInvalidField, "event without a kind");
+  }
   if (!e.site.empty() && !is_valid_id(e.site)) {
-    return reject(Reason::kInvalidField, "invalid event site " + quoted(e.site));
+    return reject(Reason::kInvalidField,
+                  "invalid event site " + quoted(e.site) + ": " + id_rule_problem(e.site));
   }
   if (!e.sensor.empty() && !is_valid_sensor_name(e.sensor)) {
-    return reject(Reason::kInvalidField, "invalid event sensor " + quoted(e.sensor));
+    return reject(Reason::kInvalidField, "invalid event sensor " + quoted(e.sensor) + ": " +
+                                             name_problem(e.sensor, kMaxSensorNameLength));
   }
   if (!is_valid_text(e.detail)) {
-    return reject(Reason::kInvalidField, "event detail is not valid UTF-8 text");
+    return reject(Reason::kInvalidField, "event detail: " + text_problem(e.detail, true));
   }
   if (!options.allow_non_finite && (!std::isfinite(e.value) || !std::isfinite(e.threshold))) {
     return reject(Reason::kValueOutOfBounds, "event value or threshold is not finite");
@@ -763,10 +1146,7 @@ Result<Envelope, Rejection> decode(std::span<const uint8_t> bytes) {
                                                    ", this build reads " +
                                                    std::to_string(kSchemaVersion));
   }
-  if (!decoded) {
-    if (ctx.error) return *ctx.error;
-    return nanopb_rejection(PB_GET_ERROR(&stream));
-  }
+  if (!decoded) return explain_failure(bytes, ctx, PB_GET_ERROR(&stream));
   if (!version) return reject(Reason::kUnsupportedVersion, "no schema version");
   if (e.has_status) {
     if (!take_body(ctx, DeviceStatus{})) return *ctx.error;
@@ -827,7 +1207,8 @@ Status<Rejection> validate(const Envelope& envelope, const Expectation& expect,
                       std::string(payload_kind_name(envelope.kind())));
   }
   if (!is_valid_id(envelope.device_id)) {
-    return reject(Reason::kInvalidField, "invalid device id " + quoted(envelope.device_id));
+    return reject(Reason::kInvalidField, "invalid device id " + quoted(envelope.device_id) + ": " +
+                                             id_rule_problem(envelope.device_id));
   }
   if (!expect.device_id.empty() && envelope.device_id != expect.device_id) {
     return reject(Reason::kIdentityMismatch, "payload device id " + quoted(envelope.device_id) +
@@ -860,17 +1241,25 @@ Result<Envelope, Rejection> decode_and_validate(std::span<const uint8_t> bytes,
 bool is_valid_id(std::string_view id) {
   if (id.empty() || id.size() > kMaxIdLength) return false;
   for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
+    if (!is_id_char(c)) return false;
   }
   return true;
 }
 
 bool is_valid_utf8_text(std::string_view text) { return is_valid_text(text); }
 
+std::string utf8_text_problem(std::string_view text) { return text_problem(text, true); }
+
 bool is_valid_unit(std::string_view unit) {
-  return unit.size() <= kMaxUnitLength && is_valid_utf8(unit, false);
+  return unit.size() <= kMaxUnitLength && find_text_fault(unit, false).kind == TextFault::kNone;
+}
+
+std::string unit_problem(std::string_view unit) {
+  if (unit.size() > kMaxUnitLength) {
+    return "is " + std::to_string(unit.size()) + " bytes, at most " +
+           std::to_string(kMaxUnitLength);
+  }
+  return text_problem(unit, false);
 }
 
 bool is_valid_sensor_name(std::string_view name) {
@@ -879,6 +1268,10 @@ bool is_valid_sensor_name(std::string_view name) {
     if (c < 0x21 || c > 0x7e) return false;
   }
   return true;
+}
+
+std::string sensor_name_problem(std::string_view name) {
+  return name_problem(name, kMaxSensorNameLength);
 }
 
 }  // namespace outpost::common

@@ -285,6 +285,42 @@ void ConfigReader::read(std::string_view path, double& out, double min, double m
   }
 }
 
+void ConfigReader::read_time_us(std::string_view path, int64_t& out_us) {
+  const toml::node* node = find(path);
+  if (!node) return;
+  toml::date date{};
+  toml::time time{};
+  int64_t offset_s = 0;
+  if (auto d = node->value_exact<toml::date>()) {
+    date = *d;
+  } else if (auto dt = node->value_exact<toml::date_time>()) {
+    if (!dt->offset) {
+      error_at(path, node, "a date-time needs its UTC offset, e.g. 2000-01-01T00:00:00Z");
+      return;
+    }
+    date = dt->date;
+    time = dt->time;
+    offset_s = int64_t{dt->offset->minutes} * 60;
+  } else {
+    error_at(path, node,
+             "expected a TOML date or date-time such as 2000-01-01 or 2000-01-01T00:00:00Z "
+             "(without quotes), got " +
+                 type_name(*node));
+    return;
+  }
+  // Days from 1970-01-01 to the civil date (Howard Hinnant's days_from_civil).
+  const int64_t y = int64_t{date.year} - (date.month <= 2 ? 1 : 0);
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t mp = (int64_t{date.month} + 9) % 12;
+  const int64_t doy = (153 * mp + 2) / 5 + int64_t{date.day} - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const int64_t days = era * 146'097 + doe - 719'468;
+  const int64_t seconds =
+      days * 86'400 + time.hour * 3600 + time.minute * 60 + time.second - offset_s;
+  out_us = seconds * 1'000'000 + time.nanosecond / 1000;
+}
+
 void ConfigReader::read_duration_us(std::string_view path, int64_t& out_us, int64_t min_us,
                                     int64_t max_us) {
   const toml::node* node = find(path);
@@ -413,6 +449,8 @@ void read_validation_options(ConfigReader& reader, std::string_view table, Valid
   reader.read_duration_us(prefix + "max_future_skew", out.max_future_skew_us);
   reader.read_duration_us(prefix + "max_past_age", out.max_past_age_us);
   reader.read(prefix + "check_unsynced_timestamps", out.check_unsynced_timestamps);
+  reader.read_time_us(prefix + "min_timestamp", out.min_timestamp_us);
+  reader.read_duration_us(prefix + "max_unsynced_future_skew", out.max_unsynced_future_skew_us);
   reader.read(prefix + "allow_non_finite", out.allow_non_finite);
 }
 

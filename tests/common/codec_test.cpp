@@ -506,9 +506,9 @@ TEST(Codec, TimestampsJustInsideTheWindowAreAccepted) {
 
 TEST(Codec, UnsyncedClockIsNotBoundsCheckedUnlessConfigured) {
   ReadingBatch b;
-  b.time_synced = false;  // e.g. fake-hwclock restored a stale time at boot
+  b.time_synced = false;  // e.g. fake-hwclock restored a time saved a year ago
   b.sensor_names = {"x"};
-  b.readings = {{0, 86400 * kSecond, 1.0}};
+  b.readings = {{0, kNow - 365 * 86400 * kSecond, 1.0}};
   const auto bytes = must_encode(with_body(b));
   EXPECT_TRUE(decode_and_validate(bytes, expect(PayloadKind::kReadings), {}).ok());
   ValidationOptions strict;
@@ -589,6 +589,333 @@ TEST(Codec, RejectionDetailsAreShortAndPrintable) {
   const Rejection r = must_reject(e);
   for (char c : r.detail) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << r.detail;
   EXPECT_NE(r.detail.find("\\x01"), std::string::npos);
+}
+
+// ------------------------------------------- value oneof: rejected, not last-one-wins
+
+// A batch of one good reading and, second, `bad` (a Reading's bytes).
+std::vector<uint8_t> batch_with_second_reading(const Proto& bad) {
+  Proto good;
+  good.uint(5, 2);  // i64 1
+  Proto batch;
+  batch.str(3, "x").len(5, good.bytes).len(5, bad.bytes);
+  auto p = envelope_header();
+  p.len(5, batch.bytes);
+  return p.bytes;
+}
+
+TEST(Codec, ReadingWithTwoValueFieldsIsInvalidNotTheLastOneKept) {
+  Proto decimal_and_f64;
+  decimal_and_f64.uint(3, (2137 * 16 + 2) << 1).tag(4, 1);         // decimal 21.37, then f64 ...
+  for (int i = 0; i < 8; ++i) decimal_and_f64.bytes.push_back(0);  // ... 0.0
+  Proto i64_and_s;
+  i64_and_s.uint(5, 84).str(7, "idle");
+  Proto three;
+  three.uint(5, 84).uint(6, 1).str(7, "on");
+  for (const auto& [bad, fields] :
+       {std::pair{decimal_and_f64, "decimal, f64"}, std::pair{i64_and_s, "i64, s"},
+        std::pair{three, "i64, b, s"}}) {
+    const Rejection r = must_reject(batch_with_second_reading(bad));
+    EXPECT_EQ(r.reason, Reason::kInvalidField) << r.detail;
+    EXPECT_NE(r.detail.find("reading 1 has more than one value"), std::string::npos) << r.detail;
+    EXPECT_NE(r.detail.find(fields), std::string::npos) << r.detail;
+  }
+}
+
+TEST(Codec, EachValueFieldAloneStillDecodes) {
+  Proto f64;
+  f64.tag(4, 1);
+  for (uint8_t byte : {0, 0, 0, 0, 0, 0, 0xf0, 0x3f}) f64.bytes.push_back(byte);  // 1.0
+  Proto b;
+  b.uint(6, 0);  // false, sent explicitly: presence is what makes it a value
+  Proto s;
+  s.str(7, "");
+  for (const Proto& one : {f64, b, s}) {
+    auto d = decode(batch_with_second_reading(one));
+    ASSERT_TRUE(d.ok()) << d.error().detail;
+    EXPECT_EQ(std::get<ReadingBatch>(d.value().body).readings.size(), 2u);
+  }
+}
+
+// -------------------------- structure first: bytes that are not there are not_decodable
+
+TEST(Codec, LengthRunningPastTheEndIsNotDecodableEvenWhenOverTheBound) {
+  // A device id claiming 100 bytes (bound 64) with 10 present.
+  Proto id;
+  id.uint(1, kSchemaVersion).tag(2, 2).varint(100);
+  for (int i = 0; i < 10; ++i) id.bytes.push_back('d');
+  // A string value claiming 200 bytes (bound 128), the payload cut after 20 of them.
+  Proto reading;
+  reading.tag(7, 2).varint(200);
+  for (int i = 0; i < 20; ++i) reading.bytes.push_back('s');
+  Proto batch;
+  batch.str(3, "x").tag(5, 2).varint(reading.bytes.size() + 180);
+  batch.bytes.insert(batch.bytes.end(), reading.bytes.begin(), reading.bytes.end());
+  auto cut_string = envelope_header();
+  cut_string.tag(5, 2).varint(batch.bytes.size() + 180);
+  cut_string.bytes.insert(cut_string.bytes.end(), batch.bytes.begin(), batch.bytes.end());
+  // A 65th sensor name (bound 64 names), cut short.
+  Proto names;
+  for (std::size_t i = 0; i < kMaxSensorsPerBatch; ++i) names.str(3, "s" + std::to_string(i));
+  names.tag(3, 2).varint(30).bytes.push_back('z');
+  auto cut_array = envelope_header();
+  cut_array.tag(5, 2).varint(names.bytes.size() + 29);
+  cut_array.bytes.insert(cut_array.bytes.end(), names.bytes.begin(), names.bytes.end());
+  for (const auto& bytes : {id.bytes, cut_string.bytes, cut_array.bytes}) {
+    const Rejection r = must_reject(bytes);
+    EXPECT_EQ(r.reason, Reason::kNotDecodable) << r.detail;
+    EXPECT_NE(r.detail.find("claims"), std::string::npos) << r.detail;
+  }
+}
+
+TEST(Codec, LengthRunningPastItsSubmessageIsNotDecodable) {
+  // A sensor name claiming 100 bytes inside a batch of 12, with more bytes after the batch:
+  // the buffer is long enough, the submessage is not.
+  Proto batch;
+  batch.tag(3, 2).varint(100);
+  for (int i = 0; i < 10; ++i) batch.bytes.push_back('n');
+  auto p = envelope_header();
+  p.len(5, batch.bytes);
+  for (int i = 0; i < 120; ++i) p.uint(15, 1);  // unknown fields, skipped by any decoder
+  const Rejection r = must_reject(p.bytes);
+  EXPECT_EQ(r.reason, Reason::kNotDecodable) << r.detail;
+}
+
+TEST(Codec, CompleteButOverTheBoundIsStillOversized) {
+  Proto reading;
+  reading.str(7, std::string(kMaxStringValueLength + 1, 's'));
+  EXPECT_EQ(must_reject(batch_with_second_reading(reading)).reason, Reason::kOversized);
+  Proto names;
+  for (std::size_t i = 0; i <= kMaxSensorsPerBatch; ++i) names.str(3, "s" + std::to_string(i));
+  auto p = envelope_header();
+  p.len(5, names.bytes);
+  EXPECT_EQ(must_reject(p.bytes).reason, Reason::kOversized);
+}
+
+// The ten-byte varint of a negative int32 (what protobuf encoders write for an enum of -1).
+Proto& negative(Proto& p, uint32_t field, int64_t v) {
+  return p.uint(field, static_cast<uint64_t>(v));
+}
+
+TEST(Codec, NegativeEnumValuesAreInvalidFieldsNotUndecodable) {
+  Proto good;
+  good.uint(2, 3).str(3, "fine");
+  Proto bad;
+  negative(bad, 2, -1).str(3, "msg");
+  Proto logs;
+  logs.len(3, good.bytes).len(3, bad.bytes);
+  auto p = envelope_header();
+  p.len(6, logs.bytes);
+  Rejection r = must_reject(p.bytes, PayloadKind::kLogs);
+  EXPECT_EQ(r.reason, Reason::kInvalidField) << r.detail;
+  EXPECT_EQ(r.detail, "log record 1: unknown severity -1");
+
+  Proto status;
+  negative(status, 1, -2);
+  auto q = envelope_header();
+  q.len(7, status.bytes);
+  r = must_reject(q.bytes, PayloadKind::kStatus);
+  EXPECT_EQ(r.reason, Reason::kInvalidField) << r.detail;
+  EXPECT_EQ(r.detail, "unknown device state -2");
+
+  Proto event;
+  negative(event, 1, -3);
+  auto e = envelope_header();
+  e.len(9, event.bytes);
+  r = must_reject(e.bytes, PayloadKind::kEvent);
+  EXPECT_EQ(r.reason, Reason::kInvalidField) << r.detail;
+  EXPECT_EQ(r.detail, "unknown event kind -3");
+}
+
+TEST(Codec, EveryUnknownEnumValueIsInvalidWhateverItsEncoding) {
+  // Five-byte -1 (an int32 encoder's form), just past the last value, and beyond 32 bits.
+  for (uint64_t v : {uint64_t{0xffffffff}, uint64_t{8}, uint64_t{1} << 40}) {
+    Proto record;
+    record.uint(2, v).str(3, "msg");
+    Proto logs;
+    logs.len(3, record.bytes);
+    auto p = envelope_header();
+    p.len(6, logs.bytes);
+    const Rejection r = must_reject(p.bytes, PayloadKind::kLogs);
+    EXPECT_EQ(r.reason, Reason::kInvalidField) << v << ": " << r.detail;
+    EXPECT_NE(r.detail.find("unknown severity"), std::string::npos) << r.detail;
+  }
+}
+
+TEST(Codec, SensorIndexBeyond32BitsIsInvalidField) {
+  Proto reading;
+  reading.uint(1, uint64_t{1} << 32).uint(5, 2);
+  const Rejection r = must_reject(batch_with_second_reading(reading));
+  EXPECT_EQ(r.reason, Reason::kInvalidField) << r.detail;
+  EXPECT_EQ(r.detail, "reading 1: sensor index 4294967296 does not fit 32 bits");
+}
+
+TEST(Codec, StructuralFaultsWinOverValueFaults) {
+  // A negative severity first, then a record cut short: the bytes are not a whole protobuf.
+  Proto bad;
+  negative(bad, 2, -1);
+  Proto logs;
+  logs.len(3, bad.bytes).tag(3, 2).varint(50).bytes.push_back(0x08);
+  auto p = envelope_header();
+  p.len(6, logs.bytes);
+  EXPECT_EQ(must_reject(p.bytes, PayloadKind::kLogs).reason, Reason::kNotDecodable);
+}
+
+// ------------------------------------------------------- text details say what is wrong
+
+Rejection reject_string_value(std::string value) {
+  ReadingBatch b;
+  b.sensor_names = {"state"};
+  b.readings = {{0, kNow, std::move(value)}};
+  return must_reject(with_body(b));
+}
+
+TEST(Codec, TextDetailsNameTheFaultAndItsOffset) {
+  const std::pair<std::string, std::string> cases[] = {
+      {std::string("on\0off", 6), "embedded NUL at byte 2"},
+      {"ab\x1b[31m", "control character U+001B (ESC) at byte 2"},
+      {"x\x7f", "control character U+007F (DEL) at byte 1"},
+      {"x\xc2\x85", "control character U+0085 at byte 1"},
+      {"a\xff", "invalid UTF-8 at byte 1: 0xff cannot start a character"},
+      {"\x80", "invalid UTF-8 at byte 0: 0x80 is a continuation byte without a lead byte"},
+      {"ok\xc0\xaf", "invalid UTF-8 at byte 2: 0xc0 0xaf is an overlong form"},
+      {"\xed\xa0\x80", "invalid UTF-8 at byte 0: 0xed 0xa0 0x80 encodes a UTF-16 surrogate"},
+      {"\xe2\x82", "invalid UTF-8 at byte 0: 0xe2 0x82 is a sequence cut short"},
+      {"\xf4\x90\x80\x80", "invalid UTF-8 at byte 0: 0xf4 0x90 0x80 0x80 is beyond U+10FFFF"},
+  };
+  for (const auto& [value, detail] : cases) {
+    const Rejection r = reject_string_value(value);
+    EXPECT_EQ(r.reason, Reason::kInvalidField);
+    EXPECT_EQ(r.detail, "reading 0 (state): string value: " + detail);
+  }
+}
+
+TEST(Codec, TabsAndNewlinesAreTextButNotUnits) {
+  ReadingBatch b;
+  b.sensor_names = {"state"};
+  b.readings = {{0, kNow, std::string("a\tb\r\nc \xc3\xa9")}};
+  EXPECT_TRUE(
+      decode_and_validate(must_encode(with_body(b)), expect(PayloadKind::kReadings), {}).ok());
+  b.units = {"m\ts"};
+  EXPECT_EQ(must_reject(with_body(b)).detail,
+            "invalid unit 'm\\x09s': control character U+0009 (TAB) at byte 1");
+}
+
+TEST(Codec, LogAndStatusTextDetailsSayWhere) {
+  LogBatch logs;
+  logs.records = {{kNow, Severity::kInfo, "fine", {}},
+                  {kNow, Severity::kInfo, "bell\a", {}},
+                  {kNow, Severity::kInfo, "m", {{"k", std::string("v\0", 2)}}}};
+  EXPECT_EQ(must_reject(with_body(logs), PayloadKind::kLogs).detail,
+            "log record 1: message: control character U+0007 (BEL) at byte 4");
+  logs.records.erase(logs.records.begin() + 1);
+  EXPECT_EQ(must_reject(with_body(logs), PayloadKind::kLogs).detail,
+            "log record 1: value of 'k': embedded NUL at byte 1");
+  DeviceStatus s{DeviceState::kOnline, kNow, true, "1.0\n"};
+  EXPECT_EQ(must_reject(with_body(s), PayloadKind::kStatus).detail,
+            "invalid agent version '1.0\\x0a': control character U+000A (LF) at byte 3");
+}
+
+TEST(Codec, NameAndIdDetailsStateTheAllowedCharacters) {
+  ReadingBatch b;
+  b.sensor_names = {"room temp"};
+  b.readings = {{0, kNow, 1.0}};
+  EXPECT_EQ(must_reject(with_body(b)).detail,
+            "invalid sensor name 'room temp': has a space at byte 4; allowed: printable ASCII "
+            "without spaces (0x21-0x7e)");
+  b.sensor_names = {"temp\xc2\xb0"};
+  EXPECT_NE(must_reject(with_body(b)).detail.find("has byte 0xc2 (not ASCII) at byte 4"),
+            std::string::npos);
+  LogBatch logs;
+  logs.records = {{kNow, Severity::kInfo, "m", {{"", "v"}}}};
+  EXPECT_EQ(must_reject(with_body(logs), PayloadKind::kLogs).detail,
+            "log record 0: invalid field key '': is empty");
+  Envelope e = with_body(b);
+  e.device_id = "gw/7";
+  EXPECT_EQ(must_reject(e).detail,
+            "invalid device id 'gw/7': has '/' at byte 2; allowed: A-Z a-z 0-9 . _ -");
+}
+
+// --------------------------------------------------- timestamps that cannot be right
+
+Envelope batch_at(int64_t t, bool synced) {
+  ReadingBatch b;
+  b.time_synced = synced;
+  b.sensor_names = {"x"};
+  b.readings = {{0, kNow - kSecond, 1.0}, {0, t, 2.0}};
+  return with_body(b);
+}
+
+TEST(Codec, TimesBeforeMinTimestampAreOutOfBoundsEvenWhenUnsynced) {
+  constexpr int64_t kNowSeconds = kNow / kSecond;
+  // Seconds or milliseconds sent as microseconds; a clock never set (1970); before 1970.
+  for (int64_t t : {kNowSeconds, kNowSeconds * 1000, int64_t{42} * kSecond, int64_t{-1}}) {
+    for (bool synced : {false, true}) {
+      const Rejection r = must_reject(batch_at(t, synced));
+      EXPECT_EQ(r.reason, Reason::kTimestampOutOfBounds) << t;
+      EXPECT_NE(r.detail.find("reading 1 (x)"), std::string::npos) << r.detail;
+      EXPECT_NE(r.detail.find("before min_timestamp 2000-01-01T00:00:00Z"), std::string::npos)
+          << r.detail;
+    }
+  }
+  EXPECT_NE(must_reject(batch_at(kNowSeconds, false)).detail.find("1970-01-01T00:28:20Z"),
+            std::string::npos);
+}
+
+TEST(Codec, UnsyncedTimesFarAheadAreOutOfBounds) {
+  const Rejection r = must_reject(batch_at(kNow * 1000, false));  // nanoseconds as microseconds
+  EXPECT_EQ(r.reason, Reason::kTimestampOutOfBounds);
+  EXPECT_NE(r.detail.find("max_unsynced_future_skew"), std::string::npos) << r.detail;
+  const ValidationOptions o;
+  EXPECT_EQ(must_reject(batch_at(kNow + o.max_unsynced_future_skew_us + 1, false)).reason,
+            Reason::kTimestampOutOfBounds);
+}
+
+TEST(Codec, PlausibleUnsyncedTimesAreAccepted) {
+  const ValidationOptions o;
+  // An RTC reset to its epoch, a fake-hwclock time saved years ago, a clock hours ahead.
+  for (int64_t t : {o.min_timestamp_us, kNow - 5 * 365 * 86400 * kSecond,
+                    kNow + 14 * 3600 * kSecond, kNow + o.max_unsynced_future_skew_us}) {
+    auto r =
+        decode_and_validate(must_encode(batch_at(t, false)), expect(PayloadKind::kReadings), o);
+    EXPECT_TRUE(r.ok()) << t << ": " << r.error().detail;
+  }
+}
+
+TEST(Codec, MinTimestampIsConfigurable) {
+  ValidationOptions o;
+  o.min_timestamp_us = 0;  // a lab of boards without any RTC, accepted knowingly
+  const auto bytes = must_encode(batch_at(42 * kSecond, false));
+  EXPECT_TRUE(decode_and_validate(bytes, expect(PayloadKind::kReadings), o).ok());
+  o.min_timestamp_us = kNow;  // a floor above the window's own lower end wins over it
+  EXPECT_EQ(must_reject(batch_at(kNow - kSecond, true), PayloadKind::kReadings, "", o).reason,
+            Reason::kTimestampOutOfBounds);
+}
+
+TEST(Codec, LogTimesHaveTheSameFloor) {
+  LogBatch logs;
+  logs.records = {{kNow / kSecond, Severity::kInfo, "booted", {}}};
+  const Rejection r = must_reject(with_body(logs), PayloadKind::kLogs);
+  EXPECT_EQ(r.reason, Reason::kTimestampOutOfBounds);
+  EXPECT_NE(r.detail.find("log record 0"), std::string::npos) << r.detail;
+}
+
+TEST(Codec, UnsyncedStatusTimeIsNotBoundedSoAnRtclessBirthIsKept) {
+  DeviceStatus s{DeviceState::kOnline, 3 * kSecond, false, "0.1.0"};
+  EXPECT_TRUE(validate(with_body(s), expect(PayloadKind::kStatus), {}).ok());
+  s.time_synced = true;
+  EXPECT_EQ(must_reject(with_body(s), PayloadKind::kStatus).reason, Reason::kTimestampOutOfBounds);
+}
+
+TEST(Ids, ProblemDescriptionsAgreeWithTheChecks) {
+  for (std::string t : {std::string("ok \t\n"), std::string("a\0", 2), std::string("\x1b"),
+                        std::string("\x7f"), std::string("\xc2\x85"), std::string("\xc3\xa9"),
+                        std::string("\xff"), std::string(kMaxUnitLength + 1, 'u'), std::string(),
+                        std::string("a b"), std::string("A-z_9.")}) {
+    EXPECT_EQ(is_valid_utf8_text(t), utf8_text_problem(t).empty()) << t;
+    EXPECT_EQ(is_valid_unit(t), unit_problem(t).empty()) << t;
+    EXPECT_EQ(is_valid_sensor_name(t), sensor_name_problem(t).empty()) << t;
+  }
 }
 
 TEST(Ids, ValidIdsAndSensorNames) {

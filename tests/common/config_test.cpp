@@ -278,6 +278,37 @@ TEST(Config, ValidationOptionsFromATable) {
   EXPECT_TRUE(v.allow_non_finite);
 }
 
+TEST(Config, ValidationTimeBoundsFromATable) {
+  auto r = parse("[validation]\nmin_timestamp = 2010-01-01\nmax_unsynced_future_skew = \"30d\"\n");
+  ValidationOptions v;
+  read_validation_options(r, "validation", v);
+  EXPECT_EQ(finish_message(r), "");
+  EXPECT_EQ(v.min_timestamp_us, 1'262'304'000'000'000);
+  EXPECT_EQ(v.max_unsynced_future_skew_us, 30LL * 86'400'000'000);
+
+  auto offset = parse("[validation]\nmin_timestamp = 2000-01-01T01:00:00.5+01:00\n");
+  read_validation_options(offset, "validation", v);
+  EXPECT_EQ(finish_message(offset), "");
+  EXPECT_EQ(v.min_timestamp_us, 946'684'800'500'000);
+
+  auto before_1970 = parse("[validation]\nmin_timestamp = 1969-12-31T23:59:59Z\n");
+  read_validation_options(before_1970, "validation", v);
+  EXPECT_EQ(v.min_timestamp_us, -1'000'000);
+}
+
+TEST(Config, MinTimestampMustBeADateOrADateTimeWithOffset) {
+  for (const char* bad : {"min_timestamp = 2000-01-01T00:00:00", "min_timestamp = \"2000-01-01\"",
+                          "min_timestamp = 946684800"}) {
+    auto r = parse(std::string("[validation]\n") + bad + "\n");
+    ValidationOptions v;
+    read_validation_options(r, "validation", v);
+    const std::string message = finish_message(r);
+    EXPECT_NE(message.find("validation.min_timestamp"), std::string::npos)
+        << bad << ": " << message;
+    EXPECT_EQ(v.min_timestamp_us, ValidationOptions{}.min_timestamp_us) << bad;
+  }
+}
+
 TEST(Config, LogLevelIsValidated) {
   auto good = parse("[log]\nlevel = \"DEBUG\"\n");
   LogConfig c;

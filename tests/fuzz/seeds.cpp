@@ -109,6 +109,87 @@ std::vector<Seed> all_seeds() {
   bad_index.sensor_names = {"x"};
   bad_index.readings = {{3, kNow, 1.0}};
   add("reject-invalid_field-sensor-index", bytes_of(envelope(bad_index)));
+
+  // A reading with two or three value fields: rejected, not reduced to the last one.
+  Proto two_values;
+  two_values.uint(3, (2137 * 16 + 2) << 1).tag(4, 1);  // decimal 21.37 and f64 0.0
+  two_values.bytes.insert(two_values.bytes.end(), 8, 0);
+  Proto three_values;
+  three_values.uint(5, 84).uint(6, 1).str(7, "on");
+  for (const auto& [name, reading] :
+       {std::pair{"two-values", two_values}, std::pair{"three-values", three_values}}) {
+    Proto batch;
+    batch.str(3, "x").len(5, reading.bytes);
+    Proto p = header;
+    p.len(5, batch.bytes);
+    add(std::string("reject-invalid_field-reading-with-") + name, p.bytes);
+  }
+
+  // A length past the end of the payload that is also over its field's bound.
+  Proto cut_id;
+  cut_id.uint(1, kSchemaVersion).tag(2, 2).varint(100);
+  cut_id.bytes.insert(cut_id.bytes.end(), 10, 'd');
+  add("reject-not_decodable-cut-inside-over-long-device-id", cut_id.bytes);
+  Proto cut_value;
+  cut_value.tag(7, 2).varint(200);
+  cut_value.bytes.insert(cut_value.bytes.end(), 20, 's');
+  Proto cut_batch;
+  cut_batch.str(3, "x").tag(5, 2).varint(cut_value.bytes.size() + 180);
+  cut_batch.bytes.insert(cut_batch.bytes.end(), cut_value.bytes.begin(), cut_value.bytes.end());
+  Proto cut_envelope = header;
+  cut_envelope.tag(5, 2).varint(cut_batch.bytes.size() + 180);
+  cut_envelope.bytes.insert(cut_envelope.bytes.end(), cut_batch.bytes.begin(),
+                            cut_batch.bytes.end());
+  add("reject-not_decodable-cut-inside-over-long-string-value", cut_envelope.bytes);
+
+  // Negative enum values (ten-byte varints): unknown values, like any other.
+  const auto minus = [](int64_t v) { return static_cast<uint64_t>(v); };
+  Proto severity;
+  severity.uint(2, minus(-1)).str(3, "msg");
+  Proto severity_batch;
+  severity_batch.len(3, severity.bytes);
+  Proto negative_severity = header;
+  negative_severity.len(6, severity_batch.bytes);
+  add("reject-invalid_field-negative-severity", negative_severity.bytes);
+  Proto state;
+  state.uint(1, minus(-1));
+  Proto negative_state = header;
+  negative_state.len(7, state.bytes);
+  add("reject-invalid_field-negative-device-state", negative_state.bytes);
+  Proto kind;
+  kind.uint(1, minus(-7));
+  Proto negative_kind = header;
+  negative_kind.len(9, kind.bytes);
+  add("reject-invalid_field-negative-event-kind", negative_kind.bytes);
+
+  // Text faults, each with its own detail.
+  for (const auto& [name, value] :
+       {std::pair{"nul-in-string-value", std::string("on\0off", 6)},
+        std::pair{"escape-in-string-value", std::string("ab\x1b[31m")},
+        std::pair{"invalid-utf8-string-value", std::string("ok\xc0\xaf")}}) {
+    ReadingBatch text;
+    text.sensor_names = {"state"};
+    text.readings = {{0, kNow, value}};
+    add(std::string("reject-invalid_field-") + name, bytes_of(envelope(text)));
+  }
+  ReadingBatch spaced;
+  spaced.sensor_names = {"room temp"};
+  spaced.readings = {{0, kNow, 1.0}};
+  add("reject-invalid_field-space-in-sensor-name", bytes_of(envelope(spaced)));
+
+  // Times that cannot be right, even from a clock that says it is not synchronised.
+  for (const auto& [name, t] : {std::pair{"unsynced-seconds-as-microseconds", kNow / 1'000'000},
+                                std::pair{"unsynced-clock-never-set", int64_t{42'000'000}},
+                                std::pair{"unsynced-nanoseconds-as-microseconds", kNow * 1000}}) {
+    ReadingBatch implausible;
+    implausible.sensor_names = {"x"};
+    implausible.readings = {{0, t, 1.0}};
+    add(std::string("reject-timestamp_out_of_bounds-") + name, bytes_of(envelope(implausible)));
+  }
+  ReadingBatch stale;  // fake-hwclock restored a time saved two years ago: plausible, kept
+  stale.sensor_names = {"x"};
+  stale.readings = {{0, kNow - 2 * 365 * 86'400'000'000LL, 1.0}};
+  add("valid-readings-unsynced-stale-clock", bytes_of(envelope(stale)));
   return out;
 }
 

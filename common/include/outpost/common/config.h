@@ -81,6 +81,10 @@ class ConfigReader {
   // A duration string (see parse_duration_us), stored in microseconds.
   void read_duration_us(std::string_view path, int64_t& out_us, int64_t min_us = 0,
                         int64_t max_us = std::numeric_limits<int64_t>::max());
+  // A point in time, stored in Unix microseconds: a TOML date (2000-01-01, midnight UTC)
+  // or offset date-time (2000-01-01T00:00:00Z, 2000-01-01T01:00:00+01:00). A local
+  // date-time (no offset) is refused: which zone would it be in?
+  void read_time_us(std::string_view path, int64_t& out_us);
   // A size: a TOML integer (bytes) or a string with a unit (see parse_size_bytes).
   void read_size_bytes(std::string_view path, uint64_t& out, uint64_t min = 0,
                        uint64_t max = std::numeric_limits<uint64_t>::max());
@@ -129,8 +133,9 @@ class ConfigReader {
   std::vector<ConfigError> errors_;
 };
 
-// Reads the codec's validation options from [<table>]: max_future_skew and
-// max_past_age (durations), check_unsynced_timestamps, allow_non_finite (bools).
+// Reads the codec's validation options from [<table>]: max_future_skew, max_past_age and
+// max_unsynced_future_skew (durations), min_timestamp (a date or date-time),
+// check_unsynced_timestamps, allow_non_finite (bools).
 void read_validation_options(ConfigReader& reader, std::string_view table, ValidationOptions& out);
 
 // Reads and checks the [mqtt] connection keys every program shares (mqtt_settings.h): broker
