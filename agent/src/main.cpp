@@ -77,21 +77,23 @@ std::string send_udp(const std::string& listen, std::string_view datagram) {
       rc != 0) {
     return "udp " + listen + ": " + ::gai_strerror(rc);
   }
+  const auto describe = [](int err) {
+    return err == ECONNREFUSED ? "no agent listens (" + error_text(err) + ")" : error_text(err);
+  };
   std::string error;
   const int fd = ::socket(found->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = "socket: " + error_text(errno);
   } else if (::connect(fd, found->ai_addr, found->ai_addrlen) != 0 ||
              ::send(fd, datagram.data(), datagram.size(), MSG_NOSIGNAL) < 0) {
-    error = error_text(errno);
+    error = describe(errno);
   } else {
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, 200) > 0 && (p.revents & POLLERR)) {
-      int err = 0;
+      int err = EIO;  // kept if SO_ERROR cannot be read
       socklen_t len = sizeof err;
-      (void)::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);  // err stays 0 if this fails
-      error = err == ECONNREFUSED ? "no agent listens (" + error_text(err) + ")"
-                                  : error_text(err ? err : EIO);
+      (void)::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      error = describe(err ? err : EIO);
     }
   }
   if (fd >= 0) ::close(fd);
