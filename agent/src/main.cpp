@@ -1,13 +1,21 @@
 // outpost-agent: load config -> open store -> logging -> inputs and MQTT -> signals -> run.
 #include <malloc.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <iostream>
 
 #include "agent.h"
 #include "outpost/agent/config.h"
+#include "outpost/agent/line_protocol.h"
 #include "outpost/agent/startup_pages.h"
 #include "outpost/common/cli.h"
 
@@ -16,41 +24,122 @@ namespace {
 using namespace outpost;
 namespace asio = boost::asio;
 
-// `outpost-agent send LINE...`: one datagram to the running agent, fire and forget.
+// `outpost-agent send LINE...`: the lines, checked with the agent's own parser, as one datagram
+// to the running agent. Datagrams carry no answer, so what exit 0 promises is bounded
+// (docs/agent-input.md, "outpost-agent send"): every line is one the agent accepts (with this
+// configuration's timestamp precision), and a socket the agent listens on took the datagram.
+
+constexpr std::size_t kMaxSendBytes = 65507;  // the largest UDP payload, under the agent's 64 KiB
+
+std::string error_text(int err) { return std::strerror(err); }
+
+// A Unix datagram socket tells at once whether anyone reads it: ENOENT (no socket file) or
+// ECONNREFUSED (a file left by an agent that is gone). A send that succeeds has put the
+// datagram in the listener's queue. A full queue blocks the sender; after 2 s we give up.
+std::string send_unix(const std::string& path, std::string_view datagram) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return path + ": path too long for a Unix socket";
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "socket: " + error_text(errno);
+  const timeval timeout{2, 0};
+  // Best effort: without the timeout a stalled agent would make send wait for ever.
+  (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  const ssize_t n = ::sendto(fd, datagram.data(), datagram.size(), MSG_NOSIGNAL,
+                             reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  const int err = errno;
+  ::close(fd);
+  if (n == static_cast<ssize_t>(datagram.size())) return "";
+  if (n >= 0) return path + ": datagram cut short";
+  if (err == EAGAIN || err == EWOULDBLOCK) {
+    return path + ": the agent's socket stayed full for 2 s (is the agent stalled?)";
+  }
+  if (err == ENOENT || err == ECONNREFUSED) {
+    return path + ": no agent listens (" + error_text(err) + ")";
+  }
+  return path + ": " + error_text(err);
+}
+
+// UDP says nothing on success. Connected, the socket learns of the kernel's ICMP
+// port-unreachable (nothing bound to the port) as ECONNREFUSED; on loopback that comes back at
+// once, so a short wait tells a missing listener. Silence is no proof of delivery: a datagram
+// that finds the agent's receive buffer full is dropped (the agent counts those drops).
+std::string send_udp(const std::string& listen, std::string_view datagram) {
+  const auto where = agent::parse_host_port(listen);
+  if (!where) return "udp " + listen + ": inputs.udp_listen is not host:port";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (int rc =
+          ::getaddrinfo(where->host.c_str(), std::to_string(where->port).c_str(), &hints, &found);
+      rc != 0) {
+    return "udp " + listen + ": " + ::gai_strerror(rc);
+  }
+  const auto describe = [](int err) {
+    return err == ECONNREFUSED ? "no agent listens (" + error_text(err) + ")" : error_text(err);
+  };
+  std::string error;
+  const int fd = ::socket(found->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = "socket: " + error_text(errno);
+  } else if (::connect(fd, found->ai_addr, found->ai_addrlen) != 0 ||
+             ::send(fd, datagram.data(), datagram.size(), MSG_NOSIGNAL) < 0) {
+    error = describe(errno);
+  } else {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) > 0 && (p.revents & POLLERR)) {
+      int err = EIO;  // kept if SO_ERROR cannot be read
+      socklen_t len = sizeof err;
+      (void)::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      error = describe(err ? err : EIO);
+    }
+  }
+  if (fd >= 0) ::close(fd);
+  ::freeaddrinfo(found);
+  return error.empty() ? "" : "udp " + listen + ": " + error;
+}
+
 int run_send(const agent::AgentConfig& config, const std::vector<std::string>& lines) {
   std::string datagram;
   for (const auto& line : lines) datagram += line + "\n";
-  asio::io_context io;
-  boost::system::error_code ec;
+  if (datagram.size() > kMaxSendBytes) {
+    std::cerr << "outpost-agent: nothing sent: " << datagram.size()
+              << " bytes, more than one datagram carries (" << kMaxSendBytes << ")\n";
+    return common::kExitRejected;
+  }
+  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const auto parsed = agent::parse_datagram(datagram, now_us, config.line);
+  if (!parsed.rejected.empty()) {
+    for (const auto& r : parsed.rejected) {
+      std::cerr << "outpost-agent: line " << r.line_number << " refused ("
+                << agent::line_error_name(r.rejection.error) << "): " << r.rejection.detail << "\n";
+    }
+    std::cerr << "outpost-agent: nothing sent\n";
+    return common::kExitRejected;
+  }
+  if (parsed.accepted.empty()) {
+    std::cerr << "outpost-agent: nothing sent: every line is blank or a comment\n";
+    return common::kExitRejected;
+  }
+  std::vector<std::string> errors;
   if (!config.unix_socket.empty()) {
-    asio::local::datagram_protocol::socket s(io);
-    s.open(asio::local::datagram_protocol(), ec);
-    if (!ec) {
-      s.send_to(asio::buffer(datagram),
-                asio::local::datagram_protocol::endpoint(config.unix_socket), 0, ec);
-    }
-    if (!ec) return common::kExitOk;
-    if (config.udp_listen.empty()) {
-      std::cerr << "outpost-agent: cannot send to " << config.unix_socket << ": " << ec.message()
-                << "\n";
-      return common::kExitFailure;
-    }
+    std::string error = send_unix(config.unix_socket, datagram);
+    if (error.empty()) return common::kExitOk;
+    errors.push_back(std::move(error));
   }
-  const auto where = agent::parse_host_port(config.udp_listen);
-  if (!where) {
-    std::cerr << "outpost-agent: inputs.udp_listen is not host:port\n";
-    return common::kExitConfigError;
+  if (!config.udp_listen.empty()) {
+    std::string error = send_udp(config.udp_listen, datagram);
+    if (error.empty()) return common::kExitOk;
+    errors.push_back(std::move(error));
   }
-  const asio::ip::udp::endpoint endpoint(asio::ip::make_address(where->host, ec), where->port);
-  asio::ip::udp::socket s(io);
-  s.open(endpoint.protocol(), ec);
-  if (!ec) s.send_to(asio::buffer(datagram), endpoint, 0, ec);
-  if (ec) {
-    std::cerr << "outpost-agent: cannot send to udp " << config.udp_listen << ": " << ec.message()
-              << "\n";
-    return common::kExitFailure;
-  }
-  return common::kExitOk;
+  std::cerr << "outpost-agent: nothing sent: ";
+  for (std::size_t i = 0; i < errors.size(); ++i) std::cerr << (i ? "; " : "") << errors[i];
+  std::cerr << "\n";
+  return common::kExitFailure;
 }
 
 // `outpost-agent status`: the local queue as the store holds it.
@@ -101,9 +190,21 @@ int main(int argc, char** argv) {
       "outpost-agent");
   common::CommonOptions common_options;
   add_common_options(app, common_options);
-  auto* send = app.add_subcommand("send", "Send lines (line protocol or log lines) to the agent");
+  auto* send = app.add_subcommand(
+      "send", "Send lines (line protocol or log lines) to the running agent as one datagram");
   std::vector<std::string> lines;
   send->add_option("lines", lines, "Lines to send, e.g. 'temp,room=lab value=21.5'")->required();
+  send->footer(
+      "Each line is first checked with the agent's own parser (timestamps in this config's\n"
+      "inputs.timestamp_precision); if any is refused, none is sent. The datagram goes to\n"
+      "inputs.unix_socket, or to inputs.udp_listen if the socket is off or nobody reads it.\n"
+      "Exit status:\n"
+      "  0  every line is valid and a socket the agent listens on took the datagram\n"
+      "     (a datagram carries no answer: not proof that the agent stored it)\n"
+      "  1  nothing sent: no agent listens on the socket or the UDP port\n"
+      "  2  bad command line\n"
+      "  3  nothing sent: a line was refused (line number, reason and detail on stderr)\n"
+      " 78  the configuration file is wrong\n");
   app.add_subcommand("status", "Print the local queue state from the store");
   if (auto code = common::parse_command_line(app, argc, argv)) return *code;
 

@@ -1,11 +1,16 @@
 // outpost-agent end to end: a real mosquitto on a free loopback port, the real agent binary,
 // real SQLite files, real signals. Messages are checked by decoding what the broker delivers.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
 #include <set>
+#include <stdexcept>
 
 #include "outpost/common/codec.h"
 #include "outpost/common/topics.h"
@@ -299,6 +304,133 @@ TEST_F(AgentIntegration, EndToEndKeepsAMessageUntilTheCollectorAcksIt) {
   EXPECT_TRUE(wait_until(
       [&] { return agent_status().find("unacked messages 0\n") != std::string::npos; }, 10s))
       << agent_status() << agent_log();
+}
+
+// A loopback UDP port that is bound but takes nothing from anyone else: the socket is connected
+// to itself, so a datagram from another socket finds no receiver and the kernel answers with
+// port-unreachable, as it does for a port nobody holds. No other socket can take the port.
+class UnreadUdpPort {
+ public:
+  UnreadUdpPort() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr = test_support::loopback_address(0);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+        ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      throw std::runtime_error("cannot set up an unread UDP port");
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~UnreadUdpPort() { ::close(fd_); }
+  UnreadUdpPort(const UnreadUdpPort&) = delete;
+  UnreadUdpPort& operator=(const UnreadUdpPort&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+class AgentSend : public AgentIntegration {
+ protected:
+  // Runs `outpost-agent --config <config> send <lines...>`: its exit code and what it printed.
+  std::pair<int, std::string> send(const fs::path& config, std::vector<std::string> lines) {
+    std::vector<std::string> argv = {OUTPOST_AGENT_BIN, "--config", config.string(), "send"};
+    argv.insert(argv.end(), lines.begin(), lines.end());
+    const fs::path out = dir_ / "send.log";
+    fs::remove(out);
+    Process p(argv, out);
+    const int code = p.stop(0, 10s);
+    return {code, test_support::read_text(out)};
+  }
+
+  std::string metrics() { return test_support::http_get(metrics_port_, "/metrics"); }
+  bool metric_is(const std::string& sample, int value) {
+    return metrics().find(sample + " " + std::to_string(value) + "\n") != std::string::npos;
+  }
+};
+
+TEST_F(AgentSend, ExitsZeroAndTheEscapedLineArrivesUnderItsPercentEncodedName) {
+  Subscriber sub(broker_->uri());
+  start_agent();
+  const auto [code, out] = send(config_, {R"(env,room=lab\ 1 temp=19.25)"});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_TRUE(out.empty()) << out;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        sub.pump();
+        for (const auto& [topic, env] : sub.messages) {
+          if (topic.kind != common::PayloadKind::kReadings) continue;
+          const auto& b = std::get<common::ReadingBatch>(env.body);
+          for (const auto& r : b.readings) {
+            if (b.sensor_names[r.sensor] == "env,room=lab%201.temp" &&
+                r.value == common::Value(19.25)) {
+              return true;
+            }
+          }
+        }
+        return false;
+      },
+      10s))
+      << agent_log();
+}
+
+TEST_F(AgentSend, ARefusedLineIsReportedWithItsReasonAndNothingIsSent) {
+  Subscriber sub(broker_->uri());
+  start_agent();
+  const auto [code, out] = send(config_, {"first value=1", "temp value=abc"});
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("line 2 refused (invalid_value)"), std::string::npos) << out;
+  EXPECT_NE(out.find("nothing sent"), std::string::npos) << out;
+  EXPECT_EQ(send(config_, {"# a comment", ""}).first, 3);
+  // A valid line sent afterwards arrives, and nothing of the refused call came before it.
+  const auto [ok, ok_out] = send(config_, {"second value=2"});
+  ASSERT_EQ(ok, 0) << ok_out;
+  std::set<std::string> seen;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        sub.pump();
+        for (const auto& [topic, env] : sub.messages) {
+          if (topic.kind != common::PayloadKind::kReadings) continue;
+          const auto& b = std::get<common::ReadingBatch>(env.body);
+          for (const auto& r : b.readings) seen.insert(b.sensor_names[r.sensor]);
+        }
+        return seen.count("second") == 1;
+      },
+      10s))
+      << agent_log();
+  EXPECT_EQ(seen.count("first"), 0u);
+  EXPECT_TRUE(metric_is("outpost_agent_rejected_lines_total{reason=\"invalid_value\"}", 0))
+      << metrics();
+}
+
+TEST_F(AgentSend, ExitsOneNamingBothSocketsWhenNoAgentListens) {
+  UnreadUdpPort udp;
+  const fs::path config = dir_ / "send.toml";
+  std::ofstream(config) << "[inputs]\nudp_listen = \"127.0.0.1:" << udp.port() << "\"\n"
+                        << "unix_socket = \"" << (dir_ / "absent.sock").string() << "\"\n";
+  const auto [code, out] = send(config, {"temp value=1"});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("absent.sock: no agent listens (No such file or directory)"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("udp 127.0.0.1:" + std::to_string(udp.port()) +
+                     ": no agent listens (Connection refused)"),
+            std::string::npos)
+      << out;
+}
+
+TEST_F(AgentSend, ASocketFileLeftByAStoppedAgentIsNoListener) {
+  start_agent();
+  ASSERT_EQ(agent_->stop(SIGKILL), 128 + SIGKILL);  // leaves its socket file behind
+  const fs::path sock = dir_ / "agent.sock";
+  ASSERT_TRUE(fs::exists(sock));
+  const fs::path config = dir_ / "send.toml";
+  std::ofstream(config) << "[inputs]\nudp_listen = \"\"\nunix_socket = \"" << sock.string()
+                        << "\"\n";
+  const auto [code, out] = send(config, {"temp value=1"});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("no agent listens (Connection refused)"), std::string::npos) << out;
 }
 
 TEST_F(AgentIntegration, MetricsEndpointCountsAcceptedRejectedAndQueue) {

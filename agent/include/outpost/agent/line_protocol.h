@@ -1,5 +1,12 @@
 // Parsing the agent's datagram input: InfluxDB line protocol readings and simple log lines.
 //
+// Line protocol as InfluxDB 1.8/2.x accepts it (escapes per element, every field type,
+// comments, blank lines, runs of spaces between sections, the last of duplicate fields wins);
+// what InfluxDB refuses is refused with a reason. Where the wire is narrower (sensor names of
+// 64 printable ASCII bytes, 128-byte strings, signed 64-bit integers) a valid line is refused,
+// never cut. Names are percent-encoded, so an escaped or non-ASCII character never makes two
+// series share a sensor name.
+//
 // Input comes from any local program, so every byte is untrusted: the parser never
 // throws, never crashes (it is fuzzed: tests/fuzz/line_fuzzer.cpp) and rejects a bad
 // line with a reason without affecting the other lines of the datagram.
@@ -20,10 +27,13 @@ namespace outpost::agent {
 // Why an input line was refused; counted per reason in the agent's metrics.
 // Stable names via line_error_name().
 enum class LineError : uint8_t {
-  kSyntax = 1,        // not line protocol nor a log line (missing field set, bad quoting, ...)
-  kInvalidName,       // sensor name empty, too long, or with characters outside 0x21-0x7e
-  kInvalidValue,      // unparsable number, integer overflow, NaN/Inf, string too long
-  kInvalidTimestamp,  // unparsable or out of range timestamp
+  kSyntax = 1,        // not line protocol nor a log line (no field set, a tag or field without
+                      // '=', an empty key, a duplicate tag key, an unescaped '=' in a tag value)
+  kInvalidName,       // empty measurement, sensor name over 64 bytes once percent-encoded,
+                      // unit over 16 bytes or with control characters
+  kInvalidValue,      // unparsable number or boolean, integer overflow, NaN/Inf, unbalanced
+                      // quotes, a string over 128 bytes or not UTF-8 text, unsigned >= 2^63
+  kInvalidTimestamp,  // not an integer, text after it, outside InfluxDB's +-(2^63-2) ns
   kTooLong,           // line longer than kMaxLineBytes
   kTooManyFields,     // more fields than a batch can name, or a log with too many key/values
 };
@@ -50,7 +60,8 @@ struct LineOptions {
 
 inline constexpr std::size_t kMaxLineBytes = 4096;
 
-// One reading ready for the queue: the sensor name is final (see docs/agent-input.md).
+// One reading ready for the queue: the sensor name is final (docs/agent-input.md, "Sensor
+// names": measurement, sorted tags and field key, each percent-encoded where needed).
 struct InputReading {
   std::string sensor;
   std::string unit;  // from the `unit` tag; may be empty
