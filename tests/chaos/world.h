@@ -73,7 +73,7 @@ struct WorldOptions {
   std::chrono::milliseconds load{25'000};  // how long the feeder and simulator send
   bool quota_agent = false;                // add an at_least_once agent with a 64 KiB quota
   bool broker_persistence = false;         // the broker's first start
-  std::string gap_grace;                   // the collector's [events] gap_grace; "" = default
+  std::string gap_grace = {};              // the collector's [events] gap_grace; "" = default
 };
 
 // Not thread-safe: one test thread calls everything (and starts every process, which matters
