@@ -106,6 +106,7 @@ Collector::Collector(CollectorConfig config, std::unique_ptr<Sink> sink,
       FleetOptions{config_.offline_after_us, config_.gap_grace_us, config_.dlq_rate_per_minute});
   for (const DeviceRow& d : devices) {
     fleet.remember(d.site, d.device, d.epoch, d.presence, d.last_seen_us);
+    if (d.seq_line) fleet.restore(*d.seq_line);
   }
   if (!config_.webhooks.empty()) {
     // Runs on the dispatcher's thread (or, for "queue full", on the storage thread inside

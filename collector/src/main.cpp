@@ -3,6 +3,7 @@
 #include <boost/asio.hpp>
 #include <filesystem>
 #include <iostream>
+#include <unordered_map>
 
 #include "collector.h"
 #include "outpost/collector/sqlite_reader.h"
@@ -220,10 +221,19 @@ int main(int argc, char** argv) {
     return common::kExitFailure;
   }
   auto devices = reader.value()->devices();
+  auto lines = reader.value()->seq_lines();
   reader.value().reset();
-  if (!devices.ok()) {
-    spdlog::critical("{}", devices.error().message);
+  if (!devices.ok() || !lines.ok()) {
+    spdlog::critical("{}", devices.ok() ? lines.error().message : devices.error().message);
     return common::kExitFailure;
+  }
+  // The sequence lines (holes open and reported) seed gap detection: docs/events.md.
+  std::unordered_map<std::string, collector::DeviceRow*> by_name;
+  for (auto& d : devices.value()) by_name[d.device] = &d;
+  for (auto& line : lines.value()) {
+    if (auto it = by_name.find(line.device); it != by_name.end()) {
+      it->second->seq_line = std::move(line);
+    }
   }
   collector::Collector service(config, std::move(sink.value()), std::move(journal.value()),
                                std::move(devices.value()));

@@ -1,6 +1,7 @@
 // The collector's SQLite connection, schema and statement cache.
 #include "sqlite_db.h"
 
+#include <charconv>
 #include <filesystem>
 
 namespace outpost::collector::sqlite_db {
@@ -72,6 +73,19 @@ CREATE TABLE IF NOT EXISTS dlq (
   payload BLOB NOT NULL,
   reason INTEGER NOT NULL,
   detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS seq_lines (
+  device_id INTEGER PRIMARY KEY,
+  max_seq INTEGER NOT NULL,
+  epochs TEXT NOT NULL,
+  retired TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS seq_holes (
+  device_id INTEGER NOT NULL,
+  first_seq INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  since_us INTEGER NOT NULL,
+  reported_us INTEGER NOT NULL,
+  PRIMARY KEY (device_id, first_seq)) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS reading_rows AS
   SELECT d.device, d.site, s.name AS sensor, s.unit, r.time_us, r.value, r.type
   FROM readings r JOIN sensors s ON s.id = r.sensor_id JOIN devices d ON d.id = s.device_id;
@@ -84,6 +98,29 @@ bool is_transient(int code) {
 }
 
 }  // namespace
+
+std::string join_numbers(const std::vector<uint64_t>& numbers) {
+  std::string out;
+  for (uint64_t n : numbers) {
+    if (!out.empty()) out += ' ';
+    out += std::to_string(n);
+  }
+  return out;
+}
+
+std::vector<uint64_t> split_numbers(std::string_view text) {
+  std::vector<uint64_t> out;
+  const char* p = text.data();
+  const char* end = text.data() + text.size();
+  while (p < end) {
+    uint64_t v = 0;
+    auto [next, ec] = std::from_chars(p, end, v);
+    if (ec == std::errc()) out.push_back(v);
+    p = next == p ? p + 1 : next;
+    while (p < end && *p == ' ') ++p;
+  }
+  return out;
+}
 
 Database::Database(sqlite3* db)
     : db_(db), cache_(std::make_unique<common::sqlite::StatementCache>(db)) {}

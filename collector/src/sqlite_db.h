@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "outpost/collector/reader.h"
 #include "outpost/collector/sink.h"
@@ -54,5 +55,10 @@ class Database {
 // what the writer's purge removes.
 std::string dlq_where(const DlqFilter& filter);
 void bind_dlq(Statement& q, const DlqFilter& filter);
+
+// seq_lines.epochs and .retired: unsigned numbers separated by spaces. split_numbers skips
+// what does not parse (the column is ours, but never trusted to crash us).
+std::string join_numbers(const std::vector<uint64_t>& numbers);
+std::vector<uint64_t> split_numbers(std::string_view text);
 
 }  // namespace outpost::collector::sqlite_db

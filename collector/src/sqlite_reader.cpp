@@ -2,6 +2,7 @@
 #include "outpost/collector/sqlite_reader.h"
 
 #include <algorithm>
+#include <map>
 
 #include "sqlite_db.h"
 
@@ -80,6 +81,44 @@ Result<std::vector<DeviceRow>, SinkError> SqliteReader::devices() {
     out.push_back(std::move(d));
   }
   if (rc != SQLITE_DONE) return db.error("cannot list devices");
+  return out;
+}
+
+Result<std::vector<SeqLineState>, SinkError> SqliteReader::seq_lines() {
+  sqlite_db::Database& db = *db_;
+  std::vector<SeqLineState> out;
+  std::map<int64_t, std::size_t> index;  // device id -> position in out
+  {
+    Statement q(db.prepare(
+        "SELECT l.device_id, d.device, d.site, l.max_seq, l.epochs, l.retired FROM seq_lines l "
+        "JOIN devices d ON d.id = l.device_id ORDER BY l.device_id"));
+    if (!q.ok()) return db.error("cannot read sequence lines");
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) {
+      SeqLineState line;
+      line.device = q.text(1);
+      line.site = q.text(2);
+      line.max_seq = static_cast<uint64_t>(q.integer(3));
+      line.epochs = sqlite_db::split_numbers(q.text(4));
+      line.retired = sqlite_db::split_numbers(q.text(5));
+      index[q.integer(0)] = out.size();
+      out.push_back(std::move(line));
+    }
+    if (rc != SQLITE_DONE) return db.error("cannot read sequence lines");
+  }
+  Statement q(db.prepare(
+      "SELECT device_id, first_seq, last_seq, epoch, since_us, reported_us FROM seq_holes "
+      "ORDER BY device_id, first_seq"));
+  if (!q.ok()) return db.error("cannot read sequence holes");
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    auto it = index.find(q.integer(0));
+    if (it == index.end()) continue;  // a line that is gone
+    out[it->second].holes.push_back(
+        SeqHole{static_cast<uint64_t>(q.integer(1)), static_cast<uint64_t>(q.integer(2)),
+                static_cast<uint64_t>(q.integer(3)), q.integer(4), q.integer(5)});
+  }
+  if (rc != SQLITE_DONE) return db.error("cannot read sequence holes");
   return out;
 }
 

@@ -61,6 +61,7 @@ struct SqliteSink::Impl {
                                        std::string_view unit);
   Result<CommitResult, SinkError> commit(const Transaction& tx);
   Result<CommitResult, SinkError> write(const Transaction& tx);
+  Status<SinkError> write_seq_lines(const Transaction& tx);
   Result<std::optional<JournalPosition>, SinkError> journal_position();
   Result<uint64_t, SinkError> expire(int64_t cutoff_us, int64_t dlq_cutoff_us,
                                      int64_t key_cutoff_us, uint64_t max_rows);
@@ -347,17 +348,23 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
     if (!ev.device.empty()) {
       // The presence the FleetTracker decided along with this event (silence, data after
       // silence), and the device's gap count.
+      // gaps: the batches reported missing that have not arrived since.
       const bool gap = e.kind == common::EventKind::kDataGap;
-      if (gap || ev.presence) {
-        Statement up(db->prepare(
-            "UPDATE devices SET gaps = gaps + ?, state = coalesce(?, state) WHERE device = ?"));
-        up.bind(1, gap ? 1 : 0);
+      const bool resolved = e.kind == common::EventKind::kDataGapResolved;
+      if (gap || resolved || ev.presence) {
+        const auto n = static_cast<int64_t>(e.value);
+        Statement up(
+            db->prepare("UPDATE devices SET gaps = max(gaps + ?, 0), state = coalesce(?, state) "
+                        "WHERE device = ?"));
+        up.bind(1, gap ? n : resolved ? -n : int64_t{0});
         if (ev.presence) up.bind(2, presence_name(*ev.presence));
         up.bind(3, std::string_view(ev.device));
         if (up.step() != SQLITE_DONE) return db->error("cannot update a device");
       }
     }
   }
+
+  if (auto s = write_seq_lines(tx); !s.ok()) return s.error();
 
   for (const DlqItem& d : tx.dlq) {
     Statement ins(db->prepare(
@@ -392,6 +399,47 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
     if (up.step() != SQLITE_DONE) return db->error("cannot record the journal position");
   }
   return result;
+}
+
+Status<SinkError> SqliteSink::Impl::write_seq_lines(const Transaction& tx) {
+  for (const SeqLineUpdate& u : tx.seq_lines) {
+    auto dev = device_id(u.line.site, u.line.device, 0);
+    if (!dev.ok()) return dev.error();
+    Statement line(db->prepare(
+        "INSERT OR REPLACE INTO seq_lines (device_id, max_seq, epochs, retired) VALUES (?, ?, ?, "
+        "?)"));
+    line.bind(1, dev.value());
+    line.bind(2, u.line.max_seq);
+    const std::string epochs = sqlite_db::join_numbers(u.line.epochs);
+    const std::string retired = sqlite_db::join_numbers(u.line.retired);
+    line.bind(3, std::string_view(epochs));
+    line.bind(4, std::string_view(retired));
+    if (line.step() != SQLITE_DONE) return db->error("cannot record a sequence line");
+    if (u.replace_holes) {
+      Statement del(db->prepare("DELETE FROM seq_holes WHERE device_id = ?"));
+      del.bind(1, dev.value());
+      if (del.step() != SQLITE_DONE) return db->error("cannot reset sequence holes");
+    }
+    for (uint64_t first : u.removed) {
+      Statement del(db->prepare("DELETE FROM seq_holes WHERE device_id = ? AND first_seq = ?"));
+      del.bind(1, dev.value());
+      del.bind(2, first);
+      if (del.step() != SQLITE_DONE) return db->error("cannot remove a sequence hole");
+    }
+    for (const SeqHole& h : u.line.holes) {
+      Statement ins(db->prepare(
+          "INSERT OR REPLACE INTO seq_holes (device_id, first_seq, last_seq, epoch, since_us, "
+          "reported_us) VALUES (?, ?, ?, ?, ?, ?)"));
+      ins.bind(1, dev.value());
+      ins.bind(2, h.first);
+      ins.bind(3, h.last);
+      ins.bind(4, h.epoch);
+      ins.bind(5, h.since_us);
+      ins.bind(6, h.reported_us);
+      if (ins.step() != SQLITE_DONE) return db->error("cannot record a sequence hole");
+    }
+  }
+  return {};
 }
 
 Result<std::optional<JournalPosition>, SinkError> SqliteSink::Impl::journal_position() {

@@ -62,6 +62,9 @@ void StorageLoop::add(StorageWork work) {
 }
 
 void StorageLoop::flush() {
+  // Late batches resolve reported gaps, and the sequence lines they changed are stored, in
+  // the transaction that stores those batches.
+  fleet_.take_commit(clock_.wall_us(), tx_.events, tx_.seq_lines);
   commit(tx_);
   in_tx_ = 0;
 }
@@ -250,6 +253,7 @@ void StorageLoop::isolate_failure(Transaction& tx, const std::string& error) {
   rest.dlq = std::move(tx.dlq);
   rest.events = std::move(tx.events);
   rest.journal = tx.journal;  // released last, once everything before it is stored
+  rest.seq_lines = std::move(tx.seq_lines);
   for (auto& b : tx.batches) {
     Transaction one;
     one.batches.push_back(std::move(b));

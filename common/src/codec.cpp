@@ -1180,7 +1180,7 @@ Result<Envelope, Rejection> decode(std::span<const uint8_t> bytes) {
     if (!take_body(ctx, Event{})) return *ctx.error;
     auto& ev = std::get<Event>(out.body);
     const int32_t kind = raw_enum(e.event.kind);
-    if (kind < 0 || kind > static_cast<int32_t>(EventKind::kThresholdCleared)) {
+    if (kind < 0 || kind > static_cast<int32_t>(EventKind::kDataGapResolved)) {
       return reject(Reason::kInvalidField, "unknown event kind " + std::to_string(kind));
     }
     ev.kind = static_cast<EventKind>(kind);

@@ -78,6 +78,8 @@ std::string_view event_kind_name(EventKind kind) {
       return "threshold_below";
     case EventKind::kThresholdCleared:
       return "threshold_cleared";
+    case EventKind::kDataGapResolved:
+      return "data_gap_resolved";
   }
   return "unknown";
 }

@@ -73,6 +73,7 @@ struct WorldOptions {
   std::chrono::milliseconds load{25'000};  // how long the feeder and simulator send
   bool quota_agent = false;                // add an at_least_once agent with a 64 KiB quota
   bool broker_persistence = false;         // the broker's first start
+  std::string gap_grace = {};              // the collector's [events] gap_grace; "" = default
 };
 
 // Not thread-safe: one test thread calls everything (and starts every process, which matters
@@ -90,6 +91,14 @@ class World {
   // Runs the load (feeder + simulator) while executing `events` at their times, then waits
   // until everything that can arrive has arrived, and judges the store against `rules`.
   Report run(std::vector<Event> events, const Rules& rules);
+
+  // After run(): waits (up to `wait`) until the collector has no open sequence hole, then
+  // compares the batches its data-gap events say are missing (data_gap minus
+  // data_gap_resolved, and the devices table's gap counts) with the batches really missing
+  // from the store (every seq from 1 to the highest stored that is not stored: devices count
+  // seq on from 1 across boots). Returns the differences (empty: they match) and prints a
+  // table.
+  std::vector<std::string> judge_gap_events(std::chrono::milliseconds wait);
 
   // Controller actions, for scenarios to put in events. Each returns once done.
   std::size_t agent_count() const { return agents_.size(); }

@@ -269,6 +269,59 @@ TEST_F(ReaderTest, EventsAreTheMostRecentOnesOldestFirst) {
             (std::map<std::string, uint64_t>{{"data_gap", 3}, {"device_restarted", 2}}));
 }
 
+// The FleetTracker's sequence lines go through the sink with the batches and gap events that
+// changed them, and come back through the reader as the tracker restores them at start.
+TEST_F(ReaderTest, SequenceLinesAndGapCountsRoundTripThroughTheStore) {
+  FleetTracker fleet(FleetOptions{.gap_grace_us = 10 * kSec});
+  const uint64_t big_epoch = 0xfedc'ba98'7654'3210ULL;  // above INT64_MAX: stored as its bits
+  auto add = [&](uint64_t seq, int64_t now, Transaction& tx) {
+    tx.batches.push_back(batch("gw-1", seq, kT0 + static_cast<int64_t>(seq) * 100 * kSec, 1));
+    tx.batches.back().envelope.epoch = big_epoch;
+    fleet.on_batch("lab", "gw-1", big_epoch, seq, now, tx.events);
+  };
+  Transaction tx;
+  for (uint64_t seq : {1, 5, 6, 9}) add(seq, kT0, tx);  // holes 2..4 and 7..8
+  fleet.take_commit(kT0, tx.events, tx.seq_lines);
+  commit(std::move(tx));
+  Transaction gaps;
+  fleet.tick(kT0 + 10 * kSec, gaps.events);
+  ASSERT_EQ(gaps.events.size(), 2u);
+  fleet.take_commit(kT0 + 10 * kSec, gaps.events, gaps.seq_lines);
+  commit(std::move(gaps));
+  Transaction late;
+  add(3, kT0 + 20 * kSec, late);  // resolves 1 of the 5 reported
+  fleet.take_commit(kT0 + 20 * kSec, late.events, late.seq_lines);
+  ASSERT_EQ(late.events.size(), 1u);
+  EXPECT_EQ(late.events[0].event.kind, common::EventKind::kDataGapResolved);
+  commit(std::move(late));
+
+  auto lines = reader_->seq_lines();
+  ASSERT_TRUE(lines.ok()) << lines.error().message;
+  ASSERT_EQ(lines.value().size(), 1u);
+  const SeqLineState& line = lines.value()[0];
+  EXPECT_EQ(line.device, "gw-1");
+  EXPECT_EQ(line.site, "lab");
+  EXPECT_EQ(line.max_seq, 9u);
+  EXPECT_EQ(line.epochs, (std::vector<uint64_t>{big_epoch}));
+  EXPECT_EQ(line.holes, fleet.holes("gw-1"));
+  ASSERT_EQ(line.holes.size(), 3u);  // 2, 4, 7..8
+  EXPECT_EQ(line.holes[1].first, 4u);
+  EXPECT_EQ(line.holes[1].epoch, big_epoch);
+  EXPECT_EQ(line.holes[1].since_us, kT0);
+  EXPECT_EQ(line.holes[1].reported_us, kT0 + 10 * kSec);
+
+  auto devices = reader_->devices();
+  ASSERT_TRUE(devices.ok());
+  ASSERT_EQ(devices.value().size(), 1u);
+  EXPECT_EQ(devices.value()[0].gaps, 4u) << "5 reported missing, 1 arrived since";
+  auto counts = reader_->counts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts.value().at("gaps"), 4u);
+  auto kinds = reader_->event_kinds();
+  ASSERT_TRUE(kinds.ok());
+  EXPECT_EQ(kinds.value().at("data_gap_resolved"), 1u);
+}
+
 TEST_F(ReaderTest, DevicesAndCountsShowWhatWasStoredAndAbsorbed) {
   Transaction tx;
   tx.batches = {batch("gw-2", 1, kT0), batch("gw-1", 1, kT0), batch("gw-1", 1, kT0)};

@@ -58,8 +58,11 @@ struct Harness {
   }
 
   StorageLoop& make(bool attach_publisher = true) {
-    loop = std::make_unique<StorageLoop>(config, FleetTracker(FleetOptions{}), sink, clock,
-                                         counters, &journal, &webhooks);
+    return make(FleetTracker(FleetOptions{}), attach_publisher);
+  }
+  StorageLoop& make(FleetTracker fleet, bool attach_publisher = true) {
+    loop = std::make_unique<StorageLoop>(config, std::move(fleet), sink, clock, counters, &journal,
+                                         &webhooks);
     if (attach_publisher) loop->attach_publisher(publisher);
     return *loop;
   }
@@ -449,6 +452,52 @@ TEST(StorageLoop, FleetTickCommitsGapEventsInTheirOwnTransaction) {
   EXPECT_EQ(events[0].device, "gw-1");
   EXPECT_EQ(h.publisher.on_suffix("/data_gap/lab/gw-1").size(), 1u);
   EXPECT_EQ(h.sink.committed.size(), 2u);  // the batches, then the gap
+}
+
+TEST(StorageLoop, LateBatchResolvesItsReportedGapInTheTransactionThatStoresIt) {
+  Harness h;
+  auto& loop = h.make();
+  h.source.message(h.reading("gw-1", 1)).message(h.reading("gw-1", 3)).wait(12s);
+  h.source.message(h.reading("gw-1", 2)).wait(1s);
+  loop.run(h.source);
+  ASSERT_EQ(kinds(h.sink.events()),
+            (std::vector{EventKind::kDataGap, EventKind::kDataGapResolved}));
+  const Transaction& last = h.sink.committed.back();
+  ASSERT_EQ(last.batches.size(), 1u);
+  EXPECT_EQ(last.batches[0].envelope.seq, 2u);
+  ASSERT_EQ(kinds(last.events), (std::vector{EventKind::kDataGapResolved}));
+  EXPECT_EQ(last.events[0].event.detail, "seq 2 arrived after it was reported missing (1 message)");
+  ASSERT_EQ(last.seq_lines.size(), 1u);
+  EXPECT_EQ(last.seq_lines[0].removed, (std::vector<uint64_t>{2}));
+  EXPECT_TRUE(h.sink.seq_lines.at("gw-1").holes.empty());
+  EXPECT_EQ(h.sink.seq_lines.at("gw-1").max_seq, 3u);
+  EXPECT_EQ(h.publisher.on_suffix("/data_gap_resolved/lab/gw-1").size(), 1u);
+}
+
+// A collector restart in the middle of a hole, with re-sends of batches stored before it and
+// newer batches arriving together after it: the hole is still reported, and only the hole.
+TEST(StorageLoop, RestartFromTheStoredLinesReportsTheOpenHoleAndNoStoredBatch) {
+  Harness before;
+  auto& first = before.make();
+  for (uint64_t seq : {1, 2, 3, 5}) before.source.message(before.reading("gw-1", seq));
+  before.source.wait(2s);  // killed before the grace ran out: no gap yet
+  first.run(before.source);
+  ASSERT_TRUE(before.sink.events().empty());
+
+  Harness after;  // the same store, a new process
+  after.sink.stored = before.sink.stored;
+  after.sink.seq_lines = before.sink.seq_lines;
+  FleetTracker fleet(FleetOptions{});
+  fleet.remember("lab", "gw-1", 7, Presence::kOnline, before.clock.wall_us());
+  fleet.restore(after.sink.seq_lines.at("gw-1"));
+  auto& second = after.make(std::move(fleet));
+  for (uint64_t seq : {2, 3, 6, 7}) after.source.message(after.reading("gw-1", seq));
+  after.source.wait(12s);
+  second.run(after.source);
+  const auto events = after.sink.events();
+  ASSERT_EQ(kinds(events), (std::vector{EventKind::kDataGap}));
+  EXPECT_EQ(events[0].event.detail, "epoch 7: seq 4 missing (1 message)");
+  EXPECT_EQ(after.counters.duplicates.load(), 2u);
 }
 
 TEST(StorageLoop, RetentionRunsInBoundedChunksUntilNothingIsLeft) {

@@ -69,6 +69,9 @@ std::vector<Seed> all_seeds() {
   add("valid-ack-ranges", bytes_of(envelope(CommitAck{{{0x5eed, 1, 40}, {0x5eed, 42, 42}}})));
   add("valid-event-threshold", bytes_of(envelope(Event{EventKind::kThresholdAbove, kNow, "site-a",
                                                        "temperature", 81.5, 80, "hot"})));
+  add("valid-event-gap-resolved",
+      bytes_of(envelope(Event{EventKind::kDataGapResolved, kNow, "site-a", "", 3, 0,
+                              "seq 5..7 arrived after it was reported missing (3 messages)"})));
 
   // Broken payloads, one or more per reason.
   add("reject-empty-zero-bytes", {});

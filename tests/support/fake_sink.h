@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -23,6 +24,24 @@
 #include "outpost/collector/sink.h"
 
 namespace outpost::test_support {
+
+// Applies a commit's sequence-line updates to `lines` (device -> line) as a sink stores them:
+// what Reader::seq_lines would return after the commit.
+inline void apply_seq_lines(std::map<std::string, collector::SeqLineState>& lines,
+                            const std::vector<collector::SeqLineUpdate>& updates) {
+  for (const auto& u : updates) {
+    collector::SeqLineState& line = lines[u.line.device];
+    std::vector<collector::SeqHole> holes =
+        u.replace_holes ? std::vector<collector::SeqHole>{} : std::move(line.holes);
+    line = u.line;
+    line.holes.clear();
+    std::map<uint64_t, collector::SeqHole> by_first;
+    for (const auto& h : holes) by_first[h.first] = h;
+    for (uint64_t first : u.removed) by_first.erase(first);
+    for (const auto& h : u.line.holes) by_first[h.first] = h;
+    for (const auto& [first, h] : by_first) line.holes.push_back(h);
+  }
+}
 
 class FakeSink final : public collector::Sink {
  public:
@@ -45,7 +64,8 @@ class FakeSink final : public collector::Sink {
   std::vector<collector::Transaction> committed;  // each accepted transaction, in order
   std::atomic<int> attempts{0};                   // commit() calls, failed ones included
   std::set<Key> stored;  // batch keys stored; seed it to simulate a batch stored before
-  std::optional<collector::JournalPosition> position;  // the last committed journal position
+  std::optional<collector::JournalPosition> position;        // the last committed journal position
+  std::map<std::string, collector::SeqLineState> seq_lines;  // as Reader::seq_lines reads them
   struct ExpireCall {
     int64_t cutoff_us, dlq_cutoff_us, key_cutoff_us;
     uint64_t max_rows;
@@ -110,6 +130,7 @@ class FakeSink final : public collector::Sink {
       }
     }
     if (tx.journal) position = tx.journal;
+    apply_seq_lines(seq_lines, tx.seq_lines);
     committed.push_back(tx);
     return result;
   }

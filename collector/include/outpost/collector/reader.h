@@ -37,6 +37,9 @@ struct DeviceRow {
   uint64_t duplicates = 0;
   uint64_t gaps = 0;
   std::string last_status;  // JSON of the last status message, "" if none
+  // Its sequence line (Reader::seq_lines; devices() leaves it empty): what the collector's
+  // gap detection restores at start.
+  std::optional<SeqLineState> seq_line = std::nullopt;
 };
 
 // Which readings query_readings() returns. Times are the readings' own (inclusive bounds).
@@ -112,6 +115,10 @@ class Reader {
 
   // Every device, ordered by site, then device.
   virtual common::Result<std::vector<DeviceRow>, SinkError> devices() = 0;
+
+  // Every device's sequence line as the last commit left it (what the FleetTracker restores at
+  // start: fleet.h), holes ordered by first seq. Devices stored before lines were have none.
+  virtual common::Result<std::vector<SeqLineState>, SinkError> seq_lines() = 0;
 
   // Calls `row` for each matching reading, ordered by batch (a batch's readings together, the
   // batches by their earliest reading), stopping after query.limit rows when it is set.

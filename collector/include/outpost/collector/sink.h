@@ -58,6 +58,38 @@ struct EventItem {
   std::optional<Presence> presence = std::nullopt;
 };
 
+// A run of sequence numbers a device sent that the collector has not received (fleet.h,
+// docs/events.md): open until its data_gap event, then reported until it fills.
+struct SeqHole {
+  uint64_t first = 0;
+  uint64_t last = 0;        // inclusive
+  uint64_t epoch = 0;       // of the batch that revealed it (the one just above it)
+  int64_t since_us = 0;     // when it was first seen: the grace runs from here
+  int64_t reported_us = 0;  // when its data_gap event was raised; 0 = still open
+
+  bool operator==(const SeqHole&) const = default;
+};
+
+// A device's sequence line as the FleetTracker keeps it: the highest seq received, the epochs
+// that share the line (seq carries on across boots) and its holes. Read back at start
+// (Reader::seq_lines) so that gap detection survives a restart of the collector.
+struct SeqLineState {
+  std::string device;
+  std::string site;
+  uint64_t max_seq = 0;
+  std::vector<uint64_t> epochs;   // of this line, oldest first
+  std::vector<uint64_t> retired;  // of lines before a sequence counter reset: ignored
+  std::vector<SeqHole> holes;     // ordered by first
+};
+
+// What changed in a device's line since the last commit: stored with the commit whose batches
+// and events changed it, so that the stored line always matches the stored batches.
+struct SeqLineUpdate {
+  SeqLineState line;                   // device, site, max_seq, epochs, retired; holes: changed
+  bool replace_holes = false;          // every stored hole goes first (a counter reset)
+  std::vector<uint64_t> removed = {};  // firsts of holes that are gone (filled or forgotten)
+};
+
 // One storage transaction: all of it is stored, or none of it.
 struct Transaction {
   std::vector<BatchItem> batches;
@@ -65,9 +97,11 @@ struct Transaction {
   std::vector<DlqItem> dlq;
   std::vector<EventItem> events;
   std::optional<JournalPosition> journal;  // recorded with the rest when set
+  std::vector<SeqLineUpdate> seq_lines;    // the FleetTracker's lines after this transaction
 
   bool empty() const {
-    return batches.empty() && statuses.empty() && dlq.empty() && events.empty();
+    return batches.empty() && statuses.empty() && dlq.empty() && events.empty() &&
+           seq_lines.empty();
   }
 };
 

@@ -25,6 +25,7 @@ class SqliteReader final : public Reader {
   SqliteReader& operator=(const SqliteReader&) = delete;
 
   common::Result<std::vector<DeviceRow>, SinkError> devices() override;
+  common::Result<std::vector<SeqLineState>, SinkError> seq_lines() override;
   common::Status<SinkError> query_readings(
       const ReadingQuery& query, const std::function<void(const ReadingRow&)>& row) override;
   common::Status<SinkError> query_logs(const LogQuery& query,

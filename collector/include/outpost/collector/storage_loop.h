@@ -6,6 +6,9 @@
 // Guarantees it carries:
 // - A message is acked, its events published and its journal position released only after the
 //   transaction holding it committed. A batch already stored (a re-send) is acked again.
+// - Each transaction carries the FleetTracker's sequence lines as its messages and events left
+//   them, and the data_gap_resolved events of the late batches it stores (docs/events.md): gap
+//   detection restarts from exactly what was committed.
 // - A transient failure (busy, locked, disk full) is retried with backoff (50 ms doubling to
 //   5 s) for as long as it takes: nothing is dropped.
 // - A permanent failure, kPermanentFailureAttempts times in a row, is isolated: the messages

@@ -116,6 +116,7 @@ enum class EventKind : uint8_t {
   kThresholdAbove = 6,
   kThresholdBelow = 7,
   kThresholdCleared = 8,
+  kDataGapResolved = 9,  // batches reported missing (kDataGap) arrived after all
 };
 
 struct Event {
@@ -138,9 +139,9 @@ std::string_view payload_kind_name(PayloadKind kind);
 
 // Every event kind but kUnspecified, in numeric order.
 inline constexpr EventKind kAllEventKinds[] = {
-    EventKind::kDeviceOnline,    EventKind::kDeviceOffline,   EventKind::kDataGap,
-    EventKind::kDeviceRestarted, EventKind::kDlqRate,         EventKind::kThresholdAbove,
-    EventKind::kThresholdBelow,  EventKind::kThresholdCleared};
+    EventKind::kDeviceOnline,    EventKind::kDeviceOffline,    EventKind::kDataGap,
+    EventKind::kDeviceRestarted, EventKind::kDlqRate,          EventKind::kThresholdAbove,
+    EventKind::kThresholdBelow,  EventKind::kThresholdCleared, EventKind::kDataGapResolved};
 
 // "device_online", "data_gap", ...: the <kind> level of an event topic.
 std::string_view event_kind_name(EventKind kind);
