@@ -8,11 +8,13 @@
 // collector could never reconnect (docs/chaos.md). Apart, a stale ack or event is dropped at
 // reconnect (acks are re-sent when the agent re-sends; events are in the database).
 // Threads: Paho's own network thread only fills Paho's consumer queue; nothing of ours runs
-// on it. The MQTT thread (mqtt_loop) connects both, subscribes, consumes, journals and
-// classifies; it blocks on the bounded queue when storage falls behind, which is the
-// backpressure (Paho's queue then holds the surplus, and the broker its own). The storage
-// thread runs StorageLoop (storage_loop.h, where every storage decision lives) over the Sink;
-// after each commit it publishes acks and events and hands events to the WebhookDispatcher,
+// on it. The MQTT thread (mqtt_loop) connects both (the subscriber first, the publisher's
+// connect started beside it and never waited for; backoff and logging decided by Reconnect),
+// subscribes, consumes (dropping our own topics the catch-all brings, cutting messages over
+// max_message_bytes), journals and classifies; it blocks on the bounded queue when storage falls
+// behind, which is the backpressure (Paho's queue then holds the surplus, and the broker its own).
+// The storage thread runs StorageLoop (storage_loop.h, where every storage decision lives) over the
+// Sink; after each commit it publishes acks and events and hands events to the WebhookDispatcher,
 // whose own thread delivers them and hands back those that give up (stored in the DLQ).
 // The caller's thread runs the Asio io_context (signals, metrics endpoint).
 #pragma once
