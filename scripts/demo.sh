@@ -85,6 +85,8 @@ allow_anonymous true
 persistence false
 # Outpost needs a deep queue for the collector's persistent session (docs/collector.toml).
 max_queued_messages 100000
+# Nothing larger than this reaches the collector (twice its mqtt.max_message_bytes: docs/topics.md).
+message_size_limit 1048576
 EOF
 cat >"$demo/collector.toml" <<EOF
 [mqtt]

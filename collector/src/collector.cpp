@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <optional>
-#include <random>
 
 #include "mqtt_options.h"
 #include "outpost/common/clock.h"
@@ -146,6 +145,7 @@ common::Status<> Collector::start() {
   publisher_ = std::make_unique<mqtt::async_client>(config_.broker, config_.client_id + "-pub",
                                                     mqtt::create_options(MQTTVERSION_3_1_1));
   adapters_->publisher.emplace(*publisher_);
+  make_reconnect_state();
   storage_->attach_publisher(*adapters_->publisher);
   mqtt_thread_ = std::thread([this] { mqtt_loop(); });
   storage_thread_ = std::thread([this] { storage_->run(adapters_->source); });
@@ -180,52 +180,124 @@ std::string Collector::metrics_text() const {
   return collector::metrics_text(counters_, live);
 }
 
-void Collector::ensure_publisher() {
-  if (publisher_->is_connected()) return;
-  if (publisher_connect_ && !publisher_connect_->is_complete()) return;  // under way
-  const auto now = Clock::now();
-  if (now < publisher_next_try_) return;
-  // While the subscriber is up: a try a second at most (within the reconnect bounds).
-  publisher_next_try_ = now + std::chrono::microseconds(std::clamp<int64_t>(
-                                  1'000'000, config_.reconnect_min_us, config_.reconnect_max_us));
+namespace {
+
+std::chrono::microseconds us(int64_t v) { return std::chrono::microseconds(v); }
+
+// While a connection stays down: a reminder in the log at most this often.
+constexpr auto kStillDownReminder = std::chrono::seconds(60);
+
+// Messages taken from Paho in one go (one journal write): at most this many, or this many
+// payload bytes, whichever comes first.
+constexpr std::size_t kBurstMessages = 512;
+constexpr std::size_t kBurstBytes = 1u << 20;
+
+}  // namespace
+
+void Collector::make_reconnect_state() {
+  const auto seed = static_cast<uint64_t>(wall_now_us());
+  subscriber_state_.emplace(us(config_.reconnect_min_us), us(config_.reconnect_max_us),
+                            kStillDownReminder, seed);
+  publisher_state_.emplace(us(config_.reconnect_min_us), us(config_.reconnect_max_us),
+                           kStillDownReminder, seed * 31 + 7);
+}
+
+void Collector::start_publisher_connect() {
   try {
     publisher_connect_ = publisher_->connect(connect_options(config_, /*clean_session=*/true));
   } catch (const mqtt::exception& e) {
-    spdlog::warn("cannot connect the publisher to {}: {}", config_.broker, e.what());
+    publisher_connect_.reset();
+    note_publisher_failure(e.what());
   }
 }
 
+void Collector::note_publisher_failure(const std::string& why) {
+  const auto now = Clock::now();
+  switch (publisher_state_->failed(now)) {
+    case Reconnect::Say::kFailing:
+      spdlog::warn(
+          "publisher: cannot connect to {}: {}; acks and events are skipped until it "
+          "is back (retrying with backoff up to {} ms)",
+          config_.broker, why, config_.reconnect_max_us / 1000);
+      break;
+    case Reconnect::Say::kStillFailing:
+      spdlog::warn("publisher: still not connected to {} after {} attempts in {} s: {}",
+                   config_.broker, publisher_state_->failures(),
+                   publisher_state_->down_for(now).count() / 1'000'000, why);
+      break;
+    default:
+      break;
+  }
+}
+
+void Collector::ensure_publisher() {
+  Reconnect& state = *publisher_state_;
+  const auto now = Clock::now();
+  if (publisher_->is_connected()) {
+    publisher_connect_.reset();
+    if (state.succeeded(now) == Reconnect::Say::kBack) {
+      spdlog::info("publisher: connected to {} again as {}-pub", config_.broker, config_.client_id);
+    }
+    return;
+  }
+  if (publisher_connect_) {
+    if (!publisher_connect_->is_complete()) return;  // under way
+    // Complete but not connected: it failed (or it connected and was lost since).
+    std::string why = "connection refused or lost";
+    try {
+      publisher_connect_->wait_for(std::chrono::milliseconds(0));
+    } catch (const mqtt::exception& e) {
+      why = e.what();
+    }
+    publisher_connect_.reset();
+    note_publisher_failure(why);
+  } else if (state.up()) {
+    if (state.lost(now) == Reconnect::Say::kLost) {
+      spdlog::warn("publisher: connection to {} lost; reconnecting", config_.broker);
+    }
+  }
+  if (state.due(now)) start_publisher_connect();
+}
+
 bool Collector::ensure_connected() {
+  Reconnect& state = *subscriber_state_;
   if (client_->is_connected()) {
     connected_ = true;
     ensure_publisher();
     return true;
   }
-  if (connected_.exchange(false)) spdlog::warn("connection to {} lost", config_.broker);
-  // The publisher first, so the acks of the first messages go out: at most a short wait, as
-  // consuming must not depend on it (ensure_publisher retries in the background).
-  publisher_next_try_ = {};
-  ensure_publisher();
-  try {
-    if (publisher_connect_) publisher_connect_->wait_for(std::chrono::seconds(5));
-  } catch (const mqtt::exception& e) {
-    spdlog::warn("cannot connect the publisher to {}: {}", config_.broker, e.what());
+  auto now = Clock::now();
+  if (connected_.exchange(false) && state.lost(now) == Reconnect::Say::kLost) {
+    spdlog::warn("connection to {} lost; reconnecting", config_.broker);
   }
+  if (!state.due(now)) {
+    // Backoff, not a synchronisation: wake up in small steps so that a stop is seen at once.
+    const auto step = std::chrono::milliseconds(20);
+    std::this_thread::sleep_for(step);
+    return false;
+  }
+  const auto filters = subscription_filters(config_);
   try {
     auto token = client_->connect(connect_options(config_, config_.clean_session));
-    if (!token->wait_for(std::chrono::seconds(15))) throw mqtt::exception(-1, "timed out");
-    const auto filters = subscription_filters(config_);
+    // The publisher is started beside the subscriber, just after it and never before: Paho C
+    // serves all the clients of a process with one receive thread, which notices a new socket
+    // only when its poll (1 s at a time while a connection is up and idle) returns. A
+    // subscriber socket made while the publisher is up and idle waits that long; made
+    // together, both are seen at once.
+    if (!publisher_->is_connected() && (!publisher_connect_ || publisher_connect_->is_complete())) {
+      publisher_connect_.reset();
+      start_publisher_connect();
+    }
+    const auto connect_wait = std::chrono::milliseconds(
+        common::MqttSettings{}.connect_timeout_us / 1000 + 5000);  // Paho's timeout, and some
+    if (!token->wait_for(connect_wait)) {
+      throw mqtt::exception(-1, "timed out");
+    }
     auto topics = mqtt::string_collection::create(filters);
     std::vector<int> qos(filters.size(), 1);
     if (!client_->subscribe(topics, qos)->wait_for(std::chrono::seconds(15))) {
       throw mqtt::exception(-1, "subscribe timed out");
     }
-    connected_ = true;
-    reconnect_delay_us_ = 0;
-    ++counters_.reconnects;
-    spdlog::info("connected to {} as {}, subscribed to {}", config_.broker, config_.client_id,
-                 fmt::join(filters, ", "));
-    return true;
   } catch (const mqtt::exception& e) {
     // Half done (connected, not subscribed): start again from a clean disconnect.
     try {
@@ -233,34 +305,69 @@ bool Collector::ensure_connected() {
     } catch (const mqtt::exception&) {
       // Nothing more to do: the next attempt connects from scratch either way.
     }
-    reconnect_delay_us_ =
-        std::clamp(reconnect_delay_us_ * 2, config_.reconnect_min_us, config_.reconnect_max_us);
-    std::mt19937_64 rng(static_cast<uint64_t>(wall_now_us()));
-    const int64_t wait =
-        reconnect_delay_us_ / 2 + static_cast<int64_t>(rng() % (reconnect_delay_us_ / 2 + 1));
-    spdlog::warn("cannot connect to {}: {}; retrying in {} ms", config_.broker, e.what(),
-                 wait / 1000);
-    const auto until = Clock::now() + std::chrono::microseconds(wait);
-    while (!stopping_ && Clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // backoff, not a sync
+    ++counters_.connect_failures;
+    now = Clock::now();
+    switch (state.failed(now)) {
+      case Reconnect::Say::kFailing:
+        spdlog::warn("cannot connect to {}: {}; retrying with backoff from {} ms up to {} ms",
+                     config_.broker, e.what(), config_.reconnect_min_us / 1000,
+                     config_.reconnect_max_us / 1000);
+        break;
+      case Reconnect::Say::kStillFailing:
+        spdlog::warn("still not connected to {} after {} attempts in {} s: {}", config_.broker,
+                     state.failures(), state.down_for(now).count() / 1'000'000, e.what());
+        break;
+      default:
+        break;
     }
     return false;
   }
+  connected_ = true;
+  ++counters_.reconnects;
+  const auto said = state.succeeded(Clock::now());
+  spdlog::info("{} {} as {}, subscribed to {}",
+               said == Reconnect::Say::kBack ? "connected again to" : "connected to",
+               config_.broker, config_.client_id, fmt::join(filters, ", "));
+  return true;
 }
 
 void Collector::mqtt_loop() {
   std::vector<RawMessage> burst;
   std::vector<JournalPosition> after;
+  const std::size_t max_bytes = config_.max_message_bytes;
+  const bool catch_all = !config_.catch_all.empty();
   while (!stopping_) {
     if (!ensure_connected()) continue;
     mqtt::const_message_ptr msg;
     if (!client_->try_consume_message_for(&msg, std::chrono::milliseconds(100))) continue;
     burst.clear();
+    std::size_t burst_bytes = 0;
     const int64_t now = wall_now_us();
     // A null message is Paho's way of saying the connection was lost.
     while (msg) {
-      burst.push_back(RawMessage{msg->get_topic(), msg->get_payload(), now});
-      if (burst.size() >= 512 || !client_->try_consume_message(&msg)) break;
+      if (catch_all && admit(msg->get_topic(), config_.topics) == Admission::kIgnore) {
+        ++counters_.ignored;  // our own acks and events: never journaled
+      } else {
+        // Read in place: an oversized payload is hashed where Paho holds it, never copied.
+        const std::string& payload = msg->get_payload();
+        burst.push_back(take_message(msg->get_topic(), payload, now, max_bytes));
+        if (burst.back().cut) {
+          ++counters_.oversized_cut;
+          if (oversized_log_.allow(Clock::now())) {
+            spdlog::warn(
+                "oversized message on {}: {} bytes, over mqtt.max_message_bytes ({}); "
+                "to the DLQ as its first {} bytes and SHA-256 ({} more not logged)",
+                burst.back().topic, payload.size(), max_bytes, kOversizedKeepBytes,
+                oversized_log_.take_suppressed());
+          }
+        }
+        burst_bytes += burst.back().payload.size();
+      }
+      msg.reset();  // let Paho's copy go before the next one is taken
+      if (burst.size() >= kBurstMessages || burst_bytes >= kBurstBytes ||
+          !client_->try_consume_message(&msg)) {
+        break;
+      }
     }
     if (burst.empty()) continue;
     counters_.received += burst.size();

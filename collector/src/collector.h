@@ -8,11 +8,13 @@
 // collector could never reconnect (docs/chaos.md). Apart, a stale ack or event is dropped at
 // reconnect (acks are re-sent when the agent re-sends; events are in the database).
 // Threads: Paho's own network thread only fills Paho's consumer queue; nothing of ours runs
-// on it. The MQTT thread (mqtt_loop) connects both, subscribes, consumes, journals and
-// classifies; it blocks on the bounded queue when storage falls behind, which is the
-// backpressure (Paho's queue then holds the surplus, and the broker its own). The storage
-// thread runs StorageLoop (storage_loop.h, where every storage decision lives) over the Sink;
-// after each commit it publishes acks and events and hands events to the WebhookDispatcher,
+// on it. The MQTT thread (mqtt_loop) connects both (the subscriber first, the publisher's
+// connect started beside it and never waited for; backoff and logging decided by Reconnect),
+// subscribes, consumes (dropping our own topics the catch-all brings, cutting messages over
+// max_message_bytes), journals and classifies; it blocks on the bounded queue when storage falls
+// behind, which is the backpressure (Paho's queue then holds the surplus, and the broker its own).
+// The storage thread runs StorageLoop (storage_loop.h, where every storage decision lives) over the
+// Sink; after each commit it publishes acks and events and hands events to the WebhookDispatcher,
 // whose own thread delivers them and hands back those that give up (stored in the DLQ).
 // The caller's thread runs the Asio io_context (signals, metrics endpoint).
 #pragma once
@@ -21,6 +23,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -29,6 +32,7 @@
 #include "outpost/collector/counters.h"
 #include "outpost/collector/journal.h"
 #include "outpost/collector/reader.h"  // DeviceRow
+#include "outpost/collector/reconnect.h"
 #include "outpost/collector/sink.h"
 #include "outpost/collector/storage_loop.h"
 #include "outpost/collector/webhook.h"
@@ -60,17 +64,24 @@ class Collector {
   struct Adapters;  // what StorageLoop runs over: Paho publisher, journal, webhooks, queue
 
   void mqtt_loop();
+  // Connects and subscribes the subscriber when it is down and an attempt is due (starting the
+  // publisher's connect beside it); true when it is up. MQTT thread only.
   bool ensure_connected();
   // Starts (re)connecting the publisher when it is down; never blocks. MQTT thread only.
   void ensure_publisher();
+  void start_publisher_connect();
+  void note_publisher_failure(const std::string& why);
+  void make_reconnect_state();
 
   CollectorConfig config_;
   std::unique_ptr<Sink> sink_;
   std::unique_ptr<Journal> journal_;
-  std::unique_ptr<mqtt::async_client> client_;                  // subscriber
-  std::unique_ptr<mqtt::async_client> publisher_;               // acks and events
-  mqtt::token_ptr publisher_connect_;                           // MQTT thread only
-  std::chrono::steady_clock::time_point publisher_next_try_{};  // MQTT thread only
+  std::unique_ptr<mqtt::async_client> client_;     // subscriber
+  std::unique_ptr<mqtt::async_client> publisher_;  // acks and events
+  mqtt::token_ptr publisher_connect_;              // MQTT thread only
+  // Backoff and what to log, per connection; made in start(). MQTT thread only.
+  std::optional<Reconnect> subscriber_state_;
+  std::optional<Reconnect> publisher_state_;
   BoundedQueue<StorageWork> queue_;
   Counters counters_;
   SystemStorageClock clock_;
@@ -84,7 +95,7 @@ class Collector {
   std::thread mqtt_thread_;
   std::thread storage_thread_;
   common::RateLimiter journal_log_{3, std::chrono::seconds(30)};
-  int64_t reconnect_delay_us_ = 0;  // MQTT thread only
+  common::RateLimiter oversized_log_{3, std::chrono::seconds(60)};  // MQTT thread only
 };
 
 }  // namespace outpost::collector

@@ -1,10 +1,28 @@
 // Reading outpost-collector's configuration.
 #include "outpost/collector/config.h"
 
+#include "outpost/common/limits.h"
 #include "outpost/common/net.h"
 #include "outpost/common/topics.h"
 
 namespace outpost::collector {
+
+namespace {
+
+// A filter as an error message shows it: at most 80 bytes, a NUL as \0.
+std::string shown_filter(std::string_view filter) {
+  std::string out;
+  for (char c : filter.substr(0, 80)) {
+    if (c == '\0') {
+      out += "\\0";
+    } else {
+      out += c;
+    }
+  }
+  return "\"" + out + (filter.size() > 80 ? "...\"" : "\"");
+}
+
+}  // namespace
 
 common::Status<common::ConfigError> read_collector_config(common::ConfigReader& r,
                                                           CollectorConfig& c) {
@@ -12,6 +30,9 @@ common::Status<common::ConfigError> read_collector_config(common::ConfigReader& 
   r.read("mqtt.clean_session", c.clean_session);
   r.read("mqtt.topics", c.topics);
   r.read("mqtt.shared_group", c.shared_group);
+  r.read("mqtt.catch_all", c.catch_all);
+  r.read_size_bytes("mqtt.max_message_bytes", c.max_message_bytes, common::kMaxPayloadBytes,
+                    16u << 20);
   r.read("mqtt.publish_acks", c.publish_acks);
   r.read("mqtt.publish_events", c.publish_events);
 
@@ -43,11 +64,21 @@ common::Status<common::ConfigError> read_collector_config(common::ConfigReader& 
   if (c.client_id.empty()) r.add_error("mqtt.client_id", "must not be empty");
   if (c.path.empty()) r.add_error("storage.path", "must not be empty");
   if (c.topics.empty()) r.add_error("mqtt.topics", "must name at least one topic filter");
-  for (const auto& t : c.topics) {
-    if (t.empty() || t.starts_with("$share/")) {
-      r.add_error("mqtt.topics",
-                  "each filter must be non-empty and without $share/ (use mqtt.shared_group)");
-      break;
+  for (std::size_t i = 0; i < c.topics.size(); ++i) {
+    const std::string& t = c.topics[i];
+    const std::string which = "filter " + std::to_string(i + 1) + " " + shown_filter(t) + " ";
+    if (t.starts_with("$share/")) {
+      r.add_error("mqtt.topics", which + "starts with $share/ (use mqtt.shared_group)");
+    } else if (auto problem = common::filter_problem(t)) {
+      r.add_error("mqtt.topics", which + "is not a valid MQTT topic filter: it " + *problem);
+    }
+  }
+  if (!c.catch_all.empty()) {
+    if (c.catch_all.starts_with("$share/")) {
+      r.add_error("mqtt.catch_all", "starts with $share/ (use mqtt.shared_group)");
+    } else if (auto problem = common::filter_problem(c.catch_all)) {
+      r.add_error("mqtt.catch_all",
+                  shown_filter(c.catch_all) + " is not a valid MQTT topic filter: it " + *problem);
     }
   }
   if (!c.shared_group.empty() && !common::is_valid_id(c.shared_group)) {
@@ -64,8 +95,15 @@ std::string journal_dir_of(const CollectorConfig& config) {
 }
 
 std::vector<std::string> subscription_filters(const CollectorConfig& config) {
-  std::vector<std::string> out;
+  std::vector<std::string> plain;
+  if (!config.catch_all.empty()) plain.push_back(config.catch_all);
   for (const auto& t : config.topics) {
+    if (config.catch_all.empty() || !common::filter_covers(config.catch_all, t)) {
+      plain.push_back(t);
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& t : plain) {
     if (config.shared_group.empty()) {
       out.push_back(t);
     } else {

@@ -69,6 +69,16 @@ std::string metrics_text(const Counters& c, const LiveGauges& live) {
           "or payload, because their topic or bytes could not be encoded.",
           c.encode_failures);
   counter("reconnects_total", "Successful connections to the broker.", c.reconnects);
+  counter("connect_failures_total", "Failed attempts to connect and subscribe.",
+          c.connect_failures);
+  counter("oversized_cut_total",
+          "Messages over mqtt.max_message_bytes: not journaled, their DLQ entry keeps the first "
+          "4 KiB, the length and the SHA-256.",
+          c.oversized_cut);
+  counter("ignored_total",
+          "Messages the catch-all subscription brought on Outpost topics no configured filter "
+          "matches (the collector's own acks and events): dropped.",
+          c.ignored);
   counter("expired_rows_total", "Rows removed by retention.", c.expired_rows);
   counter("retention_failures_total", "Retention runs that failed (retried a minute later).",
           c.retention_failures);

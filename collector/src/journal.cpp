@@ -18,6 +18,12 @@ namespace {
 
 constexpr std::size_t kHeader = 4 + 4 + 8 + 4;
 constexpr uint32_t kMaxField = 16u << 20;
+// Set in the topic length of a cut record (an oversized message: its first bytes and a
+// trailer of kCutTrailer bytes: u64 full length, u64 limit, the SHA-256 of the whole).
+constexpr uint32_t kCutFlag = 0x8000'0000u;
+constexpr std::size_t kCutTrailer = 8 + 8 + 32;
+// A burst larger than this does not keep its buffer for the next one.
+constexpr std::size_t kKeepBufferBytes = 4u << 20;
 
 uint32_t checksum(std::string_view a, std::string_view b, int64_t t) {
   uint32_t h = 2166136261u;  // FNV-1a
@@ -32,6 +38,16 @@ uint32_t checksum(std::string_view a, std::string_view b, int64_t t) {
 
 void put32(std::string& out, uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
 void put64(std::string& out, int64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+
+// The payload field of a record: the payload, and for a cut message its trailer.
+std::string_view payload_field(const RawMessage& m, std::string& scratch) {
+  if (!m.cut) return m.payload;
+  scratch = m.payload;
+  put64(scratch, static_cast<int64_t>(m.cut->full_bytes));
+  put64(scratch, static_cast<int64_t>(m.cut->limit));
+  scratch.append(reinterpret_cast<const char*>(m.cut->sha256.data()), m.cut->sha256.size());
+  return scratch;
+}
 
 }  // namespace
 
@@ -95,20 +111,35 @@ common::Result<uint64_t> Journal::replay(
   for (uint64_t seg : segments()) {
     if (seg >= segment_) break;  // the one we write to now is new and empty
     if (from && seg < from->segment) continue;
+    // Record by record: replay holds one record in memory, never a whole segment.
     std::ifstream in(path_of(seg), std::ios::binary);
     if (!in) return common::Error{"cannot read journal " + path_of(seg)};
-    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::size_t pos = (from && seg == from->segment) ? from->offset : 0;
-    while (pos + kHeader <= data.size()) {
+    in.seekg(static_cast<std::streamoff>(pos));
+    char header[kHeader];
+    while (in.read(header, kHeader)) {
       uint32_t tlen, plen, sum;
       int64_t t;
-      std::memcpy(&tlen, data.data() + pos, 4);
-      std::memcpy(&plen, data.data() + pos + 4, 4);
-      std::memcpy(&t, data.data() + pos + 8, 8);
-      std::memcpy(&sum, data.data() + pos + 16, 4);
-      if (tlen > kMaxField || plen > kMaxField || pos + kHeader + tlen + plen > data.size()) break;
-      RawMessage m{data.substr(pos + kHeader, tlen), data.substr(pos + kHeader + tlen, plen), t};
+      std::memcpy(&tlen, header, 4);
+      std::memcpy(&plen, header + 4, 4);
+      std::memcpy(&t, header + 8, 8);
+      std::memcpy(&sum, header + 16, 4);
+      const bool is_cut = (tlen & kCutFlag) != 0;
+      tlen &= ~kCutFlag;
+      if (tlen > kMaxField || plen > kMaxField) break;
+      RawMessage m{std::string(tlen, '\0'), std::string(plen, '\0'), t};
+      if (!in.read(m.topic.data(), tlen) || !in.read(m.payload.data(), plen)) break;
+      if (is_cut && plen < kCutTrailer) break;
       if (checksum(m.topic, m.payload, t) != sum) break;
+      if (is_cut) {
+        CutPayload cut;
+        const char* trailer = m.payload.data() + plen - kCutTrailer;
+        std::memcpy(&cut.full_bytes, trailer, 8);
+        std::memcpy(&cut.limit, trailer + 8, 8);
+        std::memcpy(cut.sha256.data(), trailer + 16, 32);
+        m.payload.resize(plen - kCutTrailer);
+        m.cut = cut;
+      }
       pos += kHeader + tlen + plen;
       each(std::move(m), JournalPosition{seg, pos});
       ++count;
@@ -125,13 +156,15 @@ common::Status<> Journal::append(const std::vector<RawMessage>& messages,
   }
   buffer_.clear();
   after.clear();
+  std::string scratch;
   for (const RawMessage& m : messages) {
-    put32(buffer_, static_cast<uint32_t>(m.topic.size()));
-    put32(buffer_, static_cast<uint32_t>(m.payload.size()));
+    const std::string_view payload = payload_field(m, scratch);
+    put32(buffer_, static_cast<uint32_t>(m.topic.size()) | (m.cut ? kCutFlag : 0));
+    put32(buffer_, static_cast<uint32_t>(payload.size()));
     put64(buffer_, m.received_us);
-    put32(buffer_, checksum(m.topic, m.payload, m.received_us));
+    put32(buffer_, checksum(m.topic, payload, m.received_us));
     buffer_ += m.topic;
-    buffer_ += m.payload;
+    buffer_ += payload;
     after.push_back(JournalPosition{segment_, offset_ + buffer_.size()});
   }
   std::size_t done = 0;
@@ -153,6 +186,7 @@ common::Status<> Journal::append(const std::vector<RawMessage>& messages,
   if (full_sync_) ::fdatasync(fd_);
   offset_ += buffer_.size();
   bytes_written_ += buffer_.size();
+  if (buffer_.capacity() > kKeepBufferBytes) std::string().swap(buffer_);
   return {};
 }
 

@@ -366,8 +366,8 @@ int run_dlq(const CollectorConfig& config, const DlqArgs& args) {
       std::vector<int64_t> moved;
       uint64_t still = 0;
       for (const auto& r : rows.value()) {
-        if (r.reason == common::Reason::kWebhookGaveUp) {
-          ++still;  // not a message: nothing to validate again
+        if (r.reason == common::Reason::kWebhookGaveUp || is_cut_entry(r.reason, r.detail)) {
+          ++still;  // not a message, or only the first bytes of one: nothing to validate again
           continue;
         }
         // Validation runs against the original receive time, with today's options.

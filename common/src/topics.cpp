@@ -187,6 +187,59 @@ Result<std::string, Rejection> device_filter(PayloadKind kind, std::string_view 
   return filter;
 }
 
+std::optional<std::string> filter_problem(std::string_view filter) {
+  if (filter.empty()) return "is empty";
+  if (filter.size() > 65535) {
+    return "is " + std::to_string(filter.size()) + " bytes, at most 65535";
+  }
+  if (filter.find('\0') != std::string_view::npos) return "contains a NUL character";
+  const auto levels = split_levels(filter);
+  for (std::size_t i = 0; i < levels.size(); ++i) {
+    const std::string_view level = levels[i];
+    if (level.find('#') != std::string_view::npos) {
+      if (level != "#") return "'#' must be a whole level, e.g. \"outpost/#\"";
+      if (i + 1 != levels.size()) return "'#' must be the last level";
+    }
+    if (level.find('+') != std::string_view::npos && level != "+") {
+      return "'+' must be a whole level, e.g. \"outpost/v1/+/+/data\"";
+    }
+  }
+  return std::nullopt;
+}
+
+bool topic_matches(std::string_view filter, std::string_view topic) {
+  if (topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#'))) {
+    return false;
+  }
+  const auto f = split_levels(filter);
+  const auto t = split_levels(topic);
+  std::size_t i = 0;
+  for (; i < f.size(); ++i) {
+    if (f[i] == "#") return true;  // also matches the parent level: "a/#" matches "a"
+    if (i >= t.size()) return false;
+    if (f[i] != "+" && f[i] != t[i]) return false;
+  }
+  return i == t.size();
+}
+
+bool filter_covers(std::string_view outer, std::string_view inner) {
+  if (inner.starts_with('$') && (outer.starts_with('+') || outer.starts_with('#'))) return false;
+  const auto o = split_levels(outer);
+  const auto n = split_levels(inner);
+  for (std::size_t i = 0; i < o.size(); ++i) {
+    if (o[i] == "#") return true;
+    if (i >= n.size()) return false;
+    if (n[i] == "#") return false;  // inner reaches deeper or shallower than outer's levels
+    if (o[i] == "+") continue;      // covers a literal level and "+" alike
+    if (n[i] == "+" || o[i] != n[i]) return false;
+  }
+  return o.size() == n.size();
+}
+
+bool is_outpost_topic(std::string_view topic) {
+  return parse_device_topic(topic).ok() || parse_event_topic(topic).ok();
+}
+
 Result<std::string, Rejection> shared_subscription(std::string_view group,
                                                    std::string_view filter) {
   if (!is_valid_id(group)) {

@@ -347,7 +347,9 @@ TEST(CollectorConfig, BrokerKeysAreCheckedAsTheAgentChecksThem) {
 
 TEST(CollectorConfig, SharedGroupPrefixesEveryFilter) {
   auto reader = common::ConfigReader::parse_string(
-      "[mqtt]\nshared_group = \"collectors\"\ntopics = [\"outpost/v1/+/+/data\"]\n", "c.toml");
+      "[mqtt]\nshared_group = \"collectors\"\ntopics = [\"outpost/v1/+/+/data\"]\n"
+      "catch_all = \"\"\n",
+      "c.toml");
   ASSERT_TRUE(reader.ok());
   CollectorConfig config;
   ASSERT_TRUE(read_collector_config(reader.value(), config).ok());

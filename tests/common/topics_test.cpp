@@ -151,3 +151,67 @@ TEST(Topics, SharedSubscriptions) {
 
 }  // namespace
 }  // namespace outpost::common
+
+namespace outpost::common {
+namespace {
+
+TEST(TopicFilters, ValidFiltersHaveNoProblem) {
+  for (std::string_view f : {"outpost/#", "#", "+", "outpost/v1/+/+/data", "+/v1/#", "a//b", "/",
+                             "outpost/v1/events/#", "$SYS/#"}) {
+    EXPECT_EQ(filter_problem(f), std::nullopt) << f;
+  }
+}
+
+TEST(TopicFilters, EachSyntaxErrorIsNamed) {
+  EXPECT_EQ(filter_problem("").value(), "is empty");
+  EXPECT_NE(filter_problem("outpost/#/data").value().find("last level"), std::string::npos);
+  EXPECT_NE(filter_problem("outpost/v1#").value().find("whole level"), std::string::npos);
+  EXPECT_NE(filter_problem("outpost/v1/+x/data").value().find("'+'"), std::string::npos);
+  EXPECT_NE(filter_problem("outpost/v1+").value().find("'+'"), std::string::npos);
+  EXPECT_NE(filter_problem(std::string_view("out\0post/#", 10)).value().find("NUL"),
+            std::string::npos);
+  EXPECT_NE(filter_problem(std::string(65536, 'a')).value().find("65535"), std::string::npos);
+  EXPECT_EQ(filter_problem(std::string(65535, 'a')), std::nullopt);
+}
+
+TEST(TopicFilters, MatchingFollowsMqttRules) {
+  EXPECT_TRUE(topic_matches("outpost/#", "outpost/v2/lab/gw-1/data"));
+  EXPECT_TRUE(topic_matches("outpost/#", "outpost"));  // '#' includes the parent level
+  EXPECT_FALSE(topic_matches("outpost/#", "Outpost/v1/lab/gw-1/data"));  // case-sensitive
+  EXPECT_TRUE(topic_matches("outpost/v1/+/+/data", "outpost/v1/lab/gw-1/data"));
+  EXPECT_FALSE(topic_matches("outpost/v1/+/+/data", "outpost/v1/lab/gw-1/data/x"));
+  EXPECT_FALSE(topic_matches("outpost/v1/+/+/data", "outpost/v1/lab/data"));
+  EXPECT_TRUE(topic_matches("outpost/v1/+/+/data", "outpost/v1//gw-1/data"));  // empty level
+  EXPECT_TRUE(topic_matches("#", "anything/at/all"));
+  EXPECT_FALSE(topic_matches("#", "$SYS/broker/uptime"));
+  EXPECT_FALSE(topic_matches("+/broker/uptime", "$SYS/broker/uptime"));
+  EXPECT_TRUE(topic_matches("$SYS/#", "$SYS/broker/uptime"));
+}
+
+TEST(TopicFilters, CoverageIsPerLevel) {
+  EXPECT_TRUE(filter_covers("outpost/#", "outpost/v1/+/+/data"));
+  EXPECT_TRUE(filter_covers("outpost/#", "outpost/#"));
+  EXPECT_TRUE(filter_covers("#", "outpost/v1/+/+/data"));
+  EXPECT_TRUE(filter_covers("outpost/v1/+/+/data", "outpost/v1/lab/+/data"));
+  EXPECT_FALSE(filter_covers("outpost/v1/+/+/data", "outpost/#"));
+  EXPECT_FALSE(filter_covers("outpost/v1/lab/+/data", "outpost/v1/+/+/data"));
+  EXPECT_FALSE(filter_covers("outpost/#", "other/v1/+/+/data"));
+  EXPECT_FALSE(filter_covers("outpost/v1/+", "outpost/v1/+/+"));
+  EXPECT_FALSE(filter_covers("outpost/v1/+/+", "outpost/v1/+"));
+  EXPECT_FALSE(filter_covers("#", "$SYS/#"));
+}
+
+TEST(TopicFilters, OutpostTopicsAreDeviceAndEventTopicsOnly) {
+  EXPECT_TRUE(is_outpost_topic("outpost/v1/lab/gw-1/data"));
+  EXPECT_TRUE(is_outpost_topic("outpost/v1/lab/gw-1/ack"));
+  EXPECT_TRUE(is_outpost_topic("outpost/v1/events/device_offline/lab/gw-1"));
+  EXPECT_TRUE(is_outpost_topic("outpost/v1/events/dlq_rate"));
+  EXPECT_FALSE(is_outpost_topic("outpost/v2/lab/gw-1/data"));
+  EXPECT_FALSE(is_outpost_topic("outpost/v1/lab/gw-1/data/extra"));
+  EXPECT_FALSE(is_outpost_topic("outpost/v1/lab/data"));
+  EXPECT_FALSE(is_outpost_topic("outpost/v1/lab/gw-1/readings"));
+  EXPECT_FALSE(is_outpost_topic("outpost/v1/events/no_such_kind"));
+}
+
+}  // namespace
+}  // namespace outpost::common

@@ -27,6 +27,14 @@ struct CollectorConfig : common::BrokerConfig {
   std::vector<std::string> topics = {"outpost/v1/+/+/data", "outpost/v1/+/+/logs",
                                      "outpost/v1/+/+/status"};
   std::string shared_group;  // MQTT shared subscription group; "" = none
+  // Also subscribed (replacing the filters it covers): what arrives under it and does not
+  // parse as an Outpost topic goes to the DLQ as unroutable_topic; well-formed Outpost topics
+  // none of `topics` match (our own acks and events) are dropped and counted. "" = off.
+  std::string catch_all = "outpost/#";
+  // Largest payload kept whole. A larger message is never journaled or stored whole: its DLQ
+  // entry (oversized) keeps the first 4 KiB, its length and its SHA-256. At least
+  // kMaxPayloadBytes (any valid payload fits), at most 16 MiB.
+  uint64_t max_message_bytes = 512 * 1024;
   bool publish_acks = true;  // commit acks on .../ack (what end_to_end agents wait for)
   bool publish_events = true;
 
@@ -73,7 +81,9 @@ common::Status<common::ConfigError> read_collector_config(common::ConfigReader& 
 // The journal directory actually used.
 std::string journal_dir_of(const CollectorConfig& config);
 
-// The filters to subscribe to, with the shared-subscription prefix applied.
+// The filters to subscribe to, with the shared-subscription prefix applied: the catch-all
+// (when set) and each of `topics` it does not cover, so that no message matches two of our
+// subscriptions (a broker may deliver such a message once per subscription).
 std::vector<std::string> subscription_filters(const CollectorConfig& config);
 
 }  // namespace outpost::collector

@@ -37,6 +37,9 @@ struct Counters {
   std::atomic<uint64_t> publish_skipped{0};  // acks/events while the publisher was down
   std::atomic<uint64_t> encode_failures{0};  // acks/events/DLQ copies whose topic or bytes failed
   std::atomic<uint64_t> reconnects{0};
+  std::atomic<uint64_t> connect_failures{0};  // failed subscriber connect/subscribe attempts
+  std::atomic<uint64_t> oversized_cut{0};     // messages over max_message_bytes: kept cut
+  std::atomic<uint64_t> ignored{0};           // catch-all: Outpost topics not ours to store
   std::atomic<uint64_t> expired_rows{0};
   std::atomic<uint64_t> retention_failures{0};  // expire() calls that failed
   std::atomic<uint64_t> journal_errors{0};

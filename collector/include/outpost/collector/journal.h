@@ -6,6 +6,11 @@
 // one write(2) per burst, a record survives kill -9 (it is in the page cache); with
 // full_sync it is also fdatasync'ed (power loss). Files: <dir>/<segment>.journal, records
 // [u32 topic length][u32 payload length][i64 received_us][u32 checksum][topic][payload].
+// A message cut for its size (RawMessage::cut) is recorded as what is left of it: the top bit
+// of its topic length is set and its payload field is the kept first bytes followed by the
+// whole length (u64), the bound (u64) and the SHA-256 (32 bytes); a journal reader from before
+// cut records stops at the first one as at a torn tail. No record is larger than
+// mqtt.max_message_bytes plus its topic, and a burst's buffer larger than 4 MiB is let go.
 //
 // append() is called by the MQTT thread, release() by the storage thread; replay() once at
 // start before either. Thread-safe.

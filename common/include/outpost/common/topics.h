@@ -61,6 +61,24 @@ Result<EventTopic, Rejection> parse_event_topic(std::string_view topic);
 Result<std::string, Rejection> device_filter(PayloadKind kind, std::string_view site = "+",
                                              std::string_view device = "+");
 
+// Why `filter` is not a valid MQTT topic filter (MQTT 3.1.1 section 4.7), as a phrase for an
+// error message ("'#' must be the last level"); nullopt when it is valid. Checked: not empty,
+// at most 65535 bytes, no NUL, '#' only as the whole last level, '+' only as a whole level.
+std::optional<std::string> filter_problem(std::string_view filter);
+
+// Whether topic name `topic` matches `filter` (a valid filter). As MQTT 3.1.1 section 4.7.2
+// says, a topic that starts with '$' is not matched by a filter that starts with a wildcard.
+// Case-sensitive, like every broker.
+bool topic_matches(std::string_view filter, std::string_view topic);
+
+// Whether every topic that `inner` matches is matched by `outer` too (both valid filters):
+// "outpost/#" covers "outpost/v1/+/+/data", "outpost/v1/+/+/data" does not cover "outpost/#".
+bool filter_covers(std::string_view outer, std::string_view inner);
+
+// Whether `topic` is a well-formed Outpost topic: a device topic of any suffix or an event
+// topic (what parse_device_topic or parse_event_topic accepts).
+bool is_outpost_topic(std::string_view topic);
+
 // "$share/<group>/<filter>": brokers (MQTT 5) split matching messages among the
 // group's subscribers. The group must be is_valid_id().
 Result<std::string, Rejection> shared_subscription(std::string_view group, std::string_view filter);
