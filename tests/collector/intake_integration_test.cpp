@@ -188,10 +188,16 @@ TEST_F(CollectorIntake, OversizedMessagesAreCutToPrefixLengthAndHashAndMemorySta
       "collector RSS at rest %.1f MB (HWM %.1f), HWM after the 32 MiB message %.1f MB, "
       "after 200 x 1 MiB %.1f MB, RSS at the end %.1f MB\n",
       rest_rss, rest_hwm, after_huge_hwm, peak, rss);
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps freed memory in quarantine (256 MB by default): RSS says nothing
+  // about the collector's own bound there. The plain build checks it; the rest holds here too.
+  std::printf("RSS bounds not checked: AddressSanitizer build\n");
+#else
   // Paho's three copies of the largest message, and 24 MB for everything of ours.
   EXPECT_LT(peak, rest_hwm + 3 * 32 * 1.048576 + 24) << "peak RSS";
   // Paho C's read buffer stays as large as the largest packet; ours is back near rest.
   EXPECT_LT(rss, rest_rss + 32 * 1.048576 + 16) << "RSS after the stream";
+#endif
 
   const auto huge_row =
       sql_rows(db_, "SELECT length(payload), detail, reason FROM dlq WHERE topic LIKE '%gw-1%'");
