@@ -4,6 +4,7 @@
 // something the codec will encode and the collector's validator will accept.
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <string_view>
 
 #include "outpost/agent/line_protocol.h"
@@ -36,8 +37,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto bytes = common::encode(envelope);
     if (!bytes.ok()) std::abort();
     const auto kind = line.log ? common::PayloadKind::kLogs : common::PayloadKind::kReadings;
-    // Unsynced, so any timestamp the sender chose is accepted as data.
-    auto back = common::decode_and_validate(bytes.value(), {kind, "dev-1", kNow}, {});
+    // Unsynced, and with the collector's plausibility bounds opened (a floor and a future
+    // skew are its policy, applied to what arrives: docs/wire-format.md), so any timestamp
+    // the sender chose is accepted as data.
+    common::ValidationOptions options;
+    options.min_timestamp_us = std::numeric_limits<int64_t>::min();
+    options.max_unsynced_future_skew_us = std::numeric_limits<int64_t>::max();
+    auto back = common::decode_and_validate(bytes.value(), {kind, "dev-1", kNow}, options);
     if (!back.ok()) std::abort();
   }
   return 0;
