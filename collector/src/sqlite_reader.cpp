@@ -122,17 +122,27 @@ Result<std::vector<SeqLineState>, SinkError> SqliteReader::seq_lines() {
   return out;
 }
 
+namespace {
+
+// The messages of one kind (0 readings, 1 logs) whose time span overlaps ?1..?2, of device ?3
+// when `by_device`, oldest first: device, site, epoch, seq and their rowid range.
+std::string batches_in_span_sql(int kind, bool by_device) {
+  std::string sql =
+      "SELECT d.device, d.site, b.epoch, b.seq, b.first_row, b.last_row FROM batches b "
+      "JOIN devices d ON d.id = b.device_id WHERE b.kind = " +
+      std::to_string(kind) +
+      " AND b.last_row >= b.first_row AND b.max_time_us >= ?1 AND b.min_time_us <= ?2";
+  if (by_device) sql += " AND d.device = ?3";
+  return sql + " ORDER BY b.min_time_us";
+}
+
+}  // namespace
+
 Status<SinkError> SqliteReader::query_readings(const ReadingQuery& query,
                                                const std::function<void(const ReadingRow&)>& emit) {
   // The batches table is the index: each batch's readings are one rowid range, and the
   // batch knows its time span, so no per-reading index slows down the writes.
-  std::string sql =
-      "SELECT d.device, d.site, b.epoch, b.seq, b.first_row, b.last_row FROM batches b "
-      "JOIN devices d ON d.id = b.device_id WHERE b.kind = 0 AND b.last_row >= b.first_row "
-      "AND b.max_time_us >= ?1 AND b.min_time_us <= ?2";
-  if (!query.device.empty()) sql += " AND d.device = ?3";
-  sql += " ORDER BY b.min_time_us";
-  Statement b(db_->prepare(sql));
+  Statement b(db_->prepare(batches_in_span_sql(0, !query.device.empty())));
   if (!b.ok()) return db_->error("cannot query batches");
   b.bind(1, query.since_us);
   b.bind(2, query.until_us);
@@ -189,13 +199,7 @@ Status<SinkError> SqliteReader::query_logs(const LogQuery& query,
                                            const std::function<void(const LogRow&)>& emit) {
   // As for readings: the logs messages (batches of kind 1) overlapping the time span, then
   // each one's rowid range in `logs`.
-  std::string sql =
-      "SELECT d.device, d.site, b.epoch, b.seq, b.first_row, b.last_row FROM batches b "
-      "JOIN devices d ON d.id = b.device_id WHERE b.kind = 1 AND b.last_row >= b.first_row "
-      "AND b.max_time_us >= ?1 AND b.min_time_us <= ?2";
-  if (!query.device.empty()) sql += " AND d.device = ?3";
-  sql += " ORDER BY b.min_time_us";
-  Statement b(db_->prepare(sql));
+  Statement b(db_->prepare(batches_in_span_sql(1, !query.device.empty())));
   if (!b.ok()) return db_->error("cannot query batches");
   b.bind(1, query.since_us);
   b.bind(2, query.until_us);
