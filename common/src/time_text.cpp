@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <limits>
 
+#include "outpost/common/config.h"
+
 namespace outpost::common {
 
 namespace {
@@ -166,35 +168,25 @@ std::string format_time_us(int64_t unix_us) {
 }
 
 std::optional<int64_t> parse_compound_duration_us(std::string_view text) {
-  static constexpr std::pair<std::string_view, int64_t> kUnits[] = {
-      {"d", 86'400'000'000}, {"h", 3'600'000'000}, {"m", 60'000'000},
-      {"s", 1'000'000},      {"ms", 1'000},        {"us", 1},
-  };
+  // Each part is one config-file duration (parse_duration_us: its units and bounds); the
+  // units come largest first, each at most once.
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
   if (text.empty()) return std::nullopt;
   int64_t total = 0;
-  std::size_t next_unit = 0;  // units must come largest first, each at most once
+  int64_t last_scale = std::numeric_limits<int64_t>::max();
   std::size_t pos = 0;
   while (pos < text.size()) {
     std::size_t end = pos;
-    while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
+    while (end < text.size() && is_digit(text[end])) ++end;
     if (end == pos) return std::nullopt;
-    uint64_t n = 0;
-    const auto [p, ec] = std::from_chars(text.data() + pos, text.data() + end, n);
-    if (ec != std::errc() || p != text.data() + end) return std::nullopt;
     std::size_t unit_end = end;
-    while (unit_end < text.size() && (text[unit_end] < '0' || text[unit_end] > '9')) ++unit_end;
-    const std::string_view unit = text.substr(end, unit_end - end);
-    std::size_t u = next_unit;
-    while (u < std::size(kUnits) && kUnits[u].first != unit) ++u;
-    if (u == std::size(kUnits)) return std::nullopt;
-    const int64_t scale = kUnits[u].second;
-    if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() / scale)) {
-      return std::nullopt;
-    }
-    const int64_t part = static_cast<int64_t>(n) * scale;
-    if (total > std::numeric_limits<int64_t>::max() - part) return std::nullopt;
-    total += part;
-    next_unit = u + 1;
+    while (unit_end < text.size() && !is_digit(text[unit_end])) ++unit_end;
+    const auto scale = parse_duration_us("1" + std::string(text.substr(end, unit_end - end)));
+    const auto part = parse_duration_us(text.substr(pos, unit_end - pos));
+    if (!scale || !part || *scale >= last_scale) return std::nullopt;
+    if (total > std::numeric_limits<int64_t>::max() - *part) return std::nullopt;
+    total += *part;
+    last_scale = *scale;
     pos = unit_end;
   }
   return total;
