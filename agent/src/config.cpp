@@ -36,6 +36,7 @@ common::Status<common::ConfigError> read_agent_config(common::ConfigReader& r, A
                {"us", TimePrecision::kMicroseconds},
                {"ms", TimePrecision::kMilliseconds},
                {"s", TimePrecision::kSeconds}});
+  r.read_time_us("inputs.min_timestamp", c.line.min_timestamp_us);
 
   r.read("store.path", c.store.path);
   r.read("store.full_sync", c.store.full_sync);

@@ -9,6 +9,7 @@
 
 #include "outpost/common/codec.h"
 #include "outpost/common/limits.h"
+#include "outpost/common/time_text.h"
 
 namespace outpost::agent {
 namespace {
@@ -428,6 +429,12 @@ Result<ParsedLine, LineRejection> parse_line_protocol(std::string_view line,
   if (i < line.size()) {
     auto t = parse_timestamp(line.substr(i), options.precision);
     if (!t.ok()) return t.error();
+    if (t.value() < options.min_timestamp_us) {
+      return reject(LineError::kInvalidTimestamp,
+                    "timestamp " + shown(line.substr(i)) + " is before inputs.min_timestamp " +
+                        common::format_time_us(options.min_timestamp_us) +
+                        " (a unit error, or a clock never set)");
+    }
     time_us = t.value();
   }
   for (auto& r : out.readings) r.time_us = time_us;

@@ -47,6 +47,10 @@ TEST(AgentConfig, TheDocumentedExampleIsValidAndMatchesTheDefaults) {
   EXPECT_EQ(from_file.tail_interval_us, defaults.tail_interval_us);
   EXPECT_EQ(from_file.tail_severity, defaults.tail_severity);
   EXPECT_EQ(from_file.max_awaiting_ack, defaults.max_awaiting_ack);
+  EXPECT_EQ(from_file.line.precision, defaults.line.precision);
+  EXPECT_EQ(from_file.line.min_timestamp_us, defaults.line.min_timestamp_us);
+  // The agent refuses below the collector's own default floor.
+  EXPECT_EQ(defaults.line.min_timestamp_us, common::ValidationOptions{}.min_timestamp_us);
 }
 
 TEST(AgentConfig, DefaultsFillDeviceAndClientIds) {
@@ -70,6 +74,17 @@ TEST(AgentConfig, ValuesAreRead) {
   EXPECT_EQ(c.data_delivery, DeliveryMode::kFireAndForget);
   EXPECT_EQ(c.store.policy, DropPolicy::kDropNewest);
   EXPECT_EQ(c.store.max_bytes, 1u << 20);
+}
+
+TEST(AgentConfig, TheLineTimestampFloorIsADate) {
+  auto reader =
+      common::ConfigReader::parse_string("[inputs]\nmin_timestamp = 1970-01-01\n", "agent.toml");
+  ASSERT_TRUE(reader.ok());
+  AgentConfig c;
+  ASSERT_TRUE(read_agent_config(reader.value(), c).ok());
+  EXPECT_EQ(c.line.min_timestamp_us, 0);
+  EXPECT_NE(error_of("[inputs]\nmin_timestamp = \"2000-01-01\"\n").find("inputs.min_timestamp"),
+            std::string::npos);
 }
 
 TEST(AgentConfig, CrossKeyErrorsPointAtTheKeyToChange) {

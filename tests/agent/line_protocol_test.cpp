@@ -25,7 +25,13 @@ using common::Value;
 
 constexpr int64_t kNow = 1'700'000'000'000'000;
 
-ParsedLine must_parse(std::string_view line, const LineOptions& options = {}) {
+// The floor lowered out of the way, for the tests of syntax and of the parser's own range
+// (InfluxDB's reference examples are stamped 0 and near the range's ends); the floor itself is
+// tested with the default options (TimestampBeforeTheFloorIsRefusedInEachPrecision).
+constexpr int64_t kNoFloor = std::numeric_limits<int64_t>::min();
+constexpr LineOptions kNoFloorOptions{TimePrecision::kNanoseconds, kNoFloor};
+
+ParsedLine must_parse(std::string_view line, const LineOptions& options = kNoFloorOptions) {
   auto r = parse_line(line, kNow, options);
   EXPECT_TRUE(r.ok()) << line << ": " << (r.ok() ? "" : r.error().detail);
   return r.ok() ? r.value() : ParsedLine{};
@@ -79,10 +85,43 @@ TEST(LineProtocol, TimestampPrecisions) {
   EXPECT_EQ(
       must_parse("t value=1 1700000000123", {TimePrecision::kMilliseconds}).readings[0].time_us,
       1'700'000'000'123'000);
-  EXPECT_EQ(must_parse("t value=1 17", {TimePrecision::kMicroseconds}).readings[0].time_us, 17);
+  EXPECT_EQ(
+      must_parse("t value=1 17", {TimePrecision::kMicroseconds, kNoFloor}).readings[0].time_us, 17);
   // Nanoseconds round down, also before 1970.
-  EXPECT_EQ(must_parse("t value=1 -1").readings[0].time_us, -1);
-  EXPECT_EQ(must_parse("t value=1 1999").readings[0].time_us, 1);
+  EXPECT_EQ(must_parse("t value=1 -1", {TimePrecision::kNanoseconds, kNoFloor}).readings[0].time_us,
+            -1);
+  EXPECT_EQ(
+      must_parse("t value=1 1999", {TimePrecision::kNanoseconds, kNoFloor}).readings[0].time_us, 1);
+}
+
+TEST(LineProtocol, TimestampBeforeTheFloorIsRefusedInEachPrecision) {
+  // 1999-12-31T23:59:59Z and 2000-01-01T00:00:00Z, the default floor, in each precision.
+  const std::pair<TimePrecision, std::pair<const char*, const char*>> cases[] = {
+      {TimePrecision::kSeconds, {"946684799", "946684800"}},
+      {TimePrecision::kMilliseconds, {"946684799999", "946684800000"}},
+      {TimePrecision::kMicroseconds, {"946684799999999", "946684800000000"}},
+      {TimePrecision::kNanoseconds, {"946684799999999999", "946684800000000000"}},
+  };
+  for (const auto& [precision, times] : cases) {
+    auto before = parse_line(std::string("t value=1 ") + times.first, kNow, {precision});
+    ASSERT_FALSE(before.ok()) << times.first;
+    EXPECT_EQ(before.error().error, LineError::kInvalidTimestamp) << times.first;
+    EXPECT_NE(before.error().detail.find("before inputs.min_timestamp 2000-01-01T00:00:00.000Z"),
+              std::string::npos)
+        << before.error().detail;
+    EXPECT_EQ(must_parse(std::string("t value=1 ") + times.second, LineOptions{precision})
+                  .readings[0]
+                  .time_us,
+              common::kDefaultMinTimestampUs)
+        << times.second;
+  }
+  // A line stamped 1970 (a clock never set, or seconds read as nanoseconds) is refused...
+  EXPECT_EQ(must_reject("t value=1 1700000000"), LineError::kInvalidTimestamp);
+  // ...unless the floor is configured lower, as for boards without a real-time clock.
+  EXPECT_EQ(must_parse("t value=1 17", {TimePrecision::kSeconds, 0}).readings[0].time_us,
+            17'000'000);
+  // The floor is on a line's own timestamp; a line without one takes the receive time.
+  EXPECT_EQ(parse_line("t value=1", 5, {}).value().readings[0].time_us, 5);
 }
 
 TEST(LineProtocol, TagsAreSortedAndUnitTagBecomesTheUnit) {
@@ -179,7 +218,7 @@ struct Reference {
   int64_t time_us = kNow;
 };
 
-void expect_readings(const Reference& c, const LineOptions& options = {}) {
+void expect_readings(const Reference& c, const LineOptions& options = kNoFloorOptions) {
   auto r = parse_line(c.line, kNow, options);
   ASSERT_TRUE(r.ok()) << c.line << ": " << r.error().detail;
   const auto& got = r.value().readings;
@@ -504,7 +543,7 @@ TEST(LineProtocolInfluxReference, TimestampRangeInEachPrecision) {
       {TimePrecision::kSeconds, "9223372036", "9223372037", 9223372036000000, -9223372036000000},
   };
   for (const auto& c : cases) {
-    const LineOptions options{c.precision};
+    const LineOptions options{c.precision, kNoFloor};
     expect_readings({"m v=1 " + c.max, {{"m.v", Value(1.0)}}, c.max_us}, options);
     expect_readings({"m v=1 -" + c.max, {{"m.v", Value(1.0)}}, c.min_us}, options);
     for (const std::string& t : {c.too_big, "-" + c.too_big}) {
@@ -777,7 +816,8 @@ TEST(LogLines, UnknownSeverityIsLineProtocol) {
 
 TEST(Datagram, BadLinesAreReportedAndTheRestCarryOn) {
   const auto r = parse_datagram(
-      "temp value=1\nbroken\r\n\n# comment\nwarn: hot\nhum value=2 1000\r\ntemp value=x", kNow);
+      "temp value=1\nbroken\r\n\n# comment\nwarn: hot\nhum value=2 1000\r\ntemp value=x", kNow,
+      kNoFloorOptions);
   ASSERT_EQ(r.accepted.size(), 3u);
   EXPECT_EQ(r.accepted[0].readings[0].sensor, "temp");
   EXPECT_TRUE(r.accepted[1].log);

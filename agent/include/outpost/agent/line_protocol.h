@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "outpost/common/codec.h"
 #include "outpost/common/message.h"
 #include "outpost/common/result.h"
 
@@ -56,6 +57,10 @@ enum class TimePrecision : uint8_t { kNanoseconds, kMicroseconds, kMilliseconds,
 
 struct LineOptions {
   TimePrecision precision = TimePrecision::kNanoseconds;  // InfluxDB's default
+  // A line's own timestamp earlier than this (Unix microseconds) is refused as
+  // invalid_timestamp: the collector's validation would send the whole batch, with the good
+  // readings queued beside it, to its DLQ (its [validation] min_timestamp, the same default).
+  int64_t min_timestamp_us = common::kDefaultMinTimestampUs;
 };
 
 inline constexpr std::size_t kMaxLineBytes = 4096;

@@ -32,6 +32,10 @@ Status<Rejection> encode_into(const Envelope& envelope, std::vector<uint8_t>& ou
 // unsupported_version, empty). No semantic checks; see validate().
 Result<Envelope, Rejection> decode(std::span<const uint8_t> bytes);
 
+// The default floor under every timestamp (2000-01-01T00:00:00Z, Unix microseconds): what
+// the collector's validation and the agent's line input both refuse below, unless configured.
+inline constexpr int64_t kDefaultMinTimestampUs = 946'684'800LL * 1'000'000;
+
 // Semantic checks, configurable per deployment.
 struct ValidationOptions {
   // Timestamps may be at most this far ahead of the receive time.
@@ -45,7 +49,7 @@ struct ValidationOptions {
   // No reading or log record of any batch, synchronised or not, may be earlier than
   // this (Unix microseconds; default 2000-01-01T00:00:00Z): such a time is a unit
   // error (seconds or milliseconds sent as microseconds) or a clock never set (1970).
-  int64_t min_timestamp_us = 946'684'800LL * 1'000'000;
+  int64_t min_timestamp_us = kDefaultMinTimestampUs;
   // An unsynchronised batch may still be at most this far ahead of the receive time:
   // further is a unit error (nanoseconds sent as microseconds land ~50,000 years ahead).
   int64_t max_unsynced_future_skew_us = 365LL * 24 * 3600 * 1'000'000LL;
