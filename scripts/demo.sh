@@ -57,17 +57,31 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# At most one command substitution per command from here on: bash 5.2 runs a trap for a signal
+# that arrives during a command's first substitution while it parses the next one, and that
+# parse fails ("trap: unexpected EOF while looking for matching `)'"; the script exits 2).
 
 source scripts/lib.sh  # free_port, wait_for
 broker_up() { mosquitto_pub -p "$mqtt_port" -t outpost-demo/ping -n >/dev/null 2>&1; }
 collector() { "$build/collector/outpost-collector" --config "$demo/collector.toml" "$@"; }
 summary_value() { collector summary 2>/dev/null | awk -v k="$1" 'index($0, k) == 1 {print $NF}'; }
-manifest_total() {  # manifest_total <file> <key>: a number from a simulator manifest's totals
-  python3 - "$1" "$2" <<'PY'
+# summary_at_least <line> <n>: the collector's summary shows at least n on that line.
+summary_at_least() {
+  collector summary 2>/dev/null |
+    awk -v k="$1" -v n="$2" 'index($0, k) == 1 {v = $NF} END {exit !(v != "" && v + 0 >= n)}'
+}
+progress() {  # progress <seconds>: one line of what the collector holds so far
+  collector summary 2>/dev/null | awk -v s="$1" '
+    index($0, "readings stored") == 1 {r = $NF}
+    index($0, "DLQ entries") == 1 {d = $NF}
+    index($0, "events ") == 1 {e = $NF}
+    END {printf "   %3d s: readings stored %s, DLQ entries %s, events %s\n", s, r, d, e}'
+}
+manifest_totals() {  # manifest_totals <file> <key>...: numbers from a simulator manifest's totals
+  python3 - "$@" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))["totals"]
-v = t[sys.argv[2]]
-print(sum(v.values()) if isinstance(v, dict) else v)
+print(" ".join(str(sum(t[k].values()) if isinstance(t[k], dict) else t[k]) for k in sys.argv[2:]))
 PY
 }
 metrics_get() {
@@ -142,8 +156,7 @@ pids+=("$lab_pid")
 start=$SECONDS
 while kill -0 "$office_pid" 2>/dev/null || kill -0 "$lab_pid" 2>/dev/null; do
   if (((SECONDS - start) % 10 == 0)); then
-    printf '   %3d s: readings stored %s, DLQ entries %s, events %s\n' $((SECONDS - start)) \
-      "$(summary_value 'readings stored')" "$(summary_value 'DLQ entries')" "$(summary_value 'events ')"
+    progress $((SECONDS - start)) || true  # a summary refused (busy) shows empty values
   fi
   sleep 1
 done
@@ -156,10 +169,12 @@ if [[ $office_rc -ne 0 || $lab_rc -ne 0 ]]; then
   exit 1
 fi
 
-sent=$(($(manifest_total "$demo/office-manifest.json" readings_sent) + $(manifest_total "$demo/lab-manifest.json" readings_sent)))
-malformed=$(manifest_total "$demo/office-manifest.json" malformed)
-wait_for 30 test "$(summary_value 'readings stored')" -ge "$sent" || true
-wait_for 10 test "$(summary_value 'DLQ entries')" -ge "$malformed" || true
+read -r office_devices office_sent office_twice malformed < <(manifest_totals \
+  "$demo/office-manifest.json" devices readings_sent duplicates_sent malformed)
+read -r lab_devices lab_sent < <(manifest_totals "$demo/lab-manifest.json" devices readings_sent)
+sent=$((office_sent + lab_sent))
+wait_for 30 summary_at_least 'readings stored' "$sent" || true
+wait_for 10 summary_at_least 'DLQ entries' "$malformed" || true
 echo "== 3. the collector's metrics (http://127.0.0.1:$collector_metrics_port/metrics), a few of them:"
 metrics_get "$collector_metrics_port" |
   grep -E '^outpost_collector_(received_total|readings_stored_total|duplicates_total|commits_total|reading_latency_seconds_count) ' |
@@ -176,8 +191,8 @@ dlq=$(summary_value 'DLQ entries')
 echo
 echo "== Summary"
 echo "   sent by the simulator ($shown/office-manifest.json, $shown/lab-manifest.json):"
-echo "     office, direct:      $(manifest_total "$demo/office-manifest.json" devices) devices, $(manifest_total "$demo/office-manifest.json" readings_sent) readings, $(manifest_total "$demo/office-manifest.json" duplicates_sent) batches sent twice, $malformed malformed messages"
-echo "     lab, through agents: $(manifest_total "$demo/lab-manifest.json" devices) devices, $(manifest_total "$demo/lab-manifest.json" readings_sent) readings"
+echo "     office, direct:      $office_devices devices, $office_sent readings, $office_twice batches sent twice, $malformed malformed messages"
+echo "     lab, through agents: $lab_devices devices, $lab_sent readings"
 if [[ "$stored" == "$sent" ]]; then
   verdict="every reading sent is stored, once"
 else
