@@ -64,22 +64,32 @@ class Webhooks final : public EventForwarder {
   std::chrono::milliseconds grace_;
 };
 
-// The bounded queue the MQTT thread fills; drained once closed (after the MQTT thread ended)
-// and empty.
+// The bounded queue the MQTT thread fills, taken up to kTakeMessages at a time (one lock per
+// take, not per message); drained once closed (after the MQTT thread ended) and empty.
 class QueueSource final : public WorkSource {
  public:
   explicit QueueSource(BoundedQueue<StorageWork>& queue) : queue_(queue) {}
   std::optional<StorageWork> pop_until(std::chrono::steady_clock::time_point deadline) override {
-    return queue_.pop_until(deadline);
+    if (next_ == taken_.size()) {
+      taken_.clear();
+      next_ = 0;
+      if (queue_.pop_some_until(deadline, taken_, kTakeMessages) == 0) return std::nullopt;
+    }
+    return std::move(taken_[next_++]);
   }
-  bool drained() override { return closed_ && queue_.size() == 0; }
+  bool drained() override { return closed_ && next_ == taken_.size() && queue_.size() == 0; }
   void close() {
     closed_ = true;
     queue_.close();
   }
 
  private:
+  // Messages taken from the queue at once: beyond storage.queue_messages, at most this many
+  // more are held (by the storage thread).
+  static constexpr std::size_t kTakeMessages = 256;
   BoundedQueue<StorageWork>& queue_;
+  std::vector<StorageWork> taken_;  // storage thread only
+  std::size_t next_ = 0;
   std::atomic<bool> closed_{false};
 };
 
@@ -191,6 +201,8 @@ constexpr auto kStillDownReminder = std::chrono::seconds(60);
 // payload bytes, whichever comes first.
 constexpr std::size_t kBurstMessages = 512;
 constexpr std::size_t kBurstBytes = 1u << 20;
+// Classified messages handed to the storage thread's queue in one go.
+constexpr std::size_t kQueueChunk = 64;
 
 }  // namespace
 
@@ -334,6 +346,7 @@ bool Collector::ensure_connected() {
 void Collector::mqtt_loop() {
   std::vector<RawMessage> burst;
   std::vector<JournalPosition> after;
+  std::vector<StorageWork> work;
   const std::size_t max_bytes = config_.max_message_bytes;
   const bool catch_all = !config_.catch_all.empty();
   while (!stopping_) {
@@ -380,10 +393,15 @@ void Collector::mqtt_loop() {
         spdlog::error("{} ({} more not logged)", s.error().message, journal_log_.take_suppressed());
       }
     }
+    // Classified and queued kQueueChunk at a time: one lock and at most one wake-up per chunk,
+    // and the storage thread starts on a burst before all of it is decoded.
     for (std::size_t i = 0; i < burst.size(); ++i) {
       std::optional<JournalPosition> pos;
       if (journaled) pos = after[i];
-      if (!queue_.push(StorageWork{classify(std::move(burst[i]), config_.validation), pos})) return;
+      work.push_back(StorageWork{classify(std::move(burst[i]), config_.validation), pos});
+      if (work.size() < kQueueChunk && i + 1 < burst.size()) continue;
+      const std::size_t n = work.size();
+      if (queue_.push_all(work) < n) return;  // closed: stopping
     }
   }
 }

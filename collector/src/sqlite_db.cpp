@@ -144,6 +144,13 @@ common::Result<std::unique_ptr<Database>, SinkError> Database::open(const std::s
   if (!create && !std::filesystem::exists(path)) {
     return SinkError{"no database at " + path, false};
   }
+  // SQLite's memory statistics take a global mutex on every allocation: off, before the first
+  // connection (later it is refused, SQLITE_MISUSE, and changes nothing). Nothing reads them.
+  static const bool memstatus_off = [] {
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)memstatus_off;
   sqlite3* handle = nullptr;
   const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(path.c_str(), &handle, flags, nullptr) != SQLITE_OK) {

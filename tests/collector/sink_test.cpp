@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 
 #include "outpost/collector/config.h"
@@ -117,6 +118,48 @@ TEST_F(SinkTest, QueryReturnsTheValuesAsSentWithTheirTypesAndUnits) {
   rows.clear();
   ASSERT_TRUE(read()->query_readings(q, [&](const ReadingRow& r) { rows.push_back(r); }).ok());
   EXPECT_EQ(rows.size(), 9u);
+}
+
+TEST_F(SinkTest, BatchesOfEverySizeKeepTheirReadingsInOrderAndToThemselves) {
+  // Readings go in multi-row INSERTs: sizes around the chunk (25 rows) and several devices in
+  // one transaction check that every reading is stored once, in order, under its own batch.
+  auto sink = open();
+  Transaction tx;
+  const std::vector<int> sizes = {1, 24, 25, 26, 49, 50, 51, 77, 3};
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    BatchItem b = sample("gw-" + std::to_string(i % 3), i + 1);
+    auto& readings = std::get<common::ReadingBatch>(b.envelope.body).readings;
+    readings.resize(static_cast<std::size_t>(sizes[i]), readings.front());
+    for (std::size_t r = 0; r < readings.size(); ++r) {
+      readings[r].sensor = static_cast<uint32_t>(r % 5);
+      readings[r].time_us = 1'000'000 + static_cast<int64_t>(r);
+      readings[r].value = static_cast<int64_t>(1000 * (i + 1) + r);  // batch and position
+    }
+    tx.batches.push_back(std::move(b));
+  }
+  auto r = sink->commit(tx);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  uint64_t total = 0;
+  for (int n : sizes) total += static_cast<uint64_t>(n);
+  EXPECT_EQ(r.value().readings_stored, total);
+  std::vector<ReadingRow> rows;
+  ASSERT_TRUE(read()->query_readings({}, [&](const ReadingRow& row) { rows.push_back(row); }).ok());
+  ASSERT_EQ(rows.size(), total);
+  std::map<uint64_t, std::vector<int64_t>> by_seq;  // seq -> values in the order read back
+  for (const ReadingRow& row : rows) {
+    ASSERT_TRUE(std::holds_alternative<int64_t>(row.value));
+    by_seq[row.seq].push_back(std::get<int64_t>(row.value));
+    EXPECT_EQ(row.device, "gw-" + std::to_string((row.seq - 1) % 3));
+  }
+  ASSERT_EQ(by_seq.size(), sizes.size());
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    std::vector<int64_t> values = by_seq[i + 1];
+    std::sort(values.begin(), values.end());
+    ASSERT_EQ(values.size(), static_cast<std::size_t>(sizes[i])) << "seq " << i + 1;
+    for (std::size_t k = 0; k < values.size(); ++k) {
+      EXPECT_EQ(values[k], static_cast<int64_t>(1000 * (i + 1) + k)) << "seq " << i + 1;
+    }
+  }
 }
 
 TEST_F(SinkTest, DlqKeepsRawBytesAndReasonAndIsBounded) {

@@ -1,5 +1,7 @@
 // A bounded FIFO between two threads: the producer blocks when it is full (backpressure),
-// the consumer waits with a deadline. close() wakes both for shutdown.
+// the consumer waits with a deadline. close() wakes both for shutdown. push_all and pop_some
+// move many items per lock and per wake-up: the hand-off of one item at a time (a lock and a
+// futex wake on each side) showed in the collector's profile.
 #pragma once
 
 #include <chrono>
@@ -7,6 +9,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 namespace outpost::collector {
 
@@ -23,6 +26,44 @@ class BoundedQueue {
     items_.push_back(std::move(item));
     not_empty_.notify_one();
     return true;
+  }
+
+  // Queues every item of `items` in order, blocking while full (each time there is room, as
+  // many as fit go in at once). The number queued: all, or fewer once the queue is closed.
+  // `items` is left empty either way.
+  std::size_t push_all(std::vector<T>& items) {
+    std::size_t done = 0;
+    std::unique_lock lock(mu_);
+    while (done < items.size()) {
+      not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+      if (closed_) break;
+      const bool was_empty = items_.empty();
+      while (done < items.size() && items_.size() < capacity_) {
+        items_.push_back(std::move(items[done++]));
+      }
+      if (was_empty) not_empty_.notify_one();  // a consumer waits only on an empty queue
+    }
+    items.clear();
+    return done;
+  }
+
+  // Moves up to `max` of the oldest items onto the end of `out`, waiting until `deadline` for
+  // the first; the number moved (0 on timeout, or when closed and empty).
+  std::size_t pop_some_until(std::chrono::steady_clock::time_point deadline, std::vector<T>& out,
+                             std::size_t max) {
+    std::unique_lock lock(mu_);
+    if (!not_empty_.wait_until(lock, deadline, [&] { return closed_ || !items_.empty(); })) {
+      return 0;
+    }
+    const bool was_full = items_.size() >= capacity_;
+    std::size_t n = 0;
+    while (n < max && !items_.empty()) {
+      out.push_back(std::move(items_.front()));
+      items_.pop_front();
+      ++n;
+    }
+    if (was_full && n > 0) not_full_.notify_all();
+    return n;
   }
 
   // The oldest item, waiting until `deadline`; nullopt on timeout or when closed and empty.
