@@ -43,7 +43,7 @@ std::optional<fs::path> Postgres::find_binaries(std::string& why) {
   return bin;
 }
 
-Postgres::Postgres(fs::path dir) : dir_(std::move(dir)) {
+Postgres::Postgres(fs::path dir, bool durable) : dir_(std::move(dir)), durable_(durable) {
   std::string why;
   auto bin = find_binaries(why);
   if (!bin) throw std::runtime_error(why);
@@ -65,9 +65,14 @@ Postgres::~Postgres() {
 }
 
 std::vector<std::string> Postgres::as_owner(std::vector<std::string> argv) const {
-  if (::geteuid() != 0) return argv;
-  std::vector<std::string> out = {"setpriv", "--reuid=postgres", "--regid=postgres",
-                                  "--init-groups", "--"};
+  // setpriv execs (the Process is the program itself); --pdeathsig: a test that dies
+  // (a crash, an abort under a sanitizer) takes its cluster with it rather than leaving it
+  // running.
+  std::vector<std::string> out = {"setpriv", "--pdeathsig", "SIGKILL"};
+  if (::geteuid() == 0) {
+    out.insert(out.end(), {"--reuid=postgres", "--regid=postgres", "--init-groups"});
+  }
+  out.push_back("--");
   out.insert(out.end(), argv.begin(), argv.end());
   return out;
 }
@@ -117,13 +122,15 @@ void Postgres::start() {
   for (int attempt = 0; attempt < 10; ++attempt) {
     if (!fixed) port_ = candidate_port();
     const std::size_t taken_before = count_in_file(log_file(), "Address already in use");
-    const std::vector<std::string> settings = {"listen_addresses=127.0.0.1",
-                                               "unix_socket_directories=" + dir_.string(),
-                                               "fsync=off",
-                                               "full_page_writes=off",
-                                               "shared_buffers=32MB",
-                                               "max_connections=40",
-                                               "log_min_messages=warning"};
+    std::vector<std::string> settings = {"listen_addresses=127.0.0.1",
+                                         "unix_socket_directories=" + dir_.string(),
+                                         "fsync=off",
+                                         "full_page_writes=off",
+                                         "shared_buffers=32MB",
+                                         "max_connections=40",
+                                         "log_min_messages=warning"};
+    if (durable_) settings.erase(settings.begin() + 2, settings.begin() + 4);
+    settings.insert(settings.end(), extra_settings.begin(), extra_settings.end());
     std::vector<std::string> argv = {(bin_ / "postgres").string(), "-D", (dir_ / "data").string(),
                                      "-p", std::to_string(port_)};
     for (const auto& setting : settings) {
@@ -156,6 +163,8 @@ void Postgres::start() {
   }
   throw std::runtime_error("postgres found no free port:\n" + read_log(log_file()));
 }
+
+pid_t Postgres::pid() const { return process_ ? process_->pid() : -1; }
 
 void Postgres::stop() {
   if (!process_) return;

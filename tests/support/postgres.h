@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "support/process.h"
 
@@ -33,8 +34,9 @@ class Postgres {
   // /usr/lib/postgresql/15/bin), or nullopt with the reason in `why` if they are not there.
   static std::optional<std::filesystem::path> find_binaries(std::string& why);
 
-  // A cluster in `dir` (created, emptied first); nothing runs until start().
-  explicit Postgres(std::filesystem::path dir);
+  // A cluster in `dir` (created, emptied first); nothing runs until start(). `durable`: fsync
+  // and full-page writes on, as a production server (benchmarks); off by default (tests).
+  explicit Postgres(std::filesystem::path dir, bool durable = false);
   ~Postgres();  // kills it if still running, removes `dir`
   Postgres(const Postgres&) = delete;
   Postgres& operator=(const Postgres&) = delete;
@@ -47,8 +49,11 @@ class Postgres {
   // SIGKILL of the postmaster; waits until its port is free again.
   void kill();
   bool running() const { return process_ != nullptr; }
+  // Settings (name=value) given to postgres after ours, from the next start().
+  std::vector<std::string> extra_settings;
 
   int port() const { return port_; }
+  pid_t pid() const;  // the postmaster's; -1 when not running
   // A libpq connection string for `database` on this cluster, as user postgres.
   std::string dsn(const std::string& database = "postgres") const;
   // Creates an empty database (FILE_COPY from template0: fast with fsync off).
@@ -67,6 +72,7 @@ class Postgres {
   std::filesystem::path bin_;
   int port_ = 0;
   bool initialized_ = false;
+  bool durable_ = false;
   std::unique_ptr<Process> process_;
 };
 
