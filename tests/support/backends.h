@@ -9,8 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <ostream>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "outpost/collector/reader.h"
