@@ -15,7 +15,8 @@ packages=(cmake make g++ pkg-config python3 python3-protobuf dpkg-dev
   libpaho-mqttpp-dev libpaho-mqtt-dev nanopb libnanopb-dev libsqlite3-dev
   libboost-dev libspdlog-dev libtomlplusplus-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev mosquitto mosquitto-clients openssl libssl-dev
-  ca-certificates)  # the system trust store https webhooks verify against by default
+  ca-certificates  # the system trust store https webhooks verify against by default
+  libpq-dev postgresql)  # the PostgreSQL sink's client library; the server its tests start
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
 elif [[ "${1:-}" == "--bench" ]]; then

@@ -1,6 +1,9 @@
 // Reading outpost-collector's configuration.
 #include "outpost/collector/config.h"
 
+#include <cstdlib>
+#include <fstream>
+
 #include "outpost/common/limits.h"
 #include "outpost/common/net.h"
 #include "outpost/common/topics.h"
@@ -36,7 +39,11 @@ common::Status<common::ConfigError> read_collector_config(common::ConfigReader& 
   r.read("mqtt.publish_acks", c.publish_acks);
   r.read("mqtt.publish_events", c.publish_events);
 
+  r.read_enum("storage.kind", c.kind,
+              {{"sqlite", std::string("sqlite")}, {"postgres", std::string("postgres")}});
   r.read("storage.path", c.path);
+  r.read("storage.dsn", c.dsn);
+  r.read("storage.password_file", c.password_file);
   r.read("storage.journal_dir", c.journal_dir);
   r.read_duration_us("storage.commit_interval", c.commit_interval_us, 1'000, 60'000'000);
   r.read("storage.commit_max_messages", c.commit_max_messages, 1, 1'000'000);
@@ -62,7 +69,23 @@ common::Status<common::ConfigError> read_collector_config(common::ConfigReader& 
 
   if (c.broker.empty()) r.add_error("mqtt.broker", "must not be empty");
   if (c.client_id.empty()) r.add_error("mqtt.client_id", "must not be empty");
-  if (c.path.empty()) r.add_error("storage.path", "must not be empty");
+  if (c.kind == "sqlite" && c.path.empty()) r.add_error("storage.path", "must not be empty");
+  if (c.kind == "postgres" && c.dsn.empty()) {
+    r.add_error("storage.kind",
+                "\"postgres\" needs storage.dsn, the database's libpq connection string");
+  }
+  if (!c.password_file.empty()) {
+    std::ifstream in(c.password_file);
+    std::string line;
+    if (!in || !std::getline(in, line)) {
+      r.add_error("storage.password_file", "cannot read " + c.password_file);
+    } else {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      c.postgres_password = line;
+    }
+  } else if (const char* env = std::getenv("OUTPOST_POSTGRES_PASSWORD"); env && *env) {
+    c.postgres_password = env;
+  }
   if (c.topics.empty()) r.add_error("mqtt.topics", "must name at least one topic filter");
   for (std::size_t i = 0; i < c.topics.size(); ++i) {
     const std::string& t = c.topics[i];
@@ -88,6 +111,52 @@ common::Status<common::ConfigError> read_collector_config(common::ConfigReader& 
     r.add_error("metrics.listen", "expected host:port with an IP address, e.g. 127.0.0.1:9109");
   }
   return r.finish();
+}
+
+std::string redacted_dsn(std::string_view dsn) {
+  std::string out(dsn);
+  // URI form: scheme://user:password@host...; the password may also be a ?password= parameter.
+  if (out.starts_with("postgresql://") || out.starts_with("postgres://")) {
+    const std::size_t start = out.find("://") + 3;
+    const std::size_t at = out.find('@', start);
+    const std::size_t colon = out.find(':', start);
+    if (at != std::string::npos && colon != std::string::npos && colon < at) {
+      out.replace(colon + 1, at - colon - 1, "***");
+    }
+    for (std::size_t p = out.find("password=", start); p != std::string::npos;
+         p = out.find("password=", p + 1)) {
+      if (p == 0 || (out[p - 1] != '?' && out[p - 1] != '&')) continue;
+      const std::size_t from = p + 9;
+      const std::size_t end = out.find('&', from);
+      out.replace(from, (end == std::string::npos ? out.size() : end) - from, "***");
+    }
+    return out;
+  }
+  // key=value form: password = value, where value may be 'quoted with \' escapes'.
+  std::size_t p = 0;
+  while ((p = out.find("password", p)) != std::string::npos) {
+    const bool starts_word = p == 0 || out[p - 1] == ' ' || out[p - 1] == '\t';
+    std::size_t eq = p + 8;
+    while (eq < out.size() && out[eq] == ' ') ++eq;
+    if (!starts_word || eq >= out.size() || out[eq] != '=') {
+      p += 8;
+      continue;
+    }
+    std::size_t from = eq + 1;
+    while (from < out.size() && out[from] == ' ') ++from;
+    std::size_t end = from;
+    if (end < out.size() && out[end] == '\'') {
+      for (++end; end < out.size() && out[end] != '\''; ++end) {
+        if (out[end] == '\\') ++end;
+      }
+      if (end < out.size()) ++end;
+    } else {
+      while (end < out.size() && out[end] != ' ' && out[end] != '\t') ++end;
+    }
+    out.replace(from, end - from, "***");
+    p = from + 3;
+  }
+  return out;
 }
 
 std::string journal_dir_of(const CollectorConfig& config) {

@@ -1,18 +1,19 @@
 // outpost-collector: load config -> open store and journal -> logging -> MQTT and storage
 // threads -> metrics endpoint -> signals -> run. Subcommands are the operator tools.
 #include <boost/asio.hpp>
+#include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 #include <unordered_map>
 
 #include "collector.h"
-#include "outpost/collector/sqlite_reader.h"
-#include "outpost/collector/sqlite_sink.h"
 #include "outpost/common/cli.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/http_server.h"
 #include "outpost/common/net.h"
 #include "outpost/common/time_text.h"
+#include "storage.h"
 #include "tools.h"
 
 namespace {
@@ -27,7 +28,7 @@ using common::wall_now_us;
 int main(int argc, char** argv) {
   CLI::App app(
       "Outpost collector: subscribes to the fleet's topics, validates and stores readings and\n"
-      "logs in SQLite exactly once, raises events, and keeps a dead-letter queue.\n"
+      "logs in SQLite or PostgreSQL exactly once, raises events, and keeps a dead-letter queue.\n"
       "Without a subcommand it runs the service.",
       "outpost-collector");
   app.require_subcommand(0, 1);
@@ -193,15 +194,23 @@ int main(int argc, char** argv) {
   // a missing one is most likely a typo or a step of the installation not done.
   std::error_code fs_error;
   if (const auto dir = std::filesystem::absolute(config.path, fs_error).parent_path();
-      !fs_error && !std::filesystem::is_directory(dir, fs_error)) {
+      !collector::uses_postgres(config) && !fs_error &&
+      !std::filesystem::is_directory(dir, fs_error)) {
     spdlog::critical(
         "storage.path: cannot create the database {}: directory {} does not exist (create it, "
         "e.g. install -d -o <user> {})",
         config.path, dir.string(), dir.string());
     return common::kExitFailure;
   }
-  auto sink = collector::SqliteSink::open(
-      collector::SqliteOptions{config.path, config.full_sync, config.dlq_max_entries, true});
+  // A PostgreSQL server that does not answer yet (booting, restarting) is waited for, with
+  // backoff; what cannot work (a bad dsn, a newer schema) stops here.
+  auto sink = collector::open_sink(config);
+  for (std::chrono::seconds wait{1}; !sink.ok() && sink.error().transient;
+       wait = std::min(wait * 2, std::chrono::seconds(30))) {
+    spdlog::warn("{}; retrying in {} s", sink.error().message, wait.count());
+    std::this_thread::sleep_for(wait);
+    sink = collector::open_sink(config);
+  }
   if (!sink.ok()) {
     spdlog::critical("{}", sink.error().message);
     return common::kExitFailure;
@@ -215,7 +224,7 @@ int main(int argc, char** argv) {
   // 4. Metrics endpoint and signals on the main thread's event loop.
   asio::io_context io;
   // What the database remembers of each device seeds the fleet's presence and gap tracking.
-  auto reader = collector::SqliteReader::open(config.path);
+  auto reader = collector::open_reader(config);
   if (!reader.ok()) {
     spdlog::critical("{}", reader.error().message);
     return common::kExitFailure;
@@ -252,7 +261,7 @@ int main(int argc, char** argv) {
     return common::kExitFailure;
   }
   spdlog::info("outpost-collector {} started: database {}, broker {}, metrics {}", OUTPOST_VERSION,
-               config.path, config.broker,
+               collector::storage_name(config), config.broker,
                config.metrics_listen.empty() ? "off" : config.metrics_listen);
 
   asio::signal_set signals(io, SIGTERM, SIGINT);

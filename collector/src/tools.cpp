@@ -12,14 +12,13 @@
 
 #include "mqtt_options.h"
 #include "outpost/collector/ingest.h"
-#include "outpost/collector/sqlite_reader.h"
-#include "outpost/collector/sqlite_sink.h"
 #include "outpost/common/cli.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/codec.h"
 #include "outpost/common/json.h"
 #include "outpost/common/time_text.h"
 #include "outpost/common/topics.h"
+#include "storage.h"
 
 namespace outpost::collector {
 
@@ -99,13 +98,8 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
-common::Result<std::unique_ptr<SqliteReader>, SinkError> open_db(const CollectorConfig& config) {
-  return SqliteReader::open(config.path);
-}
-
-// The writer, for the DLQ actions that change what is stored.
-common::Result<std::unique_ptr<SqliteSink>, SinkError> open_writer(const CollectorConfig& config) {
-  return SqliteSink::open(SqliteOptions{config.path, false, config.dlq_max_entries, false});
+common::Result<std::unique_ptr<Reader>, SinkError> open_db(const CollectorConfig& config) {
+  return open_reader(config);
 }
 
 int fail(const std::string& message) {
@@ -382,19 +376,23 @@ int run_dlq(const CollectorConfig& config, const DlqArgs& args) {
         }
         moved.push_back(r.id);
       }
-      auto sink = open_writer(config);
-      if (!sink.ok()) return fail(sink.error().message);
-      sink.value()->remove_dlq_on_next_commit(moved);
-      auto result = sink.value()->commit(tx);
-      if (!result.ok()) return fail(result.error().message);
-      uint64_t dups = 0;
-      for (auto o : result.value().outcomes) dups += o == BatchOutcome::kDuplicate;
-      std::printf(
-          "replayed %zu entries: %zu now valid (%llu readings stored, %llu already "
-          "stored), %llu still rejected and kept\n",
-          rows.value().size(), moved.size(), (unsigned long long)result.value().readings_stored,
-          (unsigned long long)dups, (unsigned long long)still);
-      return common::kExitOk;
+      return with_writer(
+          config,
+          [&](auto& sink) {
+            sink.remove_dlq_on_next_commit(moved);
+            auto result = sink.commit(tx);
+            if (!result.ok()) return fail(result.error().message);
+            uint64_t dups = 0;
+            for (auto o : result.value().outcomes) dups += o == BatchOutcome::kDuplicate;
+            std::printf(
+                "replayed %zu entries: %zu now valid (%llu readings stored, %llu already "
+                "stored), %llu still rejected and kept\n",
+                rows.value().size(), moved.size(),
+                (unsigned long long)result.value().readings_stored, (unsigned long long)dups,
+                (unsigned long long)still);
+            return common::kExitOk;
+          },
+          fail);
     }
     case DlqAction::kPurge: {
       const DlqFilter& f = args.filter;
@@ -405,12 +403,15 @@ int run_dlq(const CollectorConfig& config, const DlqArgs& args) {
                      "add --all to confirm\n";
         return common::kExitUsage;
       }
-      auto sink = open_writer(config);
-      if (!sink.ok()) return fail(sink.error().message);
-      auto n = sink.value()->purge_dlq(f);
-      if (!n.ok()) return fail(n.error().message);
-      std::printf("purged %llu entries\n", (unsigned long long)n.value());
-      return common::kExitOk;
+      return with_writer(
+          config,
+          [&](auto& sink) {
+            auto n = sink.purge_dlq(f);
+            if (!n.ok()) return fail(n.error().message);
+            std::printf("purged %llu entries\n", (unsigned long long)n.value());
+            return common::kExitOk;
+          },
+          fail);
     }
   }
   return common::kExitOk;

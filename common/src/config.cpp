@@ -188,7 +188,7 @@ void ConfigReader::add_error(std::string_view path, std::string message) {
 
 std::string ConfigReader::shown(std::string_view path, std::string_view value) {
   const std::string lower = lowercase(path);
-  for (std::string_view secret : {"password", "secret", "key_pass", "token"}) {
+  for (std::string_view secret : {"password", "secret", "key_pass", "token", "dsn"}) {
     if (lower.find(secret) != std::string::npos) return "(value hidden)";
   }
   std::string out = "\"";

@@ -1,8 +1,13 @@
 // The collector's intake keys: topic filters checked at load, the catch-all and what it is
-// subscribed in place of, the message size bound.
+// subscribed in place of, the message size bound; the storage backend keys.
 #include "outpost/collector/config.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 namespace outpost::collector {
 namespace {
@@ -68,6 +73,58 @@ TEST(CollectorIntakeConfig, MaxMessageBytesTakesASizeWithinItsBounds) {
             std::string::npos);
   EXPECT_NE(error_of("[mqtt]\nmax_message_bytes = \"1GiB\"\n").find("mqtt.max_message_bytes"),
             std::string::npos);
+}
+
+TEST(CollectorStorageConfig, PostgresNeedsADsnAndAnUnknownKindIsRefused) {
+  const std::string e = error_of("[storage]\nkind = \"postgres\"\n");
+  EXPECT_NE(e.find("c.toml:2"), std::string::npos) << e;
+  EXPECT_NE(e.find("storage.dsn"), std::string::npos) << e;
+  const std::string k = error_of("[storage]\nkind = \"mysql\"\n");
+  EXPECT_NE(k.find("storage.kind"), std::string::npos) << k;
+  EXPECT_NE(k.find("postgres"), std::string::npos) << k;  // the choices are listed
+  CollectorConfig config;
+  ASSERT_EQ(error_of("[storage]\nkind = \"postgres\"\ndsn = \"host=db dbname=outpost\"\n", config),
+            "");
+  EXPECT_EQ(config.kind, "postgres");
+  EXPECT_EQ(config.dsn, "host=db dbname=outpost");
+  CollectorConfig defaults;
+  ASSERT_EQ(error_of("", defaults), "");
+  EXPECT_EQ(defaults.kind, "sqlite");
+}
+
+TEST(CollectorStorageConfig, ThePasswordComesFromItsFileElseTheEnvironment) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("outpost_pgpass_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "pass") << "s3cret\nignored\n";
+  ::setenv("OUTPOST_POSTGRES_PASSWORD", "from-env", 1);
+  CollectorConfig from_file;
+  ASSERT_EQ(error_of("[storage]\nkind = \"postgres\"\ndsn = \"host=db\"\npassword_file = \"" +
+                         (dir / "pass").string() + "\"\n",
+                     from_file),
+            "");
+  EXPECT_EQ(from_file.postgres_password, "s3cret");
+  CollectorConfig from_env;
+  ASSERT_EQ(error_of("[storage]\nkind = \"postgres\"\ndsn = \"host=db\"\n", from_env), "");
+  EXPECT_EQ(from_env.postgres_password, "from-env");
+  ::unsetenv("OUTPOST_POSTGRES_PASSWORD");
+  const std::string e =
+      error_of("[storage]\npassword_file = \"" + (dir / "none").string() + "\"\n");
+  EXPECT_NE(e.find("c.toml:2"), std::string::npos) << e;
+  EXPECT_NE(e.find("storage.password_file"), std::string::npos) << e;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CollectorStorageConfig, ADsnIsShownWithoutItsPassword) {
+  EXPECT_EQ(redacted_dsn("host=db password=hunter2 dbname=x"), "host=db password=*** dbname=x");
+  EXPECT_EQ(redacted_dsn("password = 'two words \\' x' host=db"), "password = *** host=db");
+  EXPECT_EQ(redacted_dsn("host=db user=passwordless"), "host=db user=passwordless");
+  EXPECT_EQ(redacted_dsn("postgresql://u:hunter2@db:5432/x?sslmode=require&password=p2"),
+            "postgresql://u:***@db:5432/x?sslmode=require&password=***");
+  EXPECT_EQ(redacted_dsn("postgres://db/x"), "postgres://db/x");
+  // A dsn in a config error is hidden like a password (it may hold one).
+  const std::string e = error_of("[storage]\ndsn = 42\n");
+  EXPECT_NE(e.find("storage.dsn"), std::string::npos) << e;
 }
 
 }  // namespace

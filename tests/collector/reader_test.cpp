@@ -1,5 +1,6 @@
-// The SqliteReader: what the operator tools read back, written through the SqliteSink, and
-// device presence as the FleetTracker decided it.
+// The Reader contract on every backend (SQLite and PostgreSQL, support/backends.h): what the
+// operator tools read back, written through the backend's Sink, and device presence as the
+// FleetTracker decided it.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include "outpost/collector/sqlite_reader.h"
 #include "outpost/collector/sqlite_sink.h"
 #include "outpost/common/sample.h"
+#include "support/backends.h"
 
 namespace outpost::collector {
 namespace {
@@ -17,27 +19,25 @@ namespace fs = std::filesystem;
 constexpr int64_t kSec = 1'000'000;
 constexpr int64_t kT0 = 1'800'000'000 * kSec;  // readings start here, one a second
 
-class ReaderTest : public ::testing::Test {
+using test_support::Backend;
+
+class ReaderTest : public test_support::BackendTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("outpost_reader_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    auto s = SqliteSink::open(SqliteOptions{path(), false, 1000, true});
+    BackendTest::SetUp();
+    if (IsSkipped()) return;
+    auto s = open_sink();
     ASSERT_TRUE(s.ok()) << s.error().message;
     sink_ = std::move(s).value();
-    auto r = SqliteReader::open(path());
+    auto r = open_reader();
     ASSERT_TRUE(r.ok()) << r.error().message;
     reader_ = std::move(r).value();
   }
   void TearDown() override {
     reader_.reset();
     sink_.reset();
-    fs::remove_all(dir_);
+    BackendTest::TearDown();
   }
-  std::string path() const { return (dir_ / "c.db").string(); }
 
   // A batch of 5 sensors x `instants` readings, one instant a second from `start_us`.
   static BatchItem batch(std::string device, uint64_t seq, int64_t start_us, int instants = 10) {
@@ -60,12 +60,11 @@ class ReaderTest : public ::testing::Test {
     return DlqItem{std::move(topic), "\x01\x02", received_us, reason, "bad"};
   }
 
-  fs::path dir_;
-  std::unique_ptr<SqliteSink> sink_;
-  std::unique_ptr<SqliteReader> reader_;
+  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<Reader> reader_;
 };
 
-TEST_F(ReaderTest, AnEmptyDatabaseReadsAsNothingAndZeroCounts) {
+TEST_P(ReaderTest, AnEmptyDatabaseReadsAsNothingAndZeroCounts) {
   auto devices = reader_->devices();
   ASSERT_TRUE(devices.ok());
   EXPECT_TRUE(devices.value().empty());
@@ -94,14 +93,31 @@ TEST_F(ReaderTest, AnEmptyDatabaseReadsAsNothingAndZeroCounts) {
   }
 }
 
-TEST_F(ReaderTest, NoFileAtThePathIsRefusedNamingIt) {
+TEST_P(ReaderTest, NoStoreThereIsRefusedNamingIt) {
+  if (backend() == Backend::kPostgres) {
+    // A database the collector never set up: the reader says so, and creates nothing.
+    std::string why;
+    test_support::Postgres* cluster = test_support::suite_cluster(why);
+    ASSERT_NE(cluster, nullptr) << why;
+    const std::string name = "empty_" + std::to_string(::getpid());
+    cluster->sql("postgres", "DROP DATABASE IF EXISTS " + name);
+    cluster->create_database(name);
+    dsn_ = cluster->dsn(name);
+    auto r = open_reader();
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("no Outpost schema"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find(name), std::string::npos) << r.error().message;
+    EXPECT_EQ(cluster->sql(name, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+              "0");
+    return;
+  }
   auto r = SqliteReader::open((dir_ / "missing.db").string());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("missing.db"), std::string::npos) << r.error().message;
   EXPECT_FALSE(fs::exists(dir_ / "missing.db"));  // a reader never creates a database
 }
 
-TEST_F(ReaderTest, QueryFiltersByDeviceSensorAndInclusiveTimeRange) {
+TEST_P(ReaderTest, QueryFiltersByDeviceSensorAndInclusiveTimeRange) {
   Transaction tx;
   tx.batches = {batch("gw-1", 1, kT0), batch("gw-2", 1, kT0)};
   commit(tx);
@@ -132,7 +148,7 @@ TEST_F(ReaderTest, QueryFiltersByDeviceSensorAndInclusiveTimeRange) {
   EXPECT_TRUE(query(ReadingQuery{.sensor = "no-such-sensor"}).empty());
 }
 
-TEST_F(ReaderTest, QueryStopsAtTheLimitAcrossBatches) {
+TEST_P(ReaderTest, QueryStopsAtTheLimitAcrossBatches) {
   Transaction tx;
   tx.batches = {batch("gw-1", 1, kT0, 2), batch("gw-1", 2, kT0 + 10 * kSec, 2)};
   commit(tx);
@@ -143,7 +159,7 @@ TEST_F(ReaderTest, QueryStopsAtTheLimitAcrossBatches) {
   EXPECT_EQ(first[0].seq, 1u);  // batches in the order of their earliest reading
 }
 
-TEST_F(ReaderTest, LogsFilterByDeviceSeverityTimeTextAndLimit) {
+TEST_P(ReaderTest, LogsFilterByDeviceSeverityTimeTextAndLimit) {
   auto logs = [](std::string device, uint64_t seq, std::vector<common::LogRecord> records) {
     return BatchItem{
         "lab", common::Envelope{1, std::move(device), 3, seq, common::LogBatch{true, records}},
@@ -185,7 +201,7 @@ TEST_F(ReaderTest, LogsFilterByDeviceSeverityTimeTextAndLimit) {
   EXPECT_TRUE(query(ReadingQuery{}).empty());  // log batches are no readings
 }
 
-TEST_F(ReaderTest, DlqFiltersByReasonTopicPrefixReceiveTimeAndLimit) {
+TEST_P(ReaderTest, DlqFiltersByReasonTopicPrefixReceiveTimeAndLimit) {
   Transaction tx;
   tx.dlq = {dead("outpost/v1/lab/gw-1/data", common::Reason::kNotDecodable, 100),
             dead("outpost/v1/lab/gw-2/data", common::Reason::kOversized, 200),
@@ -241,7 +257,7 @@ TEST_F(ReaderTest, DlqFiltersByReasonTopicPrefixReceiveTimeAndLimit) {
                                                 {common::Reason::kUnroutableTopic, 1}}));
 }
 
-TEST_F(ReaderTest, EventsAreTheMostRecentOnesOldestFirst) {
+TEST_P(ReaderTest, EventsAreTheMostRecentOnesOldestFirst) {
   Transaction tx;
   for (int i = 0; i < 5; ++i) {
     EventItem e;
@@ -271,7 +287,7 @@ TEST_F(ReaderTest, EventsAreTheMostRecentOnesOldestFirst) {
 
 // The FleetTracker's sequence lines go through the sink with the batches and gap events that
 // changed them, and come back through the reader as the tracker restores them at start.
-TEST_F(ReaderTest, SequenceLinesAndGapCountsRoundTripThroughTheStore) {
+TEST_P(ReaderTest, SequenceLinesAndGapCountsRoundTripThroughTheStore) {
   FleetTracker fleet(FleetOptions{.gap_grace_us = 10 * kSec});
   const uint64_t big_epoch = 0xfedc'ba98'7654'3210ULL;  // above INT64_MAX: stored as its bits
   auto add = [&](uint64_t seq, int64_t now, Transaction& tx) {
@@ -322,7 +338,7 @@ TEST_F(ReaderTest, SequenceLinesAndGapCountsRoundTripThroughTheStore) {
   EXPECT_EQ(kinds.value().at("data_gap_resolved"), 1u);
 }
 
-TEST_F(ReaderTest, DevicesAndCountsShowWhatWasStoredAndAbsorbed) {
+TEST_P(ReaderTest, DevicesAndCountsShowWhatWasStoredAndAbsorbed) {
   Transaction tx;
   tx.batches = {batch("gw-2", 1, kT0), batch("gw-1", 1, kT0), batch("gw-1", 1, kT0)};
   commit(tx);
@@ -377,7 +393,7 @@ class PresenceTest : public ReaderTest {
   Transaction tx_;
 };
 
-TEST_F(PresenceTest, StoredPresenceIsWhatTheFleetTrackerDecidedAfterEachCommit) {
+TEST_P(PresenceTest, StoredPresenceIsWhatTheFleetTrackerDecidedAfterEachCommit) {
   status(common::DeviceState::kOnline, kT0);
   EXPECT_EQ(stored(), Presence::kOnline);
   EXPECT_EQ(fleet_.presence("gw-1"), Presence::kOnline);
@@ -402,7 +418,7 @@ TEST_F(PresenceTest, StoredPresenceIsWhatTheFleetTrackerDecidedAfterEachCommit) 
   EXPECT_EQ(stored(), Presence::kOffline);
 }
 
-TEST_F(PresenceTest, OneTransactionStoresTheTrackersFinalDecision) {
+TEST_P(PresenceTest, OneTransactionStoresTheTrackersFinalDecision) {
   // Birth, last will and a clean offline in one commit: one online and one offline event,
   // and the device ends offline.
   status(common::DeviceState::kOnline, kT0);
@@ -413,7 +429,7 @@ TEST_F(PresenceTest, OneTransactionStoresTheTrackersFinalDecision) {
   EXPECT_EQ(stored(), Presence::kOffline);
 }
 
-TEST_F(PresenceTest, EventTextDoesNotDecidePresence) {
+TEST_P(PresenceTest, EventTextDoesNotDecidePresence) {
   status(common::DeviceState::kOnline, kT0);
   EXPECT_EQ(stored(), Presence::kOnline);
   // An offline event that reads like the tracker's silence, but carries no decision of its
@@ -427,7 +443,7 @@ TEST_F(PresenceTest, EventTextDoesNotDecidePresence) {
   EXPECT_EQ(stored(), Presence::kOnline);
 }
 
-TEST_F(PresenceTest, ARestartedTrackerRemembersTheStoredPresence) {
+TEST_P(PresenceTest, ARestartedTrackerRemembersTheStoredPresence) {
   status(common::DeviceState::kOnline, kT0);
   data(1, kT0 + kSec);
   tick(kT0 + 100 * kSec);
@@ -444,6 +460,9 @@ TEST_F(PresenceTest, ARestartedTrackerRemembersTheStoredPresence) {
   ASSERT_EQ(out.size(), 1u);  // back online: it knew the device was silent
   EXPECT_EQ(out[0].event.kind, common::EventKind::kDeviceOnline);
 }
+
+OUTPOST_INSTANTIATE_BACKENDS(ReaderTest);
+OUTPOST_INSTANTIATE_BACKENDS(PresenceTest);
 
 }  // namespace
 }  // namespace outpost::collector

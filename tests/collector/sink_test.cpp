@@ -409,6 +409,9 @@ TEST(CollectorConfig, TheAnnotatedExampleIsTheDefaults) {
   ASSERT_TRUE(s.ok()) << s.error().to_string();
   const CollectorConfig defaults;
   EXPECT_EQ(from_file.broker, defaults.broker);
+  EXPECT_EQ(from_file.kind, defaults.kind);
+  EXPECT_EQ(from_file.dsn, defaults.dsn);
+  EXPECT_EQ(from_file.password_file, defaults.password_file);
   EXPECT_EQ(from_file.topics, defaults.topics);
   EXPECT_EQ(from_file.commit_interval_us, defaults.commit_interval_us);
   EXPECT_EQ(from_file.commit_max_messages, defaults.commit_max_messages);

@@ -39,8 +39,18 @@ struct CollectorConfig : common::BrokerConfig {
   bool publish_events = true;
 
   // [storage]
-  std::string path = "outpost.db";       // the SQLite database
-  std::string journal_dir;               // raw-message journal; "" = <path>.journal
+  std::string kind = "sqlite";      // "sqlite" (the file at `path`) or "postgres" (`dsn`)
+  std::string path = "outpost.db";  // the SQLite database
+  // kind = "postgres": a libpq connection string ("host=db port=5432 dbname=outpost user=outpost"
+  // or postgresql://...). Printed and logged only through redacted_dsn().
+  std::string dsn;
+  // A file whose first line is the PostgreSQL password (mode 0600); "" = none. Read at load.
+  std::string password_file;
+  // The password itself: from password_file, else the environment variable
+  // OUTPOST_POSTGRES_PASSWORD (read at load); "" leaves it to the dsn or libpq (PGPASSWORD,
+  // PGPASSFILE, ~/.pgpass). Never logged.
+  std::string postgres_password;
+  std::string journal_dir;  // raw-message journal; "" = <path>.journal (also for postgres)
   int64_t commit_interval_us = 100'000;  // a storage transaction closes after this long...
   uint32_t commit_max_messages = 2000;   // ...or this many messages, whichever is first
   bool full_sync = false;                // synchronous=FULL: survive power loss too
@@ -77,6 +87,10 @@ struct CollectorConfig : common::BrokerConfig {
 // depend on each other, and reports unknown keys, as file:line: key: message.
 common::Status<common::ConfigError> read_collector_config(common::ConfigReader& reader,
                                                           CollectorConfig& config);
+
+// `dsn` with any password in it replaced by "***" (key=value and URI forms): how a connection
+// string is shown in logs, errors and --help output.
+std::string redacted_dsn(std::string_view dsn);
 
 // The journal directory actually used.
 std::string journal_dir_of(const CollectorConfig& config);

@@ -1,0 +1,330 @@
+// The Reader over PostgreSQL: devices, readings, the DLQ, events and counts for the operator
+// tools and the collector's start-up.
+#include <algorithm>
+#include <map>
+
+#include "outpost/collector/postgres.h"
+#include "pg_db.h"
+
+namespace outpost::collector {
+
+using common::Result;
+using common::Status;
+using pg_db::Params;
+using pg_db::Res;
+
+namespace {
+
+std::string num(int64_t v) { return std::to_string(v); }
+
+// The elements of a text[] in PostgreSQL's text form ({a,"b c","d\"e"}; NULL never occurs).
+std::vector<std::string> text_array(std::string_view s) {
+  std::vector<std::string> out;
+  if (s.size() < 2 || s.front() != '{') return out;
+  std::size_t i = 1;
+  while (i < s.size() && s[i] != '}') {
+    std::string item;
+    if (s[i] == '"') {
+      for (++i; i < s.size() && s[i] != '"'; ++i) {
+        if (s[i] == '\\' && i + 1 < s.size()) ++i;
+        item += s[i];
+      }
+      ++i;  // the closing quote
+    } else {
+      for (; i < s.size() && s[i] != ',' && s[i] != '}'; ++i) item += s[i];
+    }
+    out.push_back(std::move(item));
+    if (i < s.size() && s[i] == ',') ++i;
+  }
+  return out;
+}
+
+DlqRow dlq_row(const Res& r, int row) {
+  DlqRow d;
+  d.id = r.integer(row, 0);
+  d.received_us = r.integer(row, 1);
+  d.topic = r.text(row, 2);
+  d.payload = r.bytes(row, 3);
+  d.reason = static_cast<common::Reason>(r.integer(row, 4));
+  d.detail = r.text(row, 5);
+  return d;
+}
+
+// The messages of one kind (0 readings, 1 logs) whose time span overlaps $1..$2, of device $3
+// when `by_device`, oldest first: device, site, epoch, seq, batch id and received time (which
+// finds the partition that holds its rows).
+std::string batches_in_span_sql(int kind, bool by_device) {
+  std::string sql =
+      "SELECT d.device, d.site, b.epoch, b.seq, b.batch_id, b.received_us FROM batches b "
+      "JOIN devices d ON d.id = b.device_id WHERE b.kind = " +
+      std::to_string(kind) + " AND b.rows > 0 AND b.max_time_us >= $1 AND b.min_time_us <= $2";
+  if (by_device) sql += " AND d.device = $3";
+  return sql + " ORDER BY b.min_time_us, b.batch_id";
+}
+
+}  // namespace
+
+PostgresReader::PostgresReader(std::unique_ptr<pg_db::Connection> db) : db_(std::move(db)) {}
+PostgresReader::~PostgresReader() = default;
+
+Result<std::unique_ptr<PostgresReader>, SinkError> PostgresReader::open(
+    const PostgresOptions& options) {
+  auto db = pg_db::Connection::open(options, /*migrate=*/false);
+  if (!db.ok()) return db.error();
+  return std::unique_ptr<PostgresReader>(new PostgresReader(std::move(db).value()));
+}
+
+Result<std::vector<DeviceRow>, SinkError> PostgresReader::devices() {
+  auto r = db_->exec("cannot list devices",
+                     "SELECT device, site, first_seen_us, last_seen_us, state, epoch, readings, "
+                     "logs, batches, duplicates, gaps, last_status FROM devices ORDER BY site "
+                     "COLLATE \"C\", device COLLATE \"C\"");
+  if (!r.ok()) return r.error();
+  const Res& q = r.value();
+  std::vector<DeviceRow> out;
+  for (int i = 0; i < q.rows(); ++i) {
+    DeviceRow d;
+    d.device = q.text(i, 0);
+    d.site = q.text(i, 1);
+    d.first_seen_us = q.integer(i, 2);
+    d.last_seen_us = q.integer(i, 3);
+    // The state column holds presence_name() of what the FleetTracker decided.
+    d.presence = presence_from_name(q.text(i, 4)).value_or(Presence::kUnknown);
+    d.epoch = static_cast<uint64_t>(q.integer(i, 5));
+    d.readings = static_cast<uint64_t>(q.integer(i, 6));
+    d.logs = static_cast<uint64_t>(q.integer(i, 7));
+    d.batches = static_cast<uint64_t>(q.integer(i, 8));
+    d.duplicates = static_cast<uint64_t>(q.integer(i, 9));
+    d.gaps = static_cast<uint64_t>(q.integer(i, 10));
+    d.last_status = q.text(i, 11);
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Result<std::vector<SeqLineState>, SinkError> PostgresReader::seq_lines() {
+  auto lines = db_->exec("cannot read sequence lines",
+                         "SELECT l.device_id, d.device, d.site, l.max_seq, l.epochs, l.retired "
+                         "FROM seq_lines l JOIN devices d ON d.id = l.device_id ORDER BY "
+                         "l.device_id");
+  if (!lines.ok()) return lines.error();
+  std::vector<SeqLineState> out;
+  std::map<int64_t, std::size_t> index;  // device id -> position in out
+  const Res& q = lines.value();
+  for (int i = 0; i < q.rows(); ++i) {
+    SeqLineState line;
+    line.device = q.text(i, 1);
+    line.site = q.text(i, 2);
+    line.max_seq = static_cast<uint64_t>(q.integer(i, 3));
+    line.epochs = pg_db::parse_array(q.text(i, 4));
+    line.retired = pg_db::parse_array(q.text(i, 5));
+    index[q.integer(i, 0)] = out.size();
+    out.push_back(std::move(line));
+  }
+  auto holes = db_->exec("cannot read sequence holes",
+                         "SELECT device_id, first_seq, last_seq, epoch, since_us, reported_us "
+                         "FROM seq_holes ORDER BY device_id, first_seq");
+  if (!holes.ok()) return holes.error();
+  const Res& h = holes.value();
+  for (int i = 0; i < h.rows(); ++i) {
+    auto it = index.find(h.integer(i, 0));
+    if (it == index.end()) continue;  // a line that is gone
+    out[it->second].holes.push_back(
+        SeqHole{static_cast<uint64_t>(h.integer(i, 1)), static_cast<uint64_t>(h.integer(i, 2)),
+                static_cast<uint64_t>(h.integer(i, 3)), h.integer(i, 4), h.integer(i, 5)});
+  }
+  return out;
+}
+
+Status<SinkError> PostgresReader::query_readings(
+    const ReadingQuery& query, const std::function<void(const ReadingRow&)>& emit) {
+  // The batches table is the index: each batch's readings share its batch id (a BRIN index)
+  // and its received time (the partition), so no per-reading B-tree slows down COPY.
+  Params bp = {num(query.since_us), num(query.until_us)};
+  if (!query.device.empty()) bp.push_back(query.device);
+  auto b = db_->exec("cannot query batches", batches_in_span_sql(0, !query.device.empty()), bp);
+  if (!b.ok()) return b.error();
+  std::string rsql =
+      "SELECT r.time_us, r.type, r.value, r.value_int, r.value_text, s.name, s.unit FROM "
+      "readings r JOIN sensors s ON s.id = r.sensor_id WHERE r.received_us = $1 AND r.batch_id = "
+      "$2 AND r.time_us BETWEEN $3 AND $4";
+  if (!query.sensor.empty()) rsql += " AND s.name = $5";
+  rsql += " ORDER BY r.ctid";  // the order the batch was sent in: COPY appends in order
+  uint64_t emitted = 0;
+  const Res& batches = b.value();
+  for (int i = 0; i < batches.rows(); ++i) {
+    ReadingRow row;
+    row.device = batches.text(i, 0);
+    row.site = batches.text(i, 1);
+    row.epoch = static_cast<uint64_t>(batches.integer(i, 2));
+    row.seq = static_cast<uint64_t>(batches.integer(i, 3));
+    Params rp = {batches.text(i, 5), batches.text(i, 4), num(query.since_us), num(query.until_us)};
+    if (!query.sensor.empty()) rp.push_back(query.sensor);
+    auto r = db_->exec("cannot read readings", rsql, rp);
+    if (!r.ok()) return r.error();
+    const Res& rows = r.value();
+    for (int k = 0; k < rows.rows(); ++k) {
+      row.time_us = rows.integer(k, 0);
+      switch (rows.integer(k, 1)) {
+        case pg_db::kInteger:
+          row.value = rows.integer(k, 3);
+          break;
+        case pg_db::kBool:
+          row.value = rows.integer(k, 3) != 0;
+          break;
+        case pg_db::kString:
+          row.value = rows.text(k, 4);
+          break;
+        default:
+          row.value = rows.real(k, 2);
+      }
+      row.sensor = rows.text(k, 5);
+      row.unit = rows.text(k, 6);
+      emit(row);
+      if (query.limit && ++emitted >= query.limit) return {};
+    }
+  }
+  return {};
+}
+
+Status<SinkError> PostgresReader::query_logs(const LogQuery& query,
+                                             const std::function<void(const LogRow&)>& emit) {
+  Params bp = {num(query.since_us), num(query.until_us)};
+  if (!query.device.empty()) bp.push_back(query.device);
+  auto b = db_->exec("cannot query batches", batches_in_span_sql(1, !query.device.empty()), bp);
+  if (!b.ok()) return b.error();
+  // The fields' keys and values in the order sent (json, unlike jsonb, keeps it). The text
+  // match folds ASCII letters only, as LogQuery::contains promises (translate, not lower(),
+  // whose folding depends on the database's locale); strpos has no wildcards.
+  constexpr const char* kFold =
+      "translate(%s, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')";
+  auto fold = [&](const std::string& what) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, kFold, what.c_str());
+    return std::string(buf);
+  };
+  std::string lsql =
+      "SELECT time_us, severity, message, ARRAY(SELECT key FROM json_each_text(fields)), "
+      "ARRAY(SELECT value FROM json_each_text(fields)) FROM logs WHERE received_us = $1 AND "
+      "batch_id = $2 AND time_us BETWEEN $3 AND $4 AND severity >= $5";
+  if (!query.contains.empty())
+    lsql += " AND strpos(" + fold("message") + ", " + fold("$6") + ") > 0";
+  lsql += " ORDER BY ctid";
+  uint64_t emitted = 0;
+  const Res& batches = b.value();
+  for (int i = 0; i < batches.rows(); ++i) {
+    LogRow row;
+    row.device = batches.text(i, 0);
+    row.site = batches.text(i, 1);
+    row.epoch = static_cast<uint64_t>(batches.integer(i, 2));
+    row.seq = static_cast<uint64_t>(batches.integer(i, 3));
+    Params lp = {batches.text(i, 5), batches.text(i, 4), num(query.since_us), num(query.until_us),
+                 std::to_string(static_cast<int>(query.min_severity))};
+    if (!query.contains.empty()) lp.push_back(query.contains);
+    auto l = db_->exec("cannot read log records", lsql, lp);
+    if (!l.ok()) return l.error();
+    const Res& rows = l.value();
+    for (int k = 0; k < rows.rows(); ++k) {
+      row.time_us = rows.integer(k, 0);
+      row.severity = static_cast<common::Severity>(rows.integer(k, 1));
+      row.message = rows.text(k, 2);
+      row.fields.clear();
+      auto keys = text_array(rows.text(k, 3));
+      auto values = text_array(rows.text(k, 4));
+      for (std::size_t f = 0; f < keys.size() && f < values.size(); ++f) {
+        row.fields.push_back({std::move(keys[f]), std::move(values[f])});
+      }
+      emit(row);
+      if (query.limit && ++emitted >= query.limit) return {};
+    }
+  }
+  return {};
+}
+
+Result<std::vector<DlqRow>, SinkError> PostgresReader::dlq(const DlqFilter& filter) {
+  Params params;
+  std::string sql = "SELECT id, received_us, topic, payload, reason, detail FROM dlq" +
+                    pg_db::dlq_where(filter, params) + " ORDER BY id";
+  if (filter.limit) sql += " LIMIT " + std::to_string(filter.limit);
+  auto r = db_->exec("cannot list the DLQ", sql, params);
+  if (!r.ok()) return r.error();
+  std::vector<DlqRow> out;
+  for (int i = 0; i < r.value().rows(); ++i) out.push_back(dlq_row(r.value(), i));
+  return out;
+}
+
+Result<std::optional<DlqRow>, SinkError> PostgresReader::dlq_entry(int64_t id) {
+  auto r = db_->exec(
+      "cannot read the DLQ",
+      "SELECT id, received_us, topic, payload, reason, detail FROM dlq WHERE id = $1", {num(id)});
+  if (!r.ok()) return r.error();
+  if (r.value().rows() == 0) return std::optional<DlqRow>();
+  return std::optional<DlqRow>(dlq_row(r.value(), 0));
+}
+
+Result<std::vector<EventRow>, SinkError> PostgresReader::events(uint64_t limit) {
+  auto r = db_->exec("cannot list events",
+                     "SELECT id, time_us, kind, site, device, sensor, value, threshold, detail "
+                     "FROM events ORDER BY id DESC LIMIT " +
+                         std::to_string(limit ? limit : 1000000));
+  if (!r.ok()) return r.error();
+  const Res& q = r.value();
+  std::vector<EventRow> out;
+  for (int i = q.rows() - 1; i >= 0; --i) {
+    EventRow row;
+    row.id = q.integer(i, 0);
+    row.event.time_us = q.integer(i, 1);
+    row.event.kind =
+        common::event_kind_from_name(q.text(i, 2)).value_or(common::EventKind::kUnspecified);
+    row.event.site = q.text(i, 3);
+    row.device = q.text(i, 4);
+    row.event.sensor = q.text(i, 5);
+    row.event.value = q.real(i, 6);
+    row.event.threshold = q.real(i, 7);
+    row.event.detail = q.text(i, 8);
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+Result<std::map<std::string, uint64_t>, SinkError> PostgresReader::counts() {
+  std::map<std::string, uint64_t> out;
+  auto r = db_->exec("cannot count",
+                     "SELECT (SELECT count(*) FROM readings), (SELECT count(*) FROM logs), "
+                     "(SELECT count(*) FROM batches), (SELECT count(*) FROM dlq), "
+                     "(SELECT count(*) FROM events), (SELECT count(*) FROM devices), "
+                     "(SELECT coalesce(sum(duplicates), 0) FROM devices), "
+                     "(SELECT coalesce(sum(gaps), 0) FROM devices)");
+  if (!r.ok()) return r.error();
+  int col = 0;
+  for (const char* key :
+       {"readings", "logs", "batches", "dlq", "events", "devices", "duplicates", "gaps"}) {
+    out[key] = static_cast<uint64_t>(r.value().integer(0, col++));
+  }
+  return out;
+}
+
+Result<std::map<common::Reason, uint64_t>, SinkError> PostgresReader::dlq_reasons() {
+  auto r = db_->exec("cannot count the DLQ",
+                     "SELECT reason, count(*) FROM dlq GROUP BY reason ORDER BY reason");
+  if (!r.ok()) return r.error();
+  std::map<common::Reason, uint64_t> out;
+  for (int i = 0; i < r.value().rows(); ++i) {
+    out[static_cast<common::Reason>(r.value().integer(i, 0))] =
+        static_cast<uint64_t>(r.value().integer(i, 1));
+  }
+  return out;
+}
+
+Result<std::map<std::string, uint64_t>, SinkError> PostgresReader::event_kinds() {
+  auto r = db_->exec("cannot count the events",
+                     "SELECT kind, count(*) FROM events GROUP BY kind ORDER BY kind");
+  if (!r.ok()) return r.error();
+  std::map<std::string, uint64_t> out;
+  for (int i = 0; i < r.value().rows(); ++i) {
+    out[r.value().text(i, 0)] = static_cast<uint64_t>(r.value().integer(i, 1));
+  }
+  return out;
+}
+
+}  // namespace outpost::collector

@@ -1,0 +1,45 @@
+// Opening the storage backend [storage] kind names.
+#include "storage.h"
+
+#include "outpost/collector/sqlite_reader.h"
+
+namespace outpost::collector {
+
+bool uses_postgres(const CollectorConfig& config) { return config.kind == "postgres"; }
+
+PostgresOptions postgres_options(const CollectorConfig& config) {
+  PostgresOptions o;
+  o.dsn = config.dsn;
+  o.password = config.postgres_password;
+  o.dlq_max_entries = config.dlq_max_entries;
+  return o;
+}
+
+common::Result<std::unique_ptr<Sink>, SinkError> open_sink(const CollectorConfig& config) {
+  if (uses_postgres(config)) {
+    auto sink = PostgresSink::open(postgres_options(config));
+    if (!sink.ok()) return sink.error();
+    return std::unique_ptr<Sink>(std::move(sink).value());
+  }
+  auto sink =
+      SqliteSink::open(SqliteOptions{config.path, config.full_sync, config.dlq_max_entries, true});
+  if (!sink.ok()) return sink.error();
+  return std::unique_ptr<Sink>(std::move(sink).value());
+}
+
+common::Result<std::unique_ptr<Reader>, SinkError> open_reader(const CollectorConfig& config) {
+  if (uses_postgres(config)) {
+    auto reader = PostgresReader::open(postgres_options(config));
+    if (!reader.ok()) return reader.error();
+    return std::unique_ptr<Reader>(std::move(reader).value());
+  }
+  auto reader = SqliteReader::open(config.path);
+  if (!reader.ok()) return reader.error();
+  return std::unique_ptr<Reader>(std::move(reader).value());
+}
+
+std::string storage_name(const CollectorConfig& config) {
+  return uses_postgres(config) ? "PostgreSQL " + redacted_dsn(config.dsn) : config.path;
+}
+
+}  // namespace outpost::collector

@@ -1,0 +1,281 @@
+// The PostgreSQL sink against a real cluster: exactly-once by claimed keys, all-or-nothing
+// transactions, transient errors and reconnection across a server restart, schema versions,
+// daily partitions and retention by dropping them. What every backend shares (the Reader
+// contract) is tested on both in reader_test.cpp.
+#include "outpost/collector/postgres.h"
+
+#include <gtest/gtest.h>
+
+#include "outpost/common/clock.h"
+#include "outpost/common/sample.h"
+#include "support/postgres.h"
+
+namespace outpost::collector {
+namespace {
+
+constexpr int64_t kSec = 1'000'000;
+constexpr int64_t kDay = 86'400 * kSec;
+
+class PostgresSinkTest : public test_support::PostgresSuite {
+ protected:
+  PostgresOptions options(uint64_t dlq_max = 1000) const {
+    PostgresOptions o;
+    o.dsn = dsn();
+    o.dlq_max_entries = dlq_max;
+    return o;
+  }
+  std::unique_ptr<PostgresSink> open(uint64_t dlq_max = 1000) {
+    auto s = PostgresSink::open(options(dlq_max));
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+  std::unique_ptr<PostgresReader> read() {
+    auto r = PostgresReader::open(options());
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+  // 10 instants x 5 sensors = 50 readings, received at `received_us`.
+  static BatchItem sample(std::string device, uint64_t seq,
+                          int64_t received_us = common::wall_now_us()) {
+    common::Envelope env = common::sample_reading_batch(device, received_us - 10 * kSec, 10, seq);
+    env.seq = seq;
+    env.epoch = 77;
+    return BatchItem{"lab", std::move(env), received_us};
+  }
+  std::string sql(const std::string& text) { return cluster().sql(database(), text); }
+};
+
+TEST_F(PostgresSinkTest, StoresEachBatchOnceHoweverOftenItArrives) {
+  auto sink = open();
+  ASSERT_NE(sink, nullptr);
+  Transaction tx;
+  tx.batches = {sample("gw-1", 1), sample("gw-1", 2), sample("gw-1", 1)};
+  auto r = sink->commit(tx);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().outcomes,
+            (std::vector{BatchOutcome::kStored, BatchOutcome::kStored, BatchOutcome::kDuplicate}));
+  EXPECT_EQ(r.value().readings_stored, 100u);
+  auto again = sink->commit(tx);  // the same messages delivered again later
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again.value().outcomes, std::vector(3, BatchOutcome::kDuplicate));
+  EXPECT_EQ(again.value().readings_stored, 0u);
+  // A second sink (another connection: a restarted collector) recognises them too.
+  auto other = open();
+  auto third = other->commit(tx);
+  ASSERT_TRUE(third.ok()) << third.error().message;
+  EXPECT_EQ(third.value().readings_stored, 0u);
+
+  auto counts = read()->counts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts.value()["readings"], 100u);
+  EXPECT_EQ(counts.value()["batches"], 2u);
+  auto devices = read()->devices();
+  ASSERT_TRUE(devices.ok());
+  ASSERT_EQ(devices.value().size(), 1u);
+  EXPECT_EQ(devices.value()[0].readings, 100u);
+  EXPECT_EQ(devices.value()[0].duplicates, 7u);
+  EXPECT_EQ(devices.value()[0].epoch, 77u);
+  // Exactly-once rests on the batch key alone: readings has no unique or B-tree index.
+  EXPECT_EQ(sql("SELECT count(*) FROM pg_indexes WHERE tablename = 'readings' AND indexdef NOT "
+                "LIKE '%USING brin%'"),
+            "0");
+}
+
+TEST_F(PostgresSinkTest, ATransactionIsAllOrNothingAndARefusedValueIsPermanent) {
+  auto sink = open();
+  ASSERT_NE(sink, nullptr);
+  Transaction tx;
+  tx.batches = {sample("gw-1", 1), sample("gw-2", 1)};
+  // PostgreSQL text cannot hold a NUL byte: the server refuses the whole COPY.
+  std::get<common::ReadingBatch>(tx.batches[1].envelope.body).readings[3].value =
+      std::string("a\0b", 3);
+  tx.dlq.push_back(DlqItem{"t", "x", common::wall_now_us(), common::Reason::kNotDecodable, "d"});
+  tx.journal = JournalPosition{3, 300};
+  auto r = sink->commit(tx);
+  ASSERT_FALSE(r.ok());
+  EXPECT_FALSE(r.error().transient) << r.error().message;
+  EXPECT_NE(r.error().message.find("SQLSTATE 22"), std::string::npos) << r.error().message;
+
+  auto counts = read()->counts();
+  ASSERT_TRUE(counts.ok());
+  for (const char* table : {"readings", "batches", "dlq", "devices"}) {
+    EXPECT_EQ(counts.value()[table], 0u) << table;
+  }
+  auto position = sink->journal_position();
+  ASSERT_TRUE(position.ok());
+  EXPECT_FALSE(position.value().has_value());
+
+  // The good message alone is stored (what the storage loop's poison isolation relies on),
+  // by the same sink: nothing it cached during the failed transaction is trusted.
+  Transaction good;
+  good.batches = {sample("gw-1", 1)};
+  auto g = sink->commit(good);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_EQ(g.value().readings_stored, 50u);
+  EXPECT_EQ(read()->counts().value()["readings"], 50u);
+}
+
+TEST_F(PostgresSinkTest, AStoppedServerIsTransientAndTheSinkReconnectsOnceItIsBack) {
+  auto sink = open();
+  ASSERT_NE(sink, nullptr);
+  Transaction first;
+  first.batches = {sample("gw-1", 1)};
+  ASSERT_TRUE(sink->commit(first).ok());
+
+  cluster().stop();
+  Transaction second;
+  second.batches = {sample("gw-1", 2)};
+  auto down = sink->commit(second);
+  ASSERT_FALSE(down.ok());
+  EXPECT_TRUE(down.error().transient) << down.error().message;
+  auto journal = sink->journal_position();
+  ASSERT_FALSE(journal.ok());
+  EXPECT_TRUE(journal.error().transient);
+
+  cluster().start();
+  auto up = sink->commit(second);
+  ASSERT_TRUE(up.ok()) << up.error().message;
+  EXPECT_EQ(up.value().outcomes, std::vector{BatchOutcome::kStored});
+
+  // Killed with SIGKILL mid-life: the same.
+  cluster().kill();
+  Transaction third;
+  third.batches = {sample("gw-1", 3), sample("gw-1", 2)};
+  auto killed = sink->commit(third);
+  ASSERT_FALSE(killed.ok());
+  EXPECT_TRUE(killed.error().transient) << killed.error().message;
+  cluster().start();
+  auto back = sink->commit(third);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back.value().outcomes, (std::vector{BatchOutcome::kStored, BatchOutcome::kDuplicate}));
+  EXPECT_EQ(read()->counts().value()["readings"], 150u);
+}
+
+TEST_F(PostgresSinkTest, AnUnreachableServerIsTransientAtOpenAndABadDsnIsNot) {
+  PostgresOptions o = options();
+  test_support::RefusingPort refusing;
+  o.dsn = "host=127.0.0.1 port=" + std::to_string(refusing.port()) + " user=postgres";
+  auto s = PostgresSink::open(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(s.error().transient) << s.error().message;
+  EXPECT_NE(s.error().message.find("cannot connect"), std::string::npos) << s.error().message;
+
+  o.dsn = "host=127.0.0.1 nosuchkey=1 password=hunter2";
+  auto bad = PostgresSink::open(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_FALSE(bad.error().transient) << bad.error().message;
+  EXPECT_EQ(bad.error().message.find("hunter2"), std::string::npos) << bad.error().message;
+}
+
+TEST_F(PostgresSinkTest, TheSchemaIsVersionedAndANewerOneIsRefused) {
+  ASSERT_NE(open(), nullptr);
+  EXPECT_EQ(sql("SELECT max(version) FROM schema_version"), "1");
+  ASSERT_NE(open(), nullptr);  // opening again migrates nothing
+  EXPECT_EQ(sql("SELECT count(*) FROM schema_version"), "1");
+  sql("INSERT INTO schema_version VALUES (99, 0)");
+  auto s = PostgresSink::open(options());
+  ASSERT_FALSE(s.ok());
+  EXPECT_FALSE(s.error().transient);
+  EXPECT_NE(s.error().message.find("schema version 99"), std::string::npos) << s.error().message;
+}
+
+TEST_F(PostgresSinkTest, PartitionsAreMadeAheadAndRetentionDropsWholeOnes) {
+  auto sink = open();
+  ASSERT_NE(sink, nullptr);
+  // Today and the two days ahead, for readings and for logs.
+  EXPECT_EQ(sql("SELECT count(*) FROM pg_inherits WHERE inhparent IN ('readings'::regclass, "
+                "'logs'::regclass)"),
+            "6");
+  const int64_t now = common::wall_now_us();
+  Transaction tx;
+  tx.batches = {sample("gw-1", 1, now - 10 * kDay), sample("gw-1", 2, now - 9 * kDay),
+                sample("gw-1", 3, now)};
+  ASSERT_TRUE(sink->commit(tx).ok());  // the old days' partitions are made as needed
+  EXPECT_EQ(read()->counts().value()["readings"], 150u);
+
+  // Keys kept a retention period longer than rows: the rows go, the keys stay.
+  auto removed = sink->expire(now - 5 * kDay, now - 5 * kDay, now - 20 * kDay, 50'000);
+  ASSERT_TRUE(removed.ok()) << removed.error().message;
+  EXPECT_EQ(removed.value(), 100u);
+  auto counts = read()->counts().value();
+  EXPECT_EQ(counts["readings"], 50u);
+  EXPECT_EQ(counts["batches"], 3u);
+  EXPECT_EQ(sql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'readings'::regclass"), "3");
+  // A late duplicate of an expired batch is still recognised by its key.
+  Transaction late;
+  late.batches = {sample("gw-1", 1, now)};
+  auto l = sink->commit(late);
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l.value().outcomes, std::vector{BatchOutcome::kDuplicate});
+
+  // Then the keys, in chunks: only those whose rows are gone.
+  auto keys = sink->expire(now - 5 * kDay, now - 5 * kDay, now - 5 * kDay, 1);
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(keys.value(), 1u);
+  ASSERT_TRUE(sink->expire(now - 5 * kDay, now - 5 * kDay, now - 5 * kDay, 10).ok());
+  EXPECT_EQ(read()->counts().value()["batches"], 1u);
+  std::vector<ReadingRow> rows;
+  ASSERT_TRUE(read()->query_readings({}, [&](const ReadingRow& r) { rows.push_back(r); }).ok());
+  ASSERT_EQ(rows.size(), 50u);
+  EXPECT_EQ(rows.front().seq, 3u);
+}
+
+TEST_F(PostgresSinkTest, AReadingsTableTheOperatorConvertedIsLeftToItsOwnRetention) {
+  ASSERT_NE(open(), nullptr);  // the schema
+  // What a conversion to a TimescaleDB hypertable leaves, as far as the collector can tell: a
+  // readings table it did not partition.
+  sql("ALTER TABLE readings RENAME TO readings_native; CREATE TABLE readings (LIKE "
+      "readings_native INCLUDING DEFAULTS); DROP TABLE readings_native CASCADE");
+  auto sink = open();
+  ASSERT_NE(sink, nullptr);
+  const int64_t now = common::wall_now_us();
+  Transaction tx;
+  tx.batches = {sample("gw-1", 1, now - 10 * kDay), sample("gw-1", 2, now)};
+  auto r = sink->commit(tx);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  auto removed = sink->expire(now - 5 * kDay, now - 5 * kDay, now - 5 * kDay, 1000);
+  ASSERT_TRUE(removed.ok()) << removed.error().message;
+  EXPECT_EQ(removed.value(), 0u);  // neither its rows nor their keys: not the collector's to drop
+  EXPECT_EQ(read()->counts().value()["readings"], 100u);
+  EXPECT_EQ(read()->counts().value()["batches"], 2u);
+  EXPECT_EQ(sql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'logs'::regclass"), "3");
+}
+
+TEST_F(PostgresSinkTest, DlqKeepsRawBytesIsBoundedAndReplayRemovesWhatItStored) {
+  auto sink = open(/*dlq_max=*/3);
+  ASSERT_NE(sink, nullptr);
+  Transaction tx;
+  const std::string bytes("\x00\xff\x01raw", 6);
+  for (int i = 0; i < 5; ++i) {
+    tx.dlq.push_back(DlqItem{"outpost/v1/lab/gw/data", bytes, common::wall_now_us() + i,
+                             common::Reason::kNotDecodable, "truncated " + std::to_string(i)});
+  }
+  auto r = sink->commit(tx);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().dlq_dropped, 2u);
+  auto rows = read()->dlq(DlqFilter{});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows.value().size(), 3u);
+  EXPECT_EQ(rows.value()[0].payload, bytes);
+  EXPECT_EQ(rows.value()[0].detail, "truncated 2");
+
+  sink->remove_dlq_on_next_commit({rows.value()[0].id});
+  Transaction replay;
+  replay.batches = {sample("gw-1", 1)};
+  replay.journal = JournalPosition{4, 44};
+  ASSERT_TRUE(sink->commit(replay).ok());
+  EXPECT_EQ(read()->dlq(DlqFilter{}).value().size(), 2u);
+  auto position = sink->journal_position();
+  ASSERT_TRUE(position.ok());
+  EXPECT_EQ(position.value(), (JournalPosition{4, 44}));
+
+  DlqFilter one;
+  one.limit = 1;
+  auto purged = sink->purge_dlq(one);
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(purged.value(), 1u);
+  EXPECT_EQ(read()->dlq(DlqFilter{}).value().size(), 1u);
+}
+
+}  // namespace
+}  // namespace outpost::collector
