@@ -123,7 +123,15 @@ int main(int argc, char** argv) {
       return common::kExitConfigError;
     }
   }
-  if (!db_path.empty()) config.path = db_path;
+  if (!db_path.empty()) {
+    if (collector::uses_postgres(config)) {
+      std::cerr << "outpost-collector: --db names an SQLite file, but "
+                << common_options.config_path
+                << " stores in PostgreSQL (storage.kind = \"postgres\"): leave --db out\n";
+      return common::kExitUsage;
+    }
+    config.path = db_path;
+  }
 
   auto parse_times = [&](int64_t& from, int64_t& to) -> bool {
     const int64_t now = wall_now_us();  // one "now" for both ends

@@ -141,6 +141,8 @@ TEST_F(PostgresIntegration, StoresOnceRecognisesDuplicatesDeadLettersAndEveryToo
   EXPECT_NE(tool("dlq show " + std::to_string(id)).find("hex       0affff"), std::string::npos);
   EXPECT_NE(tool("dlq purge --reason not_decodable").find("purged 1 entries"), std::string::npos);
   EXPECT_EQ(sql("SELECT count(*) FROM dlq"), 0);
+  // --db names an SQLite file: with a PostgreSQL configuration it is refused, not ignored.
+  EXPECT_NE(tool("--db other.db summary").find("--db names an SQLite file"), std::string::npos);
 
   EXPECT_EQ(collector_->stop(SIGTERM), 0);
   // The password never reaches a log; the dsn appears redacted.
