@@ -10,6 +10,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/common/json.h"
 #include "pg_db.h"
+#include "stored_json.h"
 
 namespace outpost::collector {
 
@@ -18,24 +19,6 @@ namespace {
 using common::Result;
 using common::Status;
 using pg_db::Params;
-
-std::string fields_json(const std::vector<common::LogField>& fields) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < fields.size(); ++i) {
-    if (i) out += ',';
-    common::append_json_string(out, fields[i].key);
-    out += ':';
-    common::append_json_string(out, fields[i].value);
-  }
-  out += '}';
-  return out;
-}
-
-std::string status_json(const common::DeviceStatus& s) {
-  common::Envelope e;
-  e.body = s;
-  return common::to_json(e);
-}
 
 std::string num(int64_t v) { return std::to_string(v); }
 std::string num(uint64_t v) { return std::to_string(static_cast<int64_t>(v)); }

@@ -8,6 +8,7 @@
 
 #include "outpost/common/json.h"
 #include "sqlite_db.h"
+#include "stored_json.h"
 
 namespace outpost::collector {
 
@@ -23,18 +24,6 @@ using sqlite_db::kReadingsKind;
 using sqlite_db::kString;
 using sqlite_db::Statement;
 
-std::string fields_json(const std::vector<common::LogField>& fields) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < fields.size(); ++i) {
-    if (i) out += ',';
-    common::append_json_string(out, fields[i].key);
-    out += ':';
-    common::append_json_string(out, fields[i].value);
-  }
-  out += '}';
-  return out;
-}
-
 // Readings go in INSERTs of up to this many rows: one statement step per chunk, not per row
 // (the per-row step was the largest part of the storage thread's cost per reading).
 constexpr std::size_t kRowsPerInsert = 25;
@@ -43,12 +32,6 @@ std::string readings_insert_sql(std::size_t rows) {
   std::string sql = "INSERT INTO readings (sensor_id, time_us, value, type) VALUES (?, ?, ?, ?)";
   for (std::size_t i = 1; i < rows; ++i) sql += ", (?, ?, ?, ?)";
   return sql;
-}
-
-std::string status_json(const common::DeviceStatus& s) {
-  common::Envelope e;
-  e.body = s;
-  return common::to_json(e);
 }
 
 }  // namespace
