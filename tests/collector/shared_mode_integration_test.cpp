@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "outpost/common/clock.h"
+#include "outpost/common/limits.h"
 #include "outpost/common/sample.h"
 #include "support/broker_test.h"
 #include "support/daemons.h"
@@ -143,7 +144,8 @@ TEST_F(SharedMode, ThreeCollectorsStoreOnceOneLeaderDecidesAndAnotherTakesOver) 
   }
   ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM batches") == 3 * kSeqs; }, 30s))
       << logs();
-  EXPECT_EQ(sql("SELECT count(*) FROM readings"), static_cast<int64_t>(3 * kSeqs * 4));
+  const auto per_batch = std::get<common::ReadingBatch>(batch("d1", 1).body).readings.size();
+  EXPECT_EQ(sql("SELECT count(*) FROM readings"), static_cast<int64_t>(3 * kSeqs * per_batch));
   // Spread over more than one collector (each commit names its collector nowhere, but each
   // collector's journal holds what it received).
   int received_by = 0;
@@ -215,7 +217,9 @@ TEST_F(SharedMode, ThreeCollectorsStoreOnceOneLeaderDecidesAndAnotherTakesOver) 
   EXPECT_EQ(cluster_->sql(database_, "SELECT state FROM devices WHERE device = 'd4'"), "silent");
 
   for (int i = 0; i < kCollectors; ++i) {
-    if (i != old_leader) EXPECT_EQ(collectors_[i]->stop(SIGTERM), 0) << logs();
+    if (i != old_leader) {
+      EXPECT_EQ(collectors_[i]->stop(SIGTERM), 0) << logs();
+    }
   }
 }
 
