@@ -229,6 +229,10 @@ Status<SinkError> PostgresFleetStore::commit(const FleetCommit& derived) {
     if (id.ok()) added.emplace_back(line.device, id.value());
     return id;
   };
+  // Lines first: they make a devices row the events and presence below update if none is there.
+  if (auto s = pg_db::write_seq_lines(*m.db, derived.seq_lines, device_id); !s.ok()) {
+    return s.error();
+  }
   if (auto s = pg_db::write_events(*m.db, derived.events); !s.ok()) return s.error();
   // The last presence each device's statuses gave it.
   std::unordered_map<std::string, Presence> presence;
@@ -238,9 +242,6 @@ Status<SinkError> PostgresFleetStore::commit(const FleetCommit& derived) {
         m.db->exec("cannot store a presence", "UPDATE devices SET state = $1 WHERE device = $2",
                    {std::string(presence_name(p)), device});
     if (!r.ok()) return r.error();
-  }
-  if (auto s = pg_db::write_seq_lines(*m.db, derived.seq_lines, device_id); !s.ok()) {
-    return s.error();
   }
   if (auto c = m.db->exec("cannot commit a round", "COMMIT"); !c.ok()) return c.error();
   for (auto& [device, id] : added) m.device_ids.emplace(std::move(device), id);
