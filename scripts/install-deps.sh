@@ -16,7 +16,8 @@ packages=(cmake make g++ pkg-config python3 python3-protobuf dpkg-dev
   libboost-dev libspdlog-dev libtomlplusplus-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev mosquitto mosquitto-clients openssl libssl-dev
   ca-certificates  # the system trust store https webhooks verify against by default
-  libpq-dev postgresql)  # the PostgreSQL sink's client library; the server its tests start
+  libpq-dev postgresql  # the PostgreSQL sink's client library; the server its tests start
+  prometheus)  # for promtool: the tests lint both programs' metrics pages with it
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
 elif [[ "${1:-}" == "--bench" ]]; then

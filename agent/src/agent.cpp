@@ -60,8 +60,13 @@ Agent::Agent(AgentConfig config, asio::io_context& io)
       tail_timer_(io),
       system_metrics_("", config_.system_disk_paths),
       store_log_(10, std::chrono::seconds(10)),
-      metrics_(io, "/metrics", [this] { return render_metrics(snapshot()); }),
-      started_(clock_.now()) {}
+      http_(io),
+      started_(clock_.now()) {
+  http_.route_metrics("/metrics", [this] { return render_metrics(snapshot()); });
+  http_.route("/healthz", [this] { return common::healthz(health()); });
+  http_.route("/readyz", [this] { return common::readyz(health()); });
+  http_.route("/status", [this] { return common::status_json(health()); });
+}
 
 Agent::~Agent() {
   // The input thread may wait in push(): release it before joining it.
@@ -86,8 +91,9 @@ common::Status<> Agent::start() {
     const auto where = parse_host_port(config_.metrics_listen);
     if (!where)
       return common::Error{"metrics.listen '" + config_.metrics_listen + "' is not host:port"};
-    if (auto s = metrics_.listen(where->host, where->port); !s.ok()) return s;
-    spdlog::info("metrics on http://{}/metrics", config_.metrics_listen);
+    if (auto s = http_.listen(where->host, where->port); !s.ok()) return s;
+    spdlog::info("metrics on http://{}/metrics (health: /healthz, /readyz, /status)",
+                 config_.metrics_listen);
   }
 
   auto publisher = PahoPublisher::create(config_);
@@ -126,8 +132,10 @@ common::Status<> Agent::start() {
 }
 
 common::Status<> Agent::open_inputs() {
-  auto input =
-      DatagramInput::open({.udp_listen = config_.udp_listen, .unix_socket = config_.unix_socket});
+  auto input = DatagramInput::open({.udp_listen = config_.udp_listen,
+                                    .unix_socket = config_.unix_socket,
+                                    .unix_socket_mode = config_.unix_socket_mode,
+                                    .unix_socket_group = config_.unix_socket_group});
   if (!input.ok()) return input.error();
   input_ = std::move(input).value();
   if (!config_.udp_listen.empty()) {
@@ -242,7 +250,10 @@ void Agent::flush() {
     const auto p = tail->position();
     tail_marks_.push_back({&tail->path(), {p.inode, p.offset}});
   }
-  if (intake_->persist(flushing_, tail_marks_)) delivery_->queued(flushing_);
+  if (intake_->persist(flushing_, tail_marks_)) {
+    last_persist_us_ = clock_.wall_now_us();
+    delivery_->queued(flushing_);
+  }
   release_after_burst(flushing_);
 }
 
@@ -256,6 +267,7 @@ void Agent::schedule_tick() {
 }
 
 void Agent::tick() {
+  heartbeat_.beat();
   delivery_->tick();
   if (delivery_->connected() && config_.store.max_age_us > 0) intake_->expire();
 }
@@ -312,8 +324,26 @@ MetricsSnapshot Agent::snapshot() {
   return m;
 }
 
+common::HealthReport Agent::health() {
+  common::HealthReport r;
+  r.program = "outpost-agent";
+  r.version = OUTPOST_VERSION;
+  r.uptime_s = std::chrono::duration<double>(clock_.now() - started_).count();
+  r.live.push_back(common::heartbeat_check("main_loop", heartbeat_));
+  const auto s = store_ ? stats() : std::nullopt;
+  r.ready.push_back({"store", s.has_value(),
+                     !store_ ? "not open"
+                     : s     ? ""
+                             : "cannot read the store (see the log)"});
+  r.ready.push_back({"inputs", input_ != nullptr, input_ ? "" : "not bound"});
+  if (s) r.queue_depth = s->queued_items + s->outbox_messages;
+  r.connected = delivery_ && delivery_->connected();
+  r.last_commit_unix_us = last_persist_us_;
+  return r;
+}
+
 void Agent::stop(std::function<void()> done) {
-  metrics_.close();
+  http_.close();
   // Stop reading; the last datagram the input thread handled is queued (close() lets a
   // push waiting for room through) and persisted by the flush below.
   input_queue_.close();

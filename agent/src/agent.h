@@ -33,6 +33,7 @@
 #include "outpost/agent/metrics.h"
 #include "outpost/agent/store.h"
 #include "outpost/agent/system_metrics.h"
+#include "outpost/common/health.h"
 #include "outpost/common/http_server.h"
 #include "outpost/common/logging.h"
 
@@ -67,6 +68,9 @@ class Agent {
 
   // Counters and store state now; called on the io thread (the metrics endpoint).
   MetricsSnapshot snapshot();
+  // What /healthz, /readyz and /status answer from; io thread. Live: the io loop's heartbeat
+  // (its send-loop timer). Ready: the store is open and the inputs are bound.
+  common::HealthReport health();
 
  private:
   common::Status<> open_inputs();
@@ -113,7 +117,9 @@ class Agent {
   AgentCounters counters_;
   StoreErrors store_errors_;  // io thread: stats, and tail positions read at start
   common::RateLimiter store_log_;
-  common::HttpServer metrics_;
+  common::HttpServer http_;                 // /metrics, /healthz, /readyz, /status
+  common::Heartbeat heartbeat_;             // stamped by tick() on the io thread
+  std::optional<int64_t> last_persist_us_;  // wall time of the last store transaction that held
   Clock::time_point started_;
   std::function<void()> stop_done_;
 };

@@ -1,11 +1,14 @@
 // Reading outpost-agent's configuration.
 #include "outpost/agent/config.h"
 
+#include <grp.h>
 #include <unistd.h>
 
 #include <charconv>
+#include <cstdio>
 
 #include "outpost/common/codec.h"
+#include "outpost/common/config_check.h"
 
 namespace outpost::agent {
 
@@ -31,6 +34,23 @@ common::Status<common::ConfigError> read_agent_config(common::ConfigReader& r, A
 
   r.read("inputs.udp_listen", c.udp_listen);
   r.read("inputs.unix_socket", c.unix_socket);
+  if (r.has("inputs.unix_socket_mode")) {
+    std::string mode;
+    const std::size_t before = r.errors().size();
+    r.read("inputs.unix_socket_mode", mode);
+    uint32_t value = 0;
+    const auto [end, ec] = std::from_chars(mode.data(), mode.data() + mode.size(), value, 8);
+    if (r.errors().size() != before) {
+      // the type error is recorded
+    } else if (mode.empty() || ec != std::errc() || end != mode.data() + mode.size() ||
+               value > 0777) {
+      r.add_error("inputs.unix_socket_mode",
+                  "expected an octal mode such as \"0660\" (a string), got \"" + mode + "\"");
+    } else {
+      c.unix_socket_mode = value;
+    }
+  }
+  r.read("inputs.unix_socket_group", c.unix_socket_group);
   r.read_enum("inputs.timestamp_precision", c.line.precision,
               {{"ns", TimePrecision::kNanoseconds},
                {"us", TimePrecision::kMicroseconds},
@@ -102,6 +122,98 @@ common::Status<common::ConfigError> read_agent_config(common::ConfigReader& r, A
   auto status = r.finish();
   if (status.ok()) finish_agent_defaults(c);
   return status;
+}
+
+}  // namespace outpost::agent
+
+namespace outpost::agent {
+namespace {
+
+template <typename E, std::size_t N>
+std::string_view name_in(const std::pair<std::string_view, E> (&names)[N], E value) {
+  for (const auto& [name, v] : names) {
+    if (v == value) return name;
+  }
+  return "";
+}
+
+const std::pair<std::string_view, TimePrecision> kPrecisionNames[] = {
+    {"ns", TimePrecision::kNanoseconds},
+    {"us", TimePrecision::kMicroseconds},
+    {"ms", TimePrecision::kMilliseconds},
+    {"s", TimePrecision::kSeconds}};
+const std::pair<std::string_view, DropPolicy> kPolicyNames[] = {
+    {"drop_oldest", DropPolicy::kDropOldest}, {"drop_newest", DropPolicy::kDropNewest}};
+const std::pair<std::string_view, DeliveryMode> kModeNames[] = {
+    {"fire_and_forget", DeliveryMode::kFireAndForget},
+    {"at_least_once", DeliveryMode::kAtLeastOnce},
+    {"end_to_end", DeliveryMode::kEndToEnd}};
+const std::pair<std::string_view, common::Severity> kSeverityNames[] = {
+    {"trace", common::Severity::kTrace},      {"debug", common::Severity::kDebug},
+    {"info", common::Severity::kInfo},        {"notice", common::Severity::kNotice},
+    {"warn", common::Severity::kWarning},     {"error", common::Severity::kError},
+    {"critical", common::Severity::kCritical}};
+
+}  // namespace
+
+void check_agent_environment(common::ConfigReader& r, const AgentConfig& c) {
+  common::check_mqtt_files(r, c);
+  common::check_writable_dir(r, "store.path", common::parent_dir(c.store.path));
+  if (!c.unix_socket.empty()) {
+    common::check_writable_dir(r, "inputs.unix_socket", common::parent_dir(c.unix_socket));
+  }
+  if (!c.unix_socket_group.empty() && !::getgrnam(c.unix_socket_group.c_str())) {
+    r.add_error("inputs.unix_socket_group", "no such group: " + c.unix_socket_group);
+  }
+}
+
+std::string effective_agent_config(const AgentConfig& c) {
+  common::TomlWriter w;
+  w.section("device");
+  w.string("site", c.site);
+  w.string("id", c.device_id);
+  w.section("inputs");
+  w.string("udp_listen", c.udp_listen);
+  w.string("unix_socket", c.unix_socket);
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", c.unix_socket_mode);
+  w.string("unix_socket_mode", mode);
+  w.string("unix_socket_group", c.unix_socket_group);
+  w.string("timestamp_precision", name_in(kPrecisionNames, c.line.precision));
+  w.time("min_timestamp", c.line.min_timestamp_us);
+  w.section("store");
+  w.string("path", c.store.path);
+  w.boolean("full_sync", c.store.full_sync);
+  w.size("max_bytes", c.store.max_bytes);
+  w.duration("max_age", c.store.max_age_us);
+  w.string("policy", name_in(kPolicyNames, c.store.policy));
+  w.duration("flush_interval", c.flush_interval_us);
+  w.section("batch");
+  w.integer("max_readings", static_cast<int64_t>(c.batch.max_readings));
+  w.integer("max_records", static_cast<int64_t>(c.batch.max_records));
+  w.size("max_bytes", c.batch.max_bytes);
+  w.duration("max_delay", c.max_batch_delay_us);
+  w.section("mqtt");
+  common::write_mqtt_connection(w, c);
+  w.integer("max_inflight", c.max_inflight);
+  w.string("data_delivery", name_in(kModeNames, c.data_delivery));
+  w.string("logs_delivery", name_in(kModeNames, c.logs_delivery));
+  w.duration("status_interval", c.status_interval_us);
+  w.duration("ack_timeout", c.ack_timeout_us);
+  w.integer("max_awaiting_ack", c.max_awaiting_ack);
+  w.section("tail");
+  w.strings("files", c.tail_files);
+  w.string("start_at", c.tail_from_beginning ? "beginning" : "end");
+  w.duration("interval", c.tail_interval_us);
+  w.string("severity", name_in(kSeverityNames, c.tail_severity));
+  w.section("system");
+  w.duration("interval", c.system_interval_us);
+  w.strings("disk_paths", c.system_disk_paths);
+  w.section("metrics");
+  w.string("listen", c.metrics_listen);
+  w.section("log");
+  w.string("level", c.log.level);
+  return w.take();
 }
 
 }  // namespace outpost::agent

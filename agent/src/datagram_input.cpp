@@ -2,12 +2,14 @@
 #include "datagram_input.h"
 
 #include <arpa/inet.h>
+#include <grp.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -84,21 +86,53 @@ common::Result<int> bind_udp(const std::string& listen) {
   return fd;
 }
 
-common::Result<int> bind_unix(const std::string& path) {
+// Whether a process reads the Unix datagram socket at `path`: a connect() to a socket file
+// nobody holds any more is refused.
+bool socket_is_live(const sockaddr_un& address) {
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool live = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  return live;
+}
+
+common::Result<int> bind_unix(const DatagramInput::Options& options, struct stat& bound) {
+  const std::string& path = options.unix_socket;
+  const std::string fail = "cannot listen on unix socket " + path + ": ";
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof address.sun_path) {
-    return common::Error{"cannot listen on unix socket " + path + ": path too long"};
-  }
+  if (path.size() >= sizeof address.sun_path) return common::Error{fail + "path too long"};
   std::memcpy(address.sun_path, path.data(), path.size());
+  gid_t gid = static_cast<gid_t>(-1);
+  if (!options.unix_socket_group.empty()) {
+    const group* g = ::getgrnam(options.unix_socket_group.c_str());
+    if (!g) return common::Error{fail + "no such group " + options.unix_socket_group};
+    gid = g->gr_gid;
+  }
   std::error_code ec;
-  // A socket file left by a previous run (kill -9) would make bind fail.
-  if (std::filesystem::is_socket(path, ec)) std::filesystem::remove(path, ec);
+  if (std::filesystem::is_socket(path, ec)) {
+    // Another agent's live socket stays (it would silently stop receiving); a socket file a
+    // killed run left behind would make bind fail, and is replaced.
+    if (socket_is_live(address)) {
+      return common::Error{fail +
+                           "another process reads it (is another outpost-agent running "
+                           "with this inputs.unix_socket?)"};
+    }
+    std::filesystem::remove(path, ec);
+  }
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
     const std::string why = errno_text();
     if (fd >= 0) ::close(fd);
-    return common::Error{"cannot listen on unix socket " + path + ": " + why};
+    return common::Error{fail + why};
+  }
+  if (::chmod(path.c_str(), options.unix_socket_mode) != 0 ||
+      (gid != static_cast<gid_t>(-1) && ::chown(path.c_str(), static_cast<uid_t>(-1), gid) != 0) ||
+      ::stat(path.c_str(), &bound) != 0) {
+    const std::string why = errno_text();
+    ::close(fd);
+    std::filesystem::remove(path, ec);
+    return common::Error{fail + "cannot set its mode or group: " + why};
   }
   return fd;
 }
@@ -117,10 +151,13 @@ common::Result<std::unique_ptr<DatagramInput>> DatagramInput::open(const Options
     enable_drop_count(input->udp_fd_);
   }
   if (!options.unix_socket.empty()) {
-    auto fd = bind_unix(options.unix_socket);
+    struct stat bound {};
+    auto fd = bind_unix(options, bound);
     if (!fd.ok()) return fd.error();
     input->unix_fd_ = fd.value();
     input->unix_path_ = options.unix_socket;
+    input->unix_dev_ = bound.st_dev;
+    input->unix_ino_ = bound.st_ino;
     (void)set_receive_buffer(input->unix_fd_, options.receive_buffer_bytes);
     enable_drop_count(input->unix_fd_);
   }
@@ -137,7 +174,9 @@ DatagramInput::~DatagramInput() {
   for (int fd : {udp_fd_, unix_fd_, wake_fd_}) {
     if (fd >= 0) ::close(fd);
   }
-  if (!unix_path_.empty()) {
+  struct stat now {};
+  if (!unix_path_.empty() && ::stat(unix_path_.c_str(), &now) == 0 && now.st_dev == unix_dev_ &&
+      now.st_ino == unix_ino_) {
     std::error_code ec;
     std::filesystem::remove(unix_path_, ec);
   }

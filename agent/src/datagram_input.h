@@ -8,6 +8,8 @@
 // input thread logs a warning when a datagram arrives after a drop (SO_RXQ_OVFL).
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -24,8 +26,10 @@ namespace outpost::agent {
 class DatagramInput {
  public:
   struct Options {
-    std::string udp_listen;   // "host:port" with a literal address; "" = off
-    std::string unix_socket;  // datagram socket path; "" = off
+    std::string udp_listen;            // "host:port" with a literal address; "" = off
+    std::string unix_socket;           // datagram socket path; "" = off
+    uint32_t unix_socket_mode = 0660;  // the socket file's permissions
+    std::string unix_socket_group;     // its group; "" = the process's own
     // SO_RCVBUF request. net.core.rmem_max caps it unless the agent has CAP_NET_ADMIN
     // (SO_RCVBUFFORCE, as systemd-journald does); the kernel doubles what it grants.
     int receive_buffer_bytes = 16 << 20;
@@ -35,11 +39,14 @@ class DatagramInput {
   // only. `truncated`: the datagram was larger than the 64 KiB buffer and is cut.
   using Handler = std::function<void(std::string_view datagram, bool truncated)>;
 
-  // Binds the sockets (replacing a socket file a killed run left behind) and asks for
-  // large receive buffers. Fails, naming the socket, if one cannot be bound.
+  // Binds the sockets and asks for large receive buffers. A socket file a killed run left
+  // behind (nobody reads it) is replaced; one another process still reads is refused, as is a
+  // path that is not a socket. Fails, naming the socket, if one cannot be bound, or its mode
+  // or group cannot be set.
   static common::Result<std::unique_ptr<DatagramInput>> open(const Options& options);
 
-  // Stops the thread, closes the sockets and removes the Unix socket file.
+  // Stops the thread, closes the sockets and removes the Unix socket file, if the file at the
+  // path is still the one it bound (never another process's socket).
   ~DatagramInput();
   DatagramInput(const DatagramInput&) = delete;
   DatagramInput& operator=(const DatagramInput&) = delete;
@@ -69,6 +76,8 @@ class DatagramInput {
   int wake_fd_ = -1;  // eventfd: stop() writes it
   int udp_rcvbuf_ = 0;
   std::string unix_path_;
+  dev_t unix_dev_ = 0;  // the socket file bound, to remove only that one
+  ino_t unix_ino_ = 0;
   Handler handler_;
   std::vector<char> buffer_;
   uint32_t udp_drops_seen_ = 0;  // last cumulative SO_RXQ_OVFL value per socket

@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <cerrno>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "outpost/agent/line_protocol.h"
 #include "outpost/agent/startup_pages.h"
 #include "outpost/common/cli.h"
+#include "outpost/common/instance_lock.h"
 
 namespace {
 
@@ -181,6 +183,35 @@ int run_status(const agent::AgentConfig& config) {
   return common::kExitOk;
 }
 
+// `outpost-agent --check-config`: every error, not just the first, then the effective config.
+int run_check_config(const std::string& path) {
+  auto reader = path.empty() ? common::ConfigReader::parse_string("", "(defaults)")
+                             : common::ConfigReader::load_file(path);
+  if (!reader.ok()) {
+    std::cerr << "outpost-agent: " << reader.error().to_string() << "\n";
+    return common::kExitConfigError;
+  }
+  common::ConfigReader& r = reader.value();
+  agent::AgentConfig config;
+  auto loaded = agent::read_agent_config(r, config);
+  if (loaded.ok()) {
+    agent::check_agent_environment(r, config);
+    loaded = r.finish();
+  }
+  if (!loaded.ok()) {
+    auto errors = r.errors();
+    std::stable_sort(errors.begin(), errors.end(), [](const auto& a, const auto& b) {
+      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+    });
+    for (const auto& e : errors) std::cerr << "outpost-agent: " << e.to_string() << "\n";
+    return common::kExitConfigError;
+  }
+  std::cout << "# outpost-agent " << OUTPOST_VERSION << ": effective configuration of "
+            << (path.empty() ? "the defaults" : path) << "\n"
+            << agent::effective_agent_config(config);
+  return common::kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -205,11 +236,22 @@ int main(int argc, char** argv) {
       "  2  bad command line\n"
       "  3  nothing sent: a line was refused (line number, reason and detail on stderr)\n"
       " 78  the configuration file is wrong\n");
+  app.footer(
+      "Exit status of the agent itself: 0 after SIGTERM/SIGINT, 1 if it cannot start (store,\n"
+      "sockets, metrics port), 2 bad command line, 75 another outpost-agent uses the store\n"
+      "(<store.path>.lock), 78 the configuration file is wrong.");
   app.add_subcommand("status", "Print the local queue state from the store");
+  bool check_config = false;
+  app.add_flag("--check-config", check_config,
+               "Load and check the configuration as a start would, and that the files and\n"
+               "directories it names are usable; print the effective configuration (every key,\n"
+               "defaults included, the password redacted) as TOML and exit 0, or print the\n"
+               "errors (file:line: key: message) and exit 78. Creates and changes nothing.");
   if (auto code = common::parse_command_line(app, argc, argv)) return *code;
 
   // 1. Configuration.
   agent::AgentConfig config;
+  if (check_config) return run_check_config(common_options.config_path);
   if (!common_options.config_path.empty()) {
     auto reader = common::ConfigReader::load_file(common_options.config_path);
     if (!reader.ok()) {
@@ -238,7 +280,14 @@ int main(int argc, char** argv) {
   // burst instead of ~11 MB (docs/BENCHMARKS.md).
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
-  // 3. Store, inputs and MQTT.
+  // 3. Store, inputs and MQTT. One agent per store: a second one stops here, before it
+  // touches the store or the first one's sockets.
+  auto lock = common::InstanceLock::acquire(config.store.path + ".lock",
+                                            "store " + config.store.path, "outpost-agent");
+  if (!lock.ok()) {
+    spdlog::critical("{}", lock.error().message);
+    return lock.error().in_use ? common::kExitInUse : common::kExitFailure;
+  }
   asio::io_context io;
   agent::Agent agent(config, io);
   if (auto s = agent.start(); !s.ok()) {

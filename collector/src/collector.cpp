@@ -93,13 +93,66 @@ class QueueSource final : public WorkSource {
   std::atomic<bool> closed_{false};
 };
 
+// The sink as health sees it: when a commit last succeeded and last failed (any thread reads).
+class WatchedSink final : public Sink {
+ public:
+  explicit WatchedSink(Sink& sink) : sink_(sink) {}
+  common::Result<CommitResult, SinkError> commit(const Transaction& tx) override {
+    auto result = sink_.commit(tx);
+    (result.ok() ? last_ok_us_ : last_failed_us_).store(wall_now_us(), std::memory_order_relaxed);
+    return result;
+  }
+  common::Result<std::optional<JournalPosition>, SinkError> journal_position() override {
+    return sink_.journal_position();
+  }
+  common::Result<uint64_t, SinkError> expire(int64_t cutoff_us, int64_t dlq_cutoff_us,
+                                             int64_t key_cutoff_us, uint64_t max_rows) override {
+    return sink_.expire(cutoff_us, dlq_cutoff_us, key_cutoff_us, max_rows);
+  }
+  std::optional<int64_t> last_ok_us() const { return at(last_ok_us_); }
+  std::optional<int64_t> last_failed_us() const { return at(last_failed_us_); }
+
+ private:
+  static std::optional<int64_t> at(const std::atomic<int64_t>& us) {
+    const int64_t v = us.load(std::memory_order_relaxed);
+    return v ? std::optional<int64_t>(v) : std::nullopt;
+  }
+  Sink& sink_;
+  std::atomic<int64_t> last_ok_us_{0};
+  std::atomic<int64_t> last_failed_us_{0};
+};
+
+// The storage loop's clock, stamping its heartbeat: the loop reads steady() every turn, and a
+// retry backoff (up to 5 s) sleeps in steps that beat, so a loop that retries is alive.
+class BeatingClock final : public StorageClock {
+ public:
+  int64_t wall_us() override { return clock_.wall_us(); }
+  std::chrono::steady_clock::time_point steady() override {
+    const auto now = clock_.steady();
+    heartbeat.beat(now);
+    return now;
+  }
+  void sleep_for(std::chrono::milliseconds d) override {
+    for (auto left = d; left.count() > 0; left -= std::chrono::milliseconds(500)) {
+      heartbeat.beat();
+      clock_.sleep_for(std::min(left, std::chrono::milliseconds(500)));
+    }
+  }
+  common::Heartbeat heartbeat;
+
+ private:
+  SystemStorageClock clock_;
+};
+
 }  // namespace
 
 struct Collector::Adapters {
-  Adapters(BoundedQueue<StorageWork>& queue, Journal& journal, Counters& counters)
-      : journal(journal, counters), source(queue) {}
+  Adapters(BoundedQueue<StorageWork>& queue, Journal& journal, Counters& counters, Sink& sink)
+      : journal(journal, counters), source(queue), sink(sink) {}
   JournalReleaser journal;
   QueueSource source;
+  WatchedSink sink;
+  BeatingClock clock;
   std::optional<Webhooks> webhooks;
   std::optional<PahoPublisher> publisher;  // once start() made the client
   // The leader thread's own, over the same client (Paho's publish is thread-safe).
@@ -113,7 +166,7 @@ Collector::Collector(CollectorConfig config, std::unique_ptr<Sink> sink,
       sink_(std::move(sink)),
       journal_(std::move(journal)),
       queue_(config_.queue_messages),
-      adapters_(std::make_unique<Adapters>(queue_, *journal_, counters_)),
+      adapters_(std::make_unique<Adapters>(queue_, *journal_, counters_, *sink_)),
       fleet_store_(std::move(fleet_store)) {
   FleetTracker fleet(
       FleetOptions{config_.offline_after_us, config_.gap_grace_us, config_.dlq_rate_per_minute});
@@ -134,8 +187,8 @@ Collector::Collector(CollectorConfig config, std::unique_ptr<Sink> sink,
   EventForwarder* forwarder = adapters_->webhooks ? &*adapters_->webhooks : nullptr;
   std::optional<FleetTracker> storage_fleet;
   if (!fleet_store_) storage_fleet.emplace(std::move(fleet));
-  storage_ = std::make_unique<StorageLoop>(config_, std::move(storage_fleet), *sink_, clock_,
-                                           counters_, &adapters_->journal, forwarder);
+  storage_ = std::make_unique<StorageLoop>(config_, std::move(storage_fleet), adapters_->sink,
+                                           adapters_->clock, counters_, &adapters_->journal, forwarder);
   if (fleet_store_) {
     // The webhook forwarder posts to the dispatcher, which is thread-safe.
     FleetLeaderOptions o;
@@ -215,6 +268,25 @@ std::string Collector::metrics_text() const {
   live.publisher_connected = publisher_ && publisher_->is_connected();
   if (webhooks_) live.webhooks = webhooks_->stats();
   return collector::metrics_text(counters_, live);
+}
+
+common::HealthReport Collector::health() const {
+  common::HealthReport r;
+  r.program = "outpost-collector";
+  r.version = OUTPOST_VERSION;
+  r.uptime_s = std::chrono::duration<double>(Clock::now() - started_).count();
+  r.live.push_back(common::heartbeat_check("storage_loop", adapters_->clock.heartbeat));
+  r.ready.push_back(
+      {"subscribed", connected_.load(), connected_ ? "" : "not connected to " + config_.broker});
+  r.last_commit_unix_us = adapters_->sink.last_ok_us();
+  r.last_failure_unix_us = adapters_->sink.last_failed_us();
+  const bool failing = r.last_failure_unix_us &&
+                       (!r.last_commit_unix_us || *r.last_failure_unix_us > *r.last_commit_unix_us);
+  r.ready.push_back(
+      {"storage", !failing, failing ? "the last commit failed: retrying (see the log)" : ""});
+  r.queue_depth = queue_.size();
+  r.connected = connected_;
+  return r;
 }
 
 namespace {

@@ -40,6 +40,7 @@
 #include "outpost/collector/sink.h"
 #include "outpost/collector/storage_loop.h"
 #include "outpost/collector/webhook.h"
+#include "outpost/common/health.h"
 
 namespace outpost::collector {
 
@@ -63,6 +64,9 @@ class Collector {
 
   // Prometheus text exposition of the counters; any thread.
   std::string metrics_text() const;
+  // What /healthz, /readyz and /status answer from; any thread. Live: the storage loop turns
+  // (its heartbeat). Ready: subscribed, and the last commit did not fail (no retry under way).
+  common::HealthReport health() const;
   const Counters& counters() const { return counters_; }
 
  private:
@@ -98,6 +102,7 @@ class Collector {
   // Null when no webhook is configured. Declared last, destroyed first: its stop() may still
   // hand give-ups to storage_.
   std::unique_ptr<WebhookDispatcher> webhooks_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> stopping_{false};
   std::atomic<bool> connected_{false};
   std::thread mqtt_thread_;

@@ -8,6 +8,16 @@
 #include "outpost/common/reason.h"
 
 namespace outpost::collector {
+namespace {
+
+// Microseconds as seconds (Prometheus' base unit), to the microsecond.
+std::string seconds(uint64_t us) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6f", static_cast<double>(us) / 1e6);
+  return buf;
+}
+
+}  // namespace
 
 std::string metrics_text(const Counters& c, const LiveGauges& live) {
   std::string out;
@@ -55,7 +65,8 @@ std::string metrics_text(const Counters& c, const LiveGauges& live) {
           "Transactions given up at shutdown while the store kept failing (the journal keeps "
           "their messages for the next start).",
           c.commits_given_up);
-  counter("commit_seconds_total_us", "Time spent committing, microseconds.", c.commit_us_total);
+  family("commit_seconds_total", "counter", "Time spent committing storage transactions.");
+  out += "outpost_collector_commit_seconds_total " + seconds(c.commit_us_total.load()) + "\n";
   counter("commit_messages_total", "Messages in committed transactions.", c.commit_messages_total);
   counter("acks_published_total", "Commit acknowledgements published.", c.acks_published);
   counter("events_published_total", "Events published on outpost/v1/events/...",
@@ -116,9 +127,7 @@ std::string metrics_text(const Counters& c, const LiveGauges& live) {
     out += "outpost_collector_reading_latency_seconds_bucket{le=\"" + std::string(le) + "\"} " +
            std::to_string(cumulative) + "\n";
   }
-  char sum[64];
-  std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(c.latency_sum_us.load()) / 1e6);
-  out += "outpost_collector_reading_latency_seconds_sum " + std::string(sum) + "\n";
+  out += "outpost_collector_reading_latency_seconds_sum " + seconds(c.latency_sum_us.load()) + "\n";
   out += "outpost_collector_reading_latency_seconds_count " + std::to_string(cumulative) + "\n";
   return out;
 }

@@ -1,5 +1,6 @@
 // outpost-collector: load config -> open store and journal -> logging -> MQTT and storage
 // threads -> metrics endpoint -> signals -> run. Subcommands are the operator tools.
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <chrono>
 #include <filesystem>
@@ -8,11 +9,14 @@
 #include <unordered_map>
 
 #include "collector.h"
+#include "outpost/collector/config_check.h"
 #include "outpost/common/cli.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/http_server.h"
+#include "outpost/common/instance_lock.h"
 #include "outpost/common/net.h"
 #include "outpost/common/time_text.h"
+#include "pg_dsn.h"
 #include "storage.h"
 #include "tools.h"
 
@@ -23,6 +27,43 @@ namespace asio = boost::asio;
 
 using common::wall_now_us;
 
+// `outpost-collector --check-config`: every error, not just the first, then the effective config.
+int run_check_config(const std::string& path, const std::string& db_path) {
+  auto reader = path.empty() ? common::ConfigReader::parse_string("", "(defaults)")
+                             : common::ConfigReader::load_file(path);
+  if (!reader.ok()) {
+    std::cerr << "outpost-collector: " << reader.error().to_string() << "\n";
+    return common::kExitConfigError;
+  }
+  common::ConfigReader& r = reader.value();
+  collector::CollectorConfig config;
+  auto loaded = collector::read_collector_config(r, config);
+  if (loaded.ok()) {
+    if (!db_path.empty() && collector::uses_postgres(config)) {
+      r.add_error("storage.kind", "is \"postgres\": --db (an SQLite file) does not apply");
+    } else if (!db_path.empty()) {
+      config.path = db_path;
+    }
+    if (collector::uses_postgres(config)) {
+      if (auto problem = collector::dsn_problem(config.dsn)) r.add_error("storage.dsn", *problem);
+    }
+    collector::check_collector_environment(r, config);
+    loaded = r.finish();
+  }
+  if (!loaded.ok()) {
+    auto errors = r.errors();
+    std::stable_sort(errors.begin(), errors.end(), [](const auto& a, const auto& b) {
+      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+    });
+    for (const auto& e : errors) std::cerr << "outpost-collector: " << e.to_string() << "\n";
+    return common::kExitConfigError;
+  }
+  std::cout << "# outpost-collector " << OUTPOST_VERSION << ": effective configuration of "
+            << (path.empty() ? "the defaults" : path) << "\n"
+            << collector::effective_collector_config(config);
+  return common::kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -32,10 +73,21 @@ int main(int argc, char** argv) {
       "Without a subcommand it runs the service.",
       "outpost-collector");
   app.require_subcommand(0, 1);
+  app.footer(
+      "Exit status of the service: 0 after SIGTERM/SIGINT, 1 if it cannot start (database,\n"
+      "journal, metrics port), 2 bad command line, 75 another outpost-collector uses the SQLite\n"
+      "database or the journal (<file>.lock beside each), 78 the configuration file is wrong.");
   common::CommonOptions common_options;
   add_common_options(app, common_options);
   std::string db_path;
   app.add_option("--db", db_path, "SQLite database (overrides storage.path)");
+  bool check_config = false;
+  app.add_flag("--check-config", check_config,
+               "Load and check the configuration as a start would, and what it names: TLS and\n"
+               "password files readable, the database's and the journal's directories writable\n"
+               "(PostgreSQL: the dsn's syntax, no connection); print the effective configuration\n"
+               "(every key, defaults included, secrets redacted) as TOML and exit 0, or print the\n"
+               "errors (file:line: key: message) and exit 78. Creates and changes nothing.");
 
   collector::QueryArgs query;
   std::string since, until;
@@ -111,6 +163,7 @@ int main(int argc, char** argv) {
   if (auto code = common::parse_command_line(app, argc, argv)) return *code;
 
   // 1. Configuration.
+  if (check_config) return run_check_config(common_options.config_path, db_path);
   collector::CollectorConfig config;
   if (!common_options.config_path.empty()) {
     auto reader = common::ConfigReader::load_file(common_options.config_path);
@@ -210,6 +263,22 @@ int main(int argc, char** argv) {
         config.path, dir.string(), dir.string());
     return common::kExitFailure;
   }
+  // One collector per SQLite database and per journal: a second one stops before it opens them.
+  std::vector<std::unique_ptr<common::InstanceLock>> locks;
+  std::vector<std::pair<std::string, std::string>> guarded;  // lock file, what it guards
+  if (!collector::uses_postgres(config)) {
+    guarded.emplace_back(config.path + ".lock", "database " + config.path);
+  }
+  const std::string journal_dir = collector::journal_dir_of(config);
+  guarded.emplace_back(journal_dir + ".lock", "journal " + journal_dir);
+  for (const auto& [file, what] : guarded) {
+    auto lock = common::InstanceLock::acquire(file, what, "outpost-collector");
+    if (!lock.ok()) {
+      spdlog::critical("{}", lock.error().message);
+      return lock.error().in_use ? common::kExitInUse : common::kExitFailure;
+    }
+    locks.push_back(std::move(lock).value());
+  }
   // A PostgreSQL server that does not answer yet (booting, restarting) is waited for, with
   // backoff; what cannot work (a bad dsn, a newer schema) stops here.
   auto sink = collector::open_sink(config);
@@ -223,7 +292,7 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", sink.error().message);
     return common::kExitFailure;
   }
-  auto journal = collector::Journal::open(collector::journal_dir_of(config), config.full_sync);
+  auto journal = collector::Journal::open(journal_dir, config.full_sync);
   if (!journal.ok()) {
     spdlog::critical("{}", journal.error().message);
     return common::kExitFailure;
@@ -254,7 +323,11 @@ int main(int argc, char** argv) {
   }
   collector::Collector service(config, std::move(sink.value()), std::move(journal.value()),
                                std::move(devices.value()), collector::open_fleet_store(config));
-  common::HttpServer metrics(io, "/metrics", [&service] { return service.metrics_text(); });
+  common::HttpServer metrics(io);
+  metrics.route_metrics("/metrics", [&service] { return service.metrics_text(); });
+  metrics.route("/healthz", [&service] { return common::healthz(service.health()); });
+  metrics.route("/readyz", [&service] { return common::readyz(service.health()); });
+  metrics.route("/status", [&service] { return common::status_json(service.health()); });
   if (!config.metrics_listen.empty()) {
     const auto where = common::parse_host_port(config.metrics_listen);
     if (auto s = metrics.listen(where->host, where->port); !s.ok()) {

@@ -36,7 +36,9 @@ struct AgentConfig : common::BrokerConfig {
   // [inputs]
   std::string udp_listen = "127.0.0.1:8094";            // host:port for line datagrams; "" = off
   std::string unix_socket = "/run/outpost/agent.sock";  // datagram socket path; "" = off
-  LineOptions line;                                     // timestamp precision of line protocol
+  uint32_t unix_socket_mode = 0660;  // the socket file's permissions (who may send)
+  std::string unix_socket_group;     // the socket file's group; "" = the agent's own group
+  LineOptions line;                  // timestamp precision of line protocol
 
   // [store]
   StoreOptions store{.path = "/var/lib/outpost/agent.db"};
@@ -82,5 +84,14 @@ common::Status<common::ConfigError> read_agent_config(common::ConfigReader& read
 
 // Applies the machine-derived defaults to a config that was not read from a file.
 void finish_agent_defaults(AgentConfig& config);
+
+// What --check-config checks beyond loading, recorded on `reader` as config errors: the TLS
+// files are readable, the store's directory and the Unix socket's exist and take new files.
+// Looks only: creates nothing.
+void check_agent_environment(common::ConfigReader& reader, const AgentConfig& config);
+
+// The effective configuration as TOML, every key with its value (defaults included), the
+// password redacted; read_agent_config() reads it back to the same configuration.
+std::string effective_agent_config(const AgentConfig& config);
 
 }  // namespace outpost::agent

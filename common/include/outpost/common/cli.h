@@ -13,6 +13,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;       // runtime failure (broker unreachable, I/O error)
 inline constexpr int kExitUsage = 2;         // bad command line
 inline constexpr int kExitRejected = 3;      // a tool refused its input (e.g. a bad payload)
+inline constexpr int kExitInUse = 75;        // EX_TEMPFAIL: another instance holds the store
 inline constexpr int kExitConfigError = 78;  // EX_CONFIG: the configuration file is wrong
 
 struct CommonOptions {
