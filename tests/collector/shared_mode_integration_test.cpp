@@ -63,6 +63,7 @@ class SharedMode : public test_support::BrokerTest {
                           << "\"\n"
                           << "commit_interval = \"50ms\"\n"
                           << "[events]\noffline_after = \"3s\"\ngap_grace = \"2s\"\n"
+                          << "[rules.hot]\nsensor = \"temp\"\nabove = 30.0\nhysteresis = 2.0\n"
                           << "[metrics]\nlisten = \"127.0.0.1:0\"\n";
     std::string error;
     int metrics_port = 0;
@@ -104,6 +105,14 @@ class SharedMode : public test_support::BrokerTest {
     e.epoch = 9;
     e.seq = seq;
     return e;
+  }
+  // One reading of the sensor the rule watches.
+  static common::Envelope temp(const std::string& device, uint64_t seq, double value) {
+    common::ReadingBatch b;
+    b.time_synced = true;
+    b.sensor_names = {"temp"};
+    b.readings = {common::Reading{0, common::wall_now_us() - 1000, value}};
+    return common::Envelope{common::kSchemaVersion, device, 9, seq, std::move(b)};
   }
   static common::Envelope birth(const std::string& device) {
     common::DeviceStatus s;
@@ -201,6 +210,14 @@ TEST_F(SharedMode, ThreeCollectorsStoreOnceOneLeaderDecidesAndAnotherTakesOver) 
     if (seq == 6) continue;
     ASSERT_TRUE(pub.publish("outpost/v1/lab/d4/data", batch("d4", seq)));
   }
+  // Hot readings spread over the collectors that are left: the rule trips once for the fleet
+  // (its hysteresis holds across them), and clears once.
+  for (uint64_t seq = 1; seq <= 6; ++seq) {
+    ASSERT_TRUE(pub.publish("outpost/v1/lab/t1/data", temp("t1", seq, seq <= 5 ? 35.0 + seq : 20)));
+  }
+  ASSERT_TRUE(wait_until([&] { return events("threshold_cleared", "t1") >= 1; }, 20s)) << logs();
+  EXPECT_EQ(events("threshold_above", "t1"), 1);
+  EXPECT_EQ(events("threshold_cleared", "t1"), 1);
   ASSERT_TRUE(wait_until([&] { return events("device_offline", "d4") >= 1; }, 20s)) << logs();
   ASSERT_TRUE(wait_until([&] { return events("data_gap", "d4") >= 1; }, 10s)) << logs();
   EXPECT_EQ(events("device_online", "d4"), 1);
