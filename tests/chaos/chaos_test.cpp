@@ -282,6 +282,13 @@ constexpr milliseconds kSharedLoad = 18s;
 // 0.3 s after it was sent; what each fault lost is printed.
 constexpr milliseconds kCollectorWindow = 1500ms;
 
+// Skips the scenario, saying why, where PostgreSQL's binaries are not installed.
+#define OUTPOST_REQUIRE_POSTGRES()                                        \
+  do {                                                                    \
+    std::string why;                                                      \
+    if (!test_support::Postgres::find_binaries(why)) GTEST_SKIP() << why; \
+  } while (false)
+
 WorldOptions shared_options(const std::string& name) {
   WorldOptions options{name, scenario_seed(name), chaos_load(kSharedLoad), /*quota_agent=*/false,
                        /*broker_persistence=*/false};
@@ -311,6 +318,7 @@ Event kill_leader_or(World& world, milliseconds at, std::size_t fallback,
 // nothing; at_least_once only what was sent just before a kill (printed per kill); nothing
 // stored twice; every malformed message in the DLQ.
 TEST(Chaos, PostgresThreeCollectorsKillNine) {
+  OUTPOST_REQUIRE_POSTGRES();
   WorldOptions options = shared_options("pg_three_collectors_kill");
   World world(options);
   world.start();
@@ -342,6 +350,7 @@ TEST(Chaos, PostgresThreeCollectorsKillNine) {
 // a shared subscription's messages to offline persistent members too), for nobody. Same rules
 // as the kills.
 TEST(Chaos, PostgresCollectorStoppedForGood) {
+  OUTPOST_REQUIRE_POSTGRES();
   WorldOptions options = shared_options("pg_collector_stopped");
   options.collector_clean_session = true;
   World world(options);
@@ -365,6 +374,7 @@ TEST(Chaos, PostgresCollectorStoppedForGood) {
 // retries its transaction; its bounded queue holds the rest); nothing is lost, in any mode
 // but fire_and_forget, nothing stored twice, every malformed message in the DLQ.
 TEST(Chaos, PostgresRestartsUnderThreeCollectors) {
+  OUTPOST_REQUIRE_POSTGRES();
   WorldOptions options = shared_options("pg_restarts");
   World world(options);
   world.start();
