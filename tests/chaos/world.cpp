@@ -55,7 +55,7 @@ constexpr double kFireAndForgetFloor = 0.10;
 
 using test_support::prometheus_sample;
 
-std::string agent_metrics(int port) {
+std::string scrape_metrics(int port) {
   const std::string r = test_support::http_get(port, "/metrics");
   const auto body = r.find("\r\n\r\n");
   return body == std::string::npos ? std::string() : "\n" + r.substr(body + 4);
@@ -292,6 +292,7 @@ struct World::Agent {
 struct World::Collector {
   std::string client_id;
   fs::path config, log, journal;
+  int metrics_port = 0;
   std::unique_ptr<Process> process;
 };
 
@@ -358,10 +359,9 @@ void World::stop_broker() {
 void World::start_collector(std::size_t i) {
   Collector& c = *collectors_.at(i);
   std::string error;
-  int metrics_port = 0;  // not scraped: the store is what the reckoning reads
   c.process = test_support::start_outpost_collector(
       dies_with_us({OUTPOST_COLLECTOR_BIN, "--config", c.config.string()}), c.config, c.log,
-      metrics_port, error);
+      c.metrics_port, error);
   if (!c.process) throw std::runtime_error(c.client_id + " did not subscribe: " + error);
 }
 
@@ -561,7 +561,7 @@ void World::kill_agent(std::size_t i) {
   Agent::Life& life = a.lives.back();
   // The feeder is held off: what this scrape says was persisted is a lower bound at the kill.
   life.persisted = static_cast<int64_t>(
-      prometheus_sample(agent_metrics(a.metrics_port), "outpost_agent_persisted_total")
+      prometheus_sample(scrape_metrics(a.metrics_port), "outpost_agent_persisted_total")
           .value_or(0));
   a.process->stop(SIGKILL);
   a.process.reset();
@@ -628,7 +628,7 @@ bool World::converged(std::string& why) {
   }
   for (auto& a : agents_) {
     if (!a->process) continue;
-    const std::string m = agent_metrics(a->metrics_port);
+    const std::string m = scrape_metrics(a->metrics_port);
     const auto accepted = prometheus_sample(m, "outpost_agent_accepted_total{kind=\"reading\"}");
     const auto persisted = prometheus_sample(m, "outpost_agent_persisted_total");
     const auto items = prometheus_sample(m, "outpost_agent_queue_items");
@@ -732,7 +732,7 @@ Report World::run(std::vector<Event> events, const Rules& rules) {
   for (auto& a : agents_) {
     std::lock_guard lock(a->mu);
     if (a->lives.back().end < 0) a->lives.back().end = a->next;
-    if (a->process) a->final_metrics = agent_metrics(a->metrics_port);
+    if (a->process) a->final_metrics = scrape_metrics(a->metrics_port);
   }
   Report report = judge(rules);
   if (!settled) report.failures.push_back("did not settle within 120 s: " + why);
@@ -1012,6 +1012,23 @@ Report World::judge(const Rules& rules) {
   tally_agents(t);
   tally_direct(t);
   tally_dlq(t);
+  if (collectors_.size() > 1) {
+    // A group in which one member did all the work would pass the rest as well: every member
+    // still running must have stored a share (its counter counts since its last start).
+    std::string shares;
+    for (const auto& c : collectors_) {
+      if (!c->process) continue;
+      const auto stored = prometheus_sample(scrape_metrics(c->metrics_port),
+                                            "outpost_collector_readings_stored_total");
+      shares += (shares.empty() ? "" : ", ") + c->client_id + " " +
+                (stored ? std::to_string(static_cast<int64_t>(*stored)) : "?");
+      if (!stored || *stored <= 0) {
+        t.failures.push_back(c->client_id +
+                             " stored no reading: the group did not share the fleet");
+      }
+    }
+    t.notes.push_back("readings each running collector stored since its last start: " + shares);
+  }
   Report report;
   report.failures = t.failures;
   // Verdicts.
