@@ -383,13 +383,15 @@ void World::stop_collector(std::size_t i) {
 
 std::optional<std::size_t> World::lock_holder() {
   if (!postgres_ || !postgres_->running()) return std::nullopt;
-  // Session-level advisory locks only: the schema migration's is a transaction's, and brief.
+  // Any advisory lock but the schema migration's (key 0x6f7574706f7374, held for a moment
+  // while a collector starts): pg_locks shows a bigint key as classid (high 32 bits) and objid.
   std::string ports;
   try {
     ports = postgres_->sql("postgres",
                            "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON "
                            "a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
-                           "a.client_port IS NOT NULL AND a.xact_start IS NULL");
+                           "a.client_port IS NOT NULL AND NOT (l.classid = 7304564 AND "
+                           "l.objid = 1886352244)");
   } catch (const std::exception&) {
     return std::nullopt;
   }
@@ -625,6 +627,20 @@ bool World::converged(std::string& why) {
   if (sim_ && sim_->running()) {
     why = "the simulator is still running";
     return false;
+  }
+  // On PostgreSQL a transaction can be retried for seconds (a server restart, a deadlock
+  // between members of the group) while the store stands still: every running collector must
+  // have committed every message it received (journaled, replayed included).
+  for (const auto& c : collectors_) {
+    if (!options_.postgres || !c->process) continue;
+    const std::string m = scrape_metrics(c->metrics_port);
+    const auto received = prometheus_sample(m, "outpost_collector_received_total");
+    const auto committed = prometheus_sample(m, "outpost_collector_commit_messages_total");
+    if (!received || !committed || *received != *committed) {
+      why = c->client_id + ": received " + std::to_string(received.value_or(-1)) +
+            " messages, committed " + std::to_string(committed.value_or(-1));
+      return false;
+    }
   }
   for (auto& a : agents_) {
     if (!a->process) continue;
