@@ -102,15 +102,19 @@ struct Collector::Adapters {
   QueueSource source;
   std::optional<Webhooks> webhooks;
   std::optional<PahoPublisher> publisher;  // once start() made the client
+  // The leader thread's own, over the same client (Paho's publish is thread-safe).
+  std::optional<PahoPublisher> leader_publisher;
 };
 
 Collector::Collector(CollectorConfig config, std::unique_ptr<Sink> sink,
-                     std::unique_ptr<Journal> journal, std::vector<DeviceRow> devices)
+                     std::unique_ptr<Journal> journal, std::vector<DeviceRow> devices,
+                     std::unique_ptr<FleetStore> fleet_store)
     : config_(std::move(config)),
       sink_(std::move(sink)),
       journal_(std::move(journal)),
       queue_(config_.queue_messages),
-      adapters_(std::make_unique<Adapters>(queue_, *journal_, counters_)) {
+      adapters_(std::make_unique<Adapters>(queue_, *journal_, counters_)),
+      fleet_store_(std::move(fleet_store)) {
   FleetTracker fleet(
       FleetOptions{config_.offline_after_us, config_.gap_grace_us, config_.dlq_rate_per_minute});
   for (const DeviceRow& d : devices) {
@@ -127,9 +131,24 @@ Collector::Collector(CollectorConfig config, std::unique_ptr<Sink> sink,
                                                     config_.webhook_max_pending);
     adapters_->webhooks.emplace(*webhooks_, config_.webhook_stop_grace_us);
   }
-  storage_ = std::make_unique<StorageLoop>(config_, std::move(fleet), *sink_, clock_, counters_,
-                                           &adapters_->journal,
-                                           adapters_->webhooks ? &*adapters_->webhooks : nullptr);
+  EventForwarder* forwarder = adapters_->webhooks ? &*adapters_->webhooks : nullptr;
+  std::optional<FleetTracker> storage_fleet;
+  if (!fleet_store_) storage_fleet.emplace(std::move(fleet));
+  storage_ = std::make_unique<StorageLoop>(config_, std::move(storage_fleet), *sink_, clock_,
+                                           counters_, &adapters_->journal, forwarder);
+  if (fleet_store_) {
+    // The webhook forwarder posts to the dispatcher, which is thread-safe.
+    FleetLeaderOptions o;
+    o.fleet =
+        FleetOptions{config_.offline_after_us, config_.gap_grace_us, config_.dlq_rate_per_minute};
+    o.rules = config_.rules;
+    o.publish_events = config_.publish_events;
+    o.client_id = config_.client_id;
+    // Every collector's commits land within its commit interval (and the commit itself).
+    o.settle = std::chrono::milliseconds(500 + 2 * config_.commit_interval_us / 1000);
+    leader_ =
+        std::make_unique<FleetLeader>(std::move(o), *fleet_store_, clock_, counters_, forwarder);
+  }
 }
 
 Collector::~Collector() { stop(); }
@@ -159,6 +178,11 @@ common::Status<> Collector::start() {
   storage_->attach_publisher(*adapters_->publisher);
   mqtt_thread_ = std::thread([this] { mqtt_loop(); });
   storage_thread_ = std::thread([this] { storage_->run(adapters_->source); });
+  if (leader_) {
+    adapters_->leader_publisher.emplace(*publisher_);
+    leader_->attach_publisher(*adapters_->leader_publisher);
+    leader_thread_ = std::thread([this] { leader_->run(); });
+  }
   return {};
 }
 
@@ -167,6 +191,9 @@ void Collector::stop() {
     if (storage_thread_.joinable()) storage_thread_.join();
     return;
   }
+  // The leader first: its last events go out while the publisher and the webhooks still run.
+  if (leader_) leader_->stop();
+  if (leader_thread_.joinable()) leader_thread_.join();
   storage_->begin_shutdown();
   if (mqtt_thread_.joinable()) mqtt_thread_.join();
   adapters_->source.close();

@@ -16,6 +16,9 @@
 // The storage thread runs StorageLoop (storage_loop.h, where every storage decision lives) over the
 // Sink; after each commit it publishes acks and events and hands events to the WebhookDispatcher,
 // whose own thread delivers them and hands back those that give up (stored in the DLQ).
+// In shared mode the leader thread runs FleetLeader (fleet_leader.h): candidate for the leader
+// lock, and while it holds it the fleet logic's rounds, publishing their events through a
+// Publisher of its own over the same (thread-safe) Paho publisher client.
 // The caller's thread runs the Asio io_context (signals, metrics endpoint).
 #pragma once
 
@@ -30,6 +33,7 @@
 #include "outpost/collector/bounded_queue.h"
 #include "outpost/collector/config.h"
 #include "outpost/collector/counters.h"
+#include "outpost/collector/fleet_leader.h"
 #include "outpost/collector/journal.h"
 #include "outpost/collector/reader.h"  // DeviceRow
 #include "outpost/collector/reconnect.h"
@@ -42,9 +46,11 @@ namespace outpost::collector {
 class Collector {
  public:
   // `devices` is what the database remembers of each device (seeds the fleet's state, so a
-  // restart raises no spurious online/restarted events).
+  // restart raises no spurious online/restarted events). With a `fleet_store` (shared mode,
+  // fleet_leader.h) the storage thread only stores and acks, and a leader thread runs the
+  // fleet logic whenever this collector holds the leader lock.
   Collector(CollectorConfig config, std::unique_ptr<Sink> sink, std::unique_ptr<Journal> journal,
-            std::vector<DeviceRow> devices);
+            std::vector<DeviceRow> devices, std::unique_ptr<FleetStore> fleet_store = nullptr);
   ~Collector();
 
   // Replays the journal, starts the MQTT and storage threads. Fails only on a broken
@@ -86,7 +92,9 @@ class Collector {
   Counters counters_;
   SystemStorageClock clock_;
   std::unique_ptr<Adapters> adapters_;
-  std::unique_ptr<StorageLoop> storage_;  // the start-up thread, then the storage thread
+  std::unique_ptr<StorageLoop> storage_;     // the start-up thread, then the storage thread
+  std::unique_ptr<FleetStore> fleet_store_;  // shared mode only, with leader_
+  std::unique_ptr<FleetLeader> leader_;      // the leader thread
   // Null when no webhook is configured. Declared last, destroyed first: its stop() may still
   // hand give-ups to storage_.
   std::unique_ptr<WebhookDispatcher> webhooks_;
@@ -94,6 +102,7 @@ class Collector {
   std::atomic<bool> connected_{false};
   std::thread mqtt_thread_;
   std::thread storage_thread_;
+  std::thread leader_thread_;
   common::RateLimiter journal_log_{3, std::chrono::seconds(30)};
   common::RateLimiter oversized_log_{3, std::chrono::seconds(60)};  // MQTT thread only
 };

@@ -159,6 +159,10 @@ std::string redacted_dsn(std::string_view dsn) {
   return out;
 }
 
+bool shared_mode(const CollectorConfig& config) {
+  return !config.shared_group.empty() && config.kind == "postgres";
+}
+
 std::string journal_dir_of(const CollectorConfig& config) {
   return config.journal_dir.empty() ? config.path + ".journal" : config.journal_dir;
 }

@@ -253,7 +253,7 @@ int main(int argc, char** argv) {
     }
   }
   collector::Collector service(config, std::move(sink.value()), std::move(journal.value()),
-                               std::move(devices.value()));
+                               std::move(devices.value()), collector::open_fleet_store(config));
   common::HttpServer metrics(io, "/metrics", [&service] { return service.metrics_text(); });
   if (!config.metrics_listen.empty()) {
     const auto where = common::parse_host_port(config.metrics_listen);

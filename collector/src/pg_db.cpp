@@ -114,6 +114,24 @@ CREATE VIEW reading_rows AS
          r.type
   FROM readings r JOIN sensors s ON s.id = r.sensor_id JOIN devices d ON d.id = s.device_id;
 )sql",
+    // 2: the fleet feed of shared mode (several collectors on one database): what the leader's
+    // fleet logic needs of each stored message, written in the transaction that stores it and
+    // deleted by the leader's round that consumes it (docs/storage.md).
+    R"sql(
+CREATE TABLE fleet_feed (
+  id bigserial PRIMARY KEY,
+  kind smallint NOT NULL,
+  site text NOT NULL,
+  device text NOT NULL,
+  epoch bigint NOT NULL,
+  seq bigint NOT NULL,
+  received_us bigint NOT NULL,
+  stored boolean NOT NULL,
+  state smallint NOT NULL,
+  sensor text NOT NULL,
+  value double precision NOT NULL,
+  time_us bigint NOT NULL);
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);
@@ -162,7 +180,7 @@ PGconn* Connection::connect(const PostgresOptions& options) {
   // Later keywords override earlier ones; dbname is expanded as a connection string, so the
   // dsn's own connect_timeout wins over the default, and a configured password over the dsn's.
   std::vector<const char*> keys = {"connect_timeout", "dbname", "application_name"};
-  std::vector<const char*> values = {"5", options.dsn.c_str(), "outpost-collector"};
+  std::vector<const char*> values = {"5", options.dsn.c_str(), options.application_name.c_str()};
   if (!options.password.empty()) {
     keys.push_back("password");
     values.push_back(options.password.c_str());

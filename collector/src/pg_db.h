@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,7 +20,11 @@
 namespace outpost::collector::pg_db {
 
 // The schema version this build creates and reads (the schema_version table).
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
+
+// pg_try_advisory_lock key the shared-mode leader holds on its session ("outpost" in ASCII + 1;
+// the schema migrations' transaction lock is "outpost").
+inline constexpr int64_t kLeaderLock = 31372865377891189;
 
 // Value types in readings.type (as SQLite's): which value column holds the reading.
 enum ValueType : int { kDouble = 0, kInteger = 1, kBool = 2, kString = 3 };
@@ -91,6 +96,16 @@ class Connection {
   std::string name_;
   PostgresOptions options_;
 };
+
+// The devices row's id, the row made (first seen `now_us`) when there is none.
+common::Result<int64_t, SinkError> upsert_device(Connection& db, const std::string& site,
+                                                 const std::string& device, int64_t now_us);
+// Events, each with the gap count and the presence it carries onto its device's row.
+common::Status<SinkError> write_events(Connection& db, const std::vector<EventItem>& events);
+// Sequence lines and their holes; `device_id` names each line's devices row.
+common::Status<SinkError> write_seq_lines(
+    Connection& db, const std::vector<SeqLineUpdate>& lines,
+    const std::function<common::Result<int64_t, SinkError>(const SeqLineState&)>& device_id);
 
 // Big-endian appenders for binary COPY rows.
 void put16(std::string& out, int16_t v);

@@ -70,7 +70,7 @@ struct PostgresSink::Impl {
                                        std::string_view unit);
   Status<SinkError> ensure_partition(int64_t received_us, std::set<int64_t>& created);
   Result<CommitResult, SinkError> write(const Transaction& tx, std::set<int64_t>& created);
-  Status<SinkError> write_seq_lines(const Transaction& tx);
+  Status<SinkError> write_feed(const Transaction& tx, const CommitResult& result);
   Result<CommitResult, SinkError> commit(const Transaction& tx);
   Result<uint64_t, SinkError> expire(int64_t cutoff_us, int64_t dlq_cutoff_us,
                                      int64_t key_cutoff_us, uint64_t max_rows);
@@ -148,16 +148,10 @@ Result<int64_t, SinkError> PostgresSink::Impl::device_id(const std::string& site
                                                          const std::string& device,
                                                          int64_t now_us) {
   if (auto it = device_ids.find(device); it != device_ids.end()) return it->second;
-  // ON CONFLICT DO UPDATE (a no-op) so that RETURNING gives the id of an existing row too.
-  auto r = db->exec("cannot add device " + device,
-                    "INSERT INTO devices (device, site, first_seen_us, last_seen_us) VALUES ($1, "
-                    "$2, $3, $3) ON CONFLICT (device) DO UPDATE SET device = EXCLUDED.device "
-                    "RETURNING id",
-                    {device, site, num(now_us)});
+  auto r = pg_db::upsert_device(*db, site, device, now_us);
   if (!r.ok()) return r.error();
-  const int64_t id = r.value().integer(0, 0);
-  device_ids.emplace(device, id);
-  return id;
+  device_ids.emplace(device, r.value());
+  return r.value();
 }
 
 Result<int64_t, SinkError> PostgresSink::Impl::sensor_id(int64_t device, const std::string& name,
@@ -413,8 +407,11 @@ Result<CommitResult, SinkError> PostgresSink::Impl::write(const Transaction& tx,
   for (const StatusItem& st : tx.statuses) {
     auto dev = device_id(st.site, st.device, st.received_us);
     if (!dev.ok()) return dev.error();
-    // The presence the FleetTracker gives a status (presence_of); none leaves it as it was.
-    const std::optional<Presence> p = presence_of(st.status.state);
+    // The presence the FleetTracker gives a status (presence_of); none leaves it as it was. In
+    // shared mode the leader stores it, in the order it decides (a late commit here of an older
+    // status must not overwrite a newer one).
+    const std::optional<Presence> p =
+        options.fleet_feed ? std::nullopt : presence_of(st.status.state);
     auto r = db->exec("cannot update a device status",
                       "UPDATE devices SET state = coalesce($1, state), last_status = $2, "
                       "last_seen_us = greatest(last_seen_us, $3) WHERE id = $4",
@@ -424,38 +421,16 @@ Result<CommitResult, SinkError> PostgresSink::Impl::write(const Transaction& tx,
     if (!r.ok()) return r.error();
   }
 
-  for (const EventItem& ev : tx.events) {
-    const common::Event& e = ev.event;
-    auto r =
-        db->exec("cannot store an event",
-                 "INSERT INTO events (time_us, kind, site, device, sensor, value, threshold, "
-                 "detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                 {num(e.time_us), std::string(common::event_kind_name(e.kind)), e.site, ev.device,
-                  e.sensor, pg_db::float_text(e.value), pg_db::float_text(e.threshold), e.detail});
-    if (!r.ok()) return r.error();
-    if (!ev.device.empty()) {
-      // The presence the FleetTracker decided along with this event, and the gap count:
-      // the batches reported missing that have not arrived since.
-      const bool gap = e.kind == common::EventKind::kDataGap;
-      const bool resolved = e.kind == common::EventKind::kDataGapResolved;
-      if (gap || resolved || ev.presence) {
-        const auto n = static_cast<int64_t>(e.value);
-        auto u = db->exec(
-            "cannot update a device",
-            "UPDATE devices SET gaps = greatest(gaps + $1, 0), state = coalesce($2, state) "
-            "WHERE device = $3",
-            {num(gap        ? n
-                 : resolved ? -n
-                            : int64_t{0}),
-             ev.presence ? std::optional<std::string>(std::string(presence_name(*ev.presence)))
-                         : std::optional<std::string>(),
-             ev.device});
-        if (!u.ok()) return u.error();
-      }
-    }
+  if (auto s = pg_db::write_events(*db, tx.events); !s.ok()) return s.error();
+  if (auto s = pg_db::write_seq_lines(
+          *db, tx.seq_lines,
+          [&](const SeqLineState& line) { return device_id(line.site, line.device, 0); });
+      !s.ok()) {
+    return s.error();
   }
-
-  if (auto s = write_seq_lines(tx); !s.ok()) return s.error();
+  if (options.fleet_feed) {
+    if (auto s = write_feed(tx, result); !s.ok()) return s.error();
+  }
 
   for (const DlqItem& d : tx.dlq) {
     // bytea in hex text form: any bytes, NUL included.
@@ -501,45 +476,70 @@ Result<CommitResult, SinkError> PostgresSink::Impl::write(const Transaction& tx,
   return result;
 }
 
-Status<SinkError> PostgresSink::Impl::write_seq_lines(const Transaction& tx) {
-  for (const SeqLineUpdate& u : tx.seq_lines) {
-    auto dev = device_id(u.line.site, u.line.device, 0);
-    if (!dev.ok()) return dev.error();
-    const std::string id = num(dev.value());
-    std::vector<int64_t> epochs(u.line.epochs.begin(), u.line.epochs.end());
-    std::vector<int64_t> retired(u.line.retired.begin(), u.line.retired.end());
-    auto r = db->exec(
-        "cannot record a sequence line",
-        "INSERT INTO seq_lines (device_id, max_seq, epochs, retired) VALUES ($1, "
-        "$2, $3, $4) ON CONFLICT (device_id) DO UPDATE SET max_seq = "
-        "EXCLUDED.max_seq, epochs = EXCLUDED.epochs, retired = EXCLUDED.retired",
-        {id, num(u.line.max_seq), pg_db::array_literal(epochs), pg_db::array_literal(retired)});
-    if (!r.ok()) return r.error();
-    if (u.replace_holes) {
-      auto d = db->exec("cannot reset sequence holes", "DELETE FROM seq_holes WHERE device_id = $1",
-                        {id});
-      if (!d.ok()) return d.error();
-    }
-    if (!u.removed.empty()) {
-      std::vector<int64_t> firsts(u.removed.begin(), u.removed.end());
-      auto d = db->exec("cannot remove a sequence hole",
-                        "DELETE FROM seq_holes WHERE device_id = $1 AND first_seq = ANY($2)",
-                        {id, pg_db::array_literal(firsts)});
-      if (!d.ok()) return d.error();
-    }
-    for (const SeqHole& h : u.line.holes) {
-      auto i = db->exec(
-          "cannot record a sequence hole",
-          "INSERT INTO seq_holes (device_id, first_seq, last_seq, epoch, since_us, "
-          "reported_us) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, "
-          "first_seq) DO UPDATE SET last_seq = EXCLUDED.last_seq, epoch = "
-          "EXCLUDED.epoch, since_us = EXCLUDED.since_us, reported_us = "
-          "EXCLUDED.reported_us",
-          {id, num(h.first), num(h.last), num(h.epoch), num(h.since_us), num(h.reported_us)});
-      if (!i.ok()) return i.error();
+Status<SinkError> PostgresSink::Impl::write_feed(const Transaction& tx,
+                                                 const CommitResult& result) {
+  // One row per message (and per reading a rule watches), in one binary COPY. Statuses first:
+  // a burst's messages share their receive time, and a birth belongs before the data after it.
+  std::string rows;
+  auto row = [&rows](FeedRow::Kind kind, std::string_view site, std::string_view device,
+                     uint64_t epoch, uint64_t seq, int64_t received_us, bool stored, int state,
+                     std::string_view sensor, double value, int64_t time_us) {
+    pg_db::put16(rows, 11);
+    pg_db::put_int16_field(rows, static_cast<int16_t>(kind));
+    pg_db::put_field(rows, site);
+    pg_db::put_field(rows, device);
+    pg_db::put_int64_field(rows, static_cast<int64_t>(epoch));
+    pg_db::put_int64_field(rows, static_cast<int64_t>(seq));
+    pg_db::put_int64_field(rows, received_us);
+    pg_db::put_field(rows, std::string_view(stored ? "\1" : "\0", 1));
+    pg_db::put_int16_field(rows, static_cast<int16_t>(state));
+    pg_db::put_field(rows, sensor);
+    pg_db::put_double_field(rows, value);
+    pg_db::put_int64_field(rows, time_us);
+  };
+  for (const StatusItem& st : tx.statuses) {
+    row(FeedRow::Kind::kStatus, st.site, st.device, 0, 0, st.received_us, false,
+        static_cast<int>(st.status.state), "", 0, 0);
+  }
+  const auto& sensors = options.feed_sensors;
+  for (std::size_t i = 0; i < tx.batches.size(); ++i) {
+    const BatchItem& item = tx.batches[i];
+    const common::Envelope& env = item.envelope;
+    const bool stored = i < result.outcomes.size() && result.outcomes[i] == BatchOutcome::kStored;
+    row(FeedRow::Kind::kBatch, item.site, env.device_id, env.epoch, env.seq, item.received_us,
+        stored, 0, "", 0, 0);
+    const auto* batch = std::get_if<common::ReadingBatch>(&env.body);
+    if (!stored || !batch || sensors.empty()) continue;
+    for (const common::Reading& r : batch->readings) {
+      if (r.sensor >= batch->sensor_names.size()) continue;
+      const std::string& name = batch->sensor_names[r.sensor];
+      if (std::find(sensors.begin(), sensors.end(), name) == sensors.end()) continue;
+      double value;
+      if (const auto* d = std::get_if<double>(&r.value)) {
+        value = *d;
+      } else if (const auto* n = std::get_if<int64_t>(&r.value)) {
+        value = static_cast<double>(*n);
+      } else {
+        continue;  // bools and strings have no threshold
+      }
+      row(FeedRow::Kind::kReading, item.site, env.device_id, 0, 0, item.received_us, true, 0, name,
+          value, r.time_us);
     }
   }
-  return {};
+  for (const DlqItem& d : tx.dlq) {
+    // What classification dead-lettered (as the FleetTracker's on_dlq counts it), not what the
+    // collector added later (webhook give-ups, messages the store refused).
+    if (d.reason == common::Reason::kWebhookGaveUp ||
+        d.reason == common::Reason::kStorageRejected) {
+      continue;
+    }
+    row(FeedRow::Kind::kDlq, "", "", 0, 0, d.received_us, false, 0, "", 0, 0);
+  }
+  if (rows.empty()) return {};
+  return db->copy_in("cannot write the fleet feed",
+                     "COPY fleet_feed (kind, site, device, epoch, seq, received_us, stored, "
+                     "state, sensor, value, time_us) FROM STDIN (FORMAT binary)",
+                     rows);
 }
 
 Result<uint64_t, SinkError> PostgresSink::Impl::expire(int64_t cutoff_us, int64_t dlq_cutoff_us,

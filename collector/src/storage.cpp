@@ -1,6 +1,8 @@
 // Opening the storage backend [storage] kind names.
 #include "storage.h"
 
+#include <algorithm>
+
 #include "outpost/collector/sqlite_reader.h"
 
 namespace outpost::collector {
@@ -12,6 +14,15 @@ PostgresOptions postgres_options(const CollectorConfig& config) {
   o.dsn = config.dsn;
   o.password = config.postgres_password;
   o.dlq_max_entries = config.dlq_max_entries;
+  if (shared_mode(config)) {
+    o.fleet_feed = true;
+    for (const ThresholdRule& rule : config.rules) {
+      if (std::find(o.feed_sensors.begin(), o.feed_sensors.end(), rule.sensor) ==
+          o.feed_sensors.end()) {
+        o.feed_sensors.push_back(rule.sensor);
+      }
+    }
+  }
   return o;
 }
 
@@ -36,6 +47,13 @@ common::Result<std::unique_ptr<Reader>, SinkError> open_reader(const CollectorCo
   auto reader = SqliteReader::open(config.path);
   if (!reader.ok()) return reader.error();
   return std::unique_ptr<Reader>(std::move(reader).value());
+}
+
+std::unique_ptr<FleetStore> open_fleet_store(const CollectorConfig& config) {
+  if (!shared_mode(config)) return nullptr;
+  PostgresOptions o = postgres_options(config);
+  o.application_name = "outpost-collector leader " + config.client_id;
+  return std::make_unique<PostgresFleetStore>(std::move(o));
 }
 
 std::string storage_name(const CollectorConfig& config) {

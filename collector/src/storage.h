@@ -20,6 +20,9 @@ common::Result<std::unique_ptr<Sink>, SinkError> open_sink(const CollectorConfig
 // A reader of what the collector stored (an existing database: never created here).
 common::Result<std::unique_ptr<Reader>, SinkError> open_reader(const CollectorConfig& config);
 
+// The shared-mode leader's store (PostgresFleetStore); null unless shared_mode(config).
+std::unique_ptr<FleetStore> open_fleet_store(const CollectorConfig& config);
+
 // Where storage is, for logs: the SQLite path, or the redacted dsn.
 std::string storage_name(const CollectorConfig& config);
 

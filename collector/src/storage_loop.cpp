@@ -20,12 +20,12 @@ std::chrono::steady_clock::time_point SystemStorageClock::steady() {
 
 void SystemStorageClock::sleep_for(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
 
-StorageLoop::StorageLoop(const CollectorConfig& config, FleetTracker fleet, Sink& sink,
-                         StorageClock& clock, Counters& counters, JournalRelease* journal,
-                         EventForwarder* webhooks)
+StorageLoop::StorageLoop(const CollectorConfig& config, std::optional<FleetTracker> fleet,
+                         Sink& sink, StorageClock& clock, Counters& counters,
+                         JournalRelease* journal, EventForwarder* webhooks)
     : config_(config),
       fleet_(std::move(fleet)),
-      rules_(config_.rules),
+      rules_(fleet_ ? config_.rules : std::vector<ThresholdRule>{}),
       sink_(sink),
       clock_(clock),
       counters_(counters),
@@ -39,18 +39,22 @@ void StorageLoop::add(StorageWork work) {
   std::vector<EventItem> events;
   if (work.journal) tx_.journal = work.journal;
   if (auto* batch = std::get_if<BatchItem>(&work.item)) {
-    fleet_.on_batch(batch->site, batch->envelope.device_id, batch->envelope.epoch,
-                    batch->envelope.seq, batch->received_us, events);
+    if (fleet_) {
+      fleet_->on_batch(batch->site, batch->envelope.device_id, batch->envelope.epoch,
+                       batch->envelope.seq, batch->received_us, events);
+    }
     tx_.batches.push_back(std::move(*batch));
   } else if (auto* status = std::get_if<StatusItem>(&work.item)) {
     ++counters_.statuses;
-    fleet_.on_status(status->site, status->device, status->status, status->received_us, events);
+    if (fleet_) {
+      fleet_->on_status(status->site, status->device, status->status, status->received_us, events);
+    }
     tx_.statuses.push_back(std::move(*status));
   } else {
     auto& dead = std::get<DlqItem>(work.item);
     ++counters_.dlq;
     ++counters_.dlq_by_reason[static_cast<std::size_t>(dead.reason) % 16];
-    fleet_.on_dlq(clock_.wall_us());
+    if (fleet_) fleet_->on_dlq(clock_.wall_us());
     if (dlq_log_.allow(clock_.steady())) {
       spdlog::warn("dead-lettered a message on {}: {}: {} ({} more not logged)", dead.topic,
                    common::reason_name(dead.reason), dead.detail, dlq_log_.take_suppressed());
@@ -64,7 +68,7 @@ void StorageLoop::add(StorageWork work) {
 void StorageLoop::flush() {
   // Late batches resolve reported gaps, and the sequence lines they changed are stored, in
   // the transaction that stores those batches.
-  fleet_.take_commit(clock_.wall_us(), tx_.events, tx_.seq_lines);
+  if (fleet_) fleet_->take_commit(clock_.wall_us(), tx_.events, tx_.seq_lines);
   commit(tx_);
   in_tx_ = 0;
 }
@@ -103,7 +107,7 @@ void StorageLoop::run(WorkSource& source) {
 
 void StorageLoop::tick() {
   std::vector<EventItem> events;
-  fleet_.tick(clock_.wall_us(), events);
+  if (fleet_) fleet_->tick(clock_.wall_us(), events);
   const bool gave_up = take_gave_up(tx_);
   if (events.empty() && !gave_up) return;
   for (auto& e : events) tx_.events.push_back(std::move(e));

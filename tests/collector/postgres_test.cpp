@@ -169,9 +169,9 @@ TEST_F(PostgresSinkTest, AnUnreachableServerIsTransientAtOpenAndABadDsnIsNot) {
 
 TEST_F(PostgresSinkTest, TheSchemaIsVersionedAndANewerOneIsRefused) {
   ASSERT_NE(open(), nullptr);
-  EXPECT_EQ(sql("SELECT max(version) FROM schema_version"), "1");
+  EXPECT_EQ(sql("SELECT max(version) FROM schema_version"), "2");
   ASSERT_NE(open(), nullptr);  // opening again migrates nothing
-  EXPECT_EQ(sql("SELECT count(*) FROM schema_version"), "1");
+  EXPECT_EQ(sql("SELECT count(*) FROM schema_version"), "2");
   sql("INSERT INTO schema_version VALUES (99, 0)");
   auto s = PostgresSink::open(options());
   ASSERT_FALSE(s.ok());
@@ -275,6 +275,100 @@ TEST_F(PostgresSinkTest, DlqKeepsRawBytesIsBoundedAndReplayRemovesWhatItStored) 
   ASSERT_TRUE(purged.ok());
   EXPECT_EQ(purged.value(), 1u);
   EXPECT_EQ(read()->dlq(DlqFilter{}).value().size(), 1u);
+}
+
+// Shared mode: every sink writes the fleet feed in the transaction of what it describes, and
+// leaves the presence a status gives to the leader.
+TEST_F(PostgresSinkTest, InSharedModeTheSinkWritesTheFleetFeedWithItsCommit) {
+  PostgresOptions o = options();
+  o.fleet_feed = true;
+  o.feed_sensors = {"temp"};
+  auto opened = PostgresSink::open(o);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  auto& sink = *opened.value();
+  Transaction tx;
+  const int64_t now = common::wall_now_us();
+  BatchItem hot{"lab", common::Envelope{common::kSchemaVersion, "gw-1", 77, 3, {}}, now};
+  common::ReadingBatch b;
+  b.sensor_names = {"temp", "rh"};
+  b.readings = {common::Reading{0, now - 1, 31.5}, common::Reading{1, now - 1, 40.0},
+                common::Reading{0, now, int64_t{29}}};
+  hot.envelope.body = b;
+  tx.batches = {sample("gw-1", 1, now), hot, sample("gw-1", 1, now)};
+  StatusItem st{"lab", "gw-1", {}, now};
+  st.status.state = common::DeviceState::kOnline;
+  tx.statuses = {st};
+  tx.dlq = {DlqItem{"outpost/v1/lab/gw-1/data", "x", now, common::Reason::kNotDecodable, "bad"},
+            DlqItem{"webhook/h", "{}", now, common::Reason::kWebhookGaveUp, "gave up"}};
+  ASSERT_TRUE(sink.commit(tx).ok());
+  // Statuses first, then each batch (the duplicate too) with its watched readings, then the
+  // DLQ entry classification made (not the webhook's).
+  EXPECT_EQ(sql("SELECT string_agg(kind || ':' || seq || ':' || stored || ':' || sensor || ':' || "
+                "value, ',' ORDER BY id) FROM fleet_feed"),
+            "1:0:false::0,0:1:true::0,0:3:true::0,3:0:true:temp:31.5,3:0:true:temp:29,"
+            "0:1:false::0,2:0:false::0");
+  EXPECT_EQ(sql("SELECT state FROM devices"), "unknown");  // the leader's to decide
+}
+
+TEST_F(PostgresSinkTest, OneFleetStoreLeadsAtATimeAndARoundCommitsOrLeavesItsRows) {
+  ASSERT_NE(open(), nullptr);  // the schema
+  PostgresFleetStore a(options()), b(options());
+  auto la = a.try_lead();
+  ASSERT_TRUE(la.ok()) << la.error().message;
+  EXPECT_TRUE(la.value());
+  EXPECT_FALSE(b.try_lead().value());
+  EXPECT_TRUE(a.still_leading());
+  EXPECT_FALSE(b.still_leading());
+
+  sql("INSERT INTO fleet_feed (kind, site, device, epoch, seq, received_us, stored, state, "
+      "sensor, value, time_us) VALUES (0, 'lab', 'gw-1', 7, 1, 100, true, 0, '', 0, 0), "
+      "(0, 'lab', 'gw-1', 7, 3, 200, true, 0, '', 0, 0), "
+      "(1, 'lab', 'gw-1', 0, 0, 50, false, 1, '', 0, 0), "
+      "(0, 'lab', 'gw-1', 7, 4, 900, true, 0, '', 0, 0)");
+  auto rows = a.take(100, 500);
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  ASSERT_EQ(rows.value().size(), 3u);  // the one received at 900 is not settled yet
+  a.abort();
+  EXPECT_EQ(sql("SELECT count(*) FROM fleet_feed"), "4");
+
+  rows = a.take(2, 500);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows.value().size(), 2u);  // the oldest ids
+  FleetCommit c;
+  EventItem online;
+  online.device = "gw-1";
+  online.event.kind = common::EventKind::kDeviceOnline;
+  online.event.site = "lab";
+  online.event.detail = "birth";
+  c.events = {online};
+  c.presence = {{"gw-1", Presence::kOnline}};
+  SeqLineUpdate line;
+  line.line = SeqLineState{"gw-1", "lab", 3, {7}, {}, {SeqHole{2, 2, 7, 200, 0}}};
+  c.seq_lines = {line};
+  auto committed = a.commit(c);
+  ASSERT_TRUE(committed.ok()) << committed.error().message;
+  EXPECT_EQ(sql("SELECT string_agg(seq::text, ',' ORDER BY id) FROM fleet_feed"), "0,4");
+  EXPECT_EQ(sql("SELECT state FROM devices WHERE device = 'gw-1'"), "online");
+  EXPECT_EQ(sql("SELECT count(*) FROM events WHERE kind = 'device_online'"), "1");
+  auto restored = a.restore();
+  ASSERT_TRUE(restored.ok());
+  ASSERT_EQ(restored.value().size(), 1u);
+  ASSERT_TRUE(restored.value()[0].seq_line);
+  EXPECT_EQ(restored.value()[0].seq_line->max_seq, 3u);
+  EXPECT_EQ(restored.value()[0].seq_line->holes.size(), 1u);
+
+  // The lock's session killed (as when its collector dies): the lock goes with it.
+  sql("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+      "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())");
+  EXPECT_FALSE(a.take(10, 1000).ok());
+  a.abort();
+  EXPECT_FALSE(a.still_leading());
+  EXPECT_TRUE(b.try_lead().value());
+  auto again = a.try_lead();  // reconnects, but b holds the lock now
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_FALSE(again.value());
+  b.resign();
+  EXPECT_TRUE(a.try_lead().value());
 }
 
 }  // namespace

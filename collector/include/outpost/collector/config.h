@@ -88,6 +88,11 @@ struct CollectorConfig : common::BrokerConfig {
 common::Status<common::ConfigError> read_collector_config(common::ConfigReader& reader,
                                                           CollectorConfig& config);
 
+// Shared mode: several collectors share the broker's messages (mqtt.shared_group) and one
+// PostgreSQL database; an elected leader runs the fleet logic (fleet_leader.h). A shared_group
+// with SQLite is one collector in a group of its own: it decides for itself as always.
+bool shared_mode(const CollectorConfig& config);
+
 // `dsn` with any password in it replaced by "***" (key=value and URI forms): how a connection
 // string is shown in logs, errors and --help output.
 std::string redacted_dsn(std::string_view dsn);

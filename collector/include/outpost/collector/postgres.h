@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "outpost/collector/fleet_leader.h"
 #include "outpost/collector/reader.h"
 #include "outpost/collector/sink.h"
 
@@ -25,6 +26,11 @@ struct PostgresOptions {
   std::string password;  // overrides one in the dsn; "" = the dsn's or libpq's own (never logged)
   uint64_t dlq_max_entries = 1'000'000;  // oldest entries removed beyond this, counted
   int partitions_ahead_days = 2;         // daily partitions created this far ahead of today
+  std::string application_name = "outpost-collector";  // the session's, in pg_stat_activity
+  // Shared mode (several collectors on one database, fleet_leader.h): the sink writes the fleet
+  // feed with every commit, and leaves the presence a status gives to the leader.
+  bool fleet_feed = false;
+  std::vector<std::string> feed_sensors = {};  // readings of these go to the feed (rules' sensors)
 };
 
 class PostgresSink final : public Sink {
@@ -57,6 +63,31 @@ class PostgresSink final : public Sink {
  private:
   struct Impl;
   explicit PostgresSink(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The shared-mode leader's store (FleetStore): a session of its own holds the leader lock
+// (pg_try_advisory_lock) and runs each round's transaction, so a round commits only while its
+// session, and with it the lock, is alive. Connects lazily (try_lead), to a database the sink
+// has set up. One thread.
+class PostgresFleetStore final : public FleetStore {
+ public:
+  explicit PostgresFleetStore(PostgresOptions options);
+  ~PostgresFleetStore() override;
+  PostgresFleetStore(const PostgresFleetStore&) = delete;
+  PostgresFleetStore& operator=(const PostgresFleetStore&) = delete;
+
+  common::Result<bool, SinkError> try_lead() override;
+  bool still_leading() override;
+  void resign() override;
+  common::Result<std::vector<DeviceRow>, SinkError> restore() override;
+  common::Result<std::vector<FeedRow>, SinkError> take(std::size_t max_rows,
+                                                       int64_t received_before_us) override;
+  common::Status<SinkError> commit(const FleetCommit& derived) override;
+  void abort() override;
+
+ private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -110,7 +110,7 @@ class JournalRelease {
   virtual void release(JournalPosition committed) = 0;
 };
 
-// The storage thread's logic. Owns the FleetTracker and the RuleEngine; borrows the rest,
+// The storage thread's logic. Owns the FleetTracker (if any) and the RuleEngine; borrows the rest,
 // which must outlive it. One thread calls add(), flush(), journal_position() and run() (the
 // start-up thread for the journal replay, then the storage thread); begin_shutdown() and
 // webhook_gave_up() may be called from any thread.
@@ -122,10 +122,14 @@ class StorageLoop {
   static constexpr int64_t kBackoffMaxMs = 5000;       // ...up to this
   static constexpr uint64_t kRetentionChunkRows = 50'000;  // rows per expire() between commits
 
-  // `fleet` comes seeded with what the database remembers of each device. `journal` and
-  // `webhooks` may be null (no journal, no webhook configured).
-  StorageLoop(const CollectorConfig& config, FleetTracker fleet, Sink& sink, StorageClock& clock,
-              Counters& counters, JournalRelease* journal, EventForwarder* webhooks);
+  // `fleet` comes seeded with what the database remembers of each device. Without one (shared
+  // mode: several collectors on one database, fleet_leader.h) the loop only stores, acks and
+  // releases the journal: no fleet events, no sequence lines, no threshold rules, no tick; the
+  // FleetLeader decides those. `journal` and `webhooks` may be null (no journal, no webhook
+  // configured).
+  StorageLoop(const CollectorConfig& config, std::optional<FleetTracker> fleet, Sink& sink,
+              StorageClock& clock, Counters& counters, JournalRelease* journal,
+              EventForwarder* webhooks);
 
   StorageLoop(const StorageLoop&) = delete;
   StorageLoop& operator=(const StorageLoop&) = delete;
@@ -177,7 +181,7 @@ class StorageLoop {
   void encode_failed(std::string_view what, std::string_view detail);
 
   const CollectorConfig config_;
-  FleetTracker fleet_;
+  std::optional<FleetTracker> fleet_;  // none in shared mode
   RuleEngine rules_;
   Sink& sink_;
   StorageClock& clock_;
