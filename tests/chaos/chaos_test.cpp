@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <random>
 
 #include "chaos/world.h"
@@ -266,6 +267,127 @@ TEST(Chaos, EverythingAtOnce) {
   add_quota_cut(world, events);
   const std::string why = "broker and collector kills (see the scenarios of one fault each)";
   expect_passed(world.run(std::move(events), Rules{"", why, why, why}));
+}
+
+// Shared mode: three collectors in one MQTT shared group ($share/chaos/...: mosquitto hands
+// each message to one member, round-robin, so every device's messages spread over all three)
+// commit to one PostgreSQL database. Their gap events are judged once one elected leader
+// decides them (kSharedGapEvents); until then each member sees a third of every device's
+// sequence and reports gaps that are not.
+constexpr bool kSharedGapEvents = true;
+constexpr milliseconds kSharedLoad = 18s;
+// at_least_once readings may be lost only if sent this long before a collector was killed
+// or stopped: what its Paho had taken and not journaled, or what was in flight to it. The
+// agents flush every 200 ms and seal after 100 ms, so a reading reaches the collector about
+// 0.3 s after it was sent; what each fault lost is printed.
+constexpr milliseconds kCollectorWindow = 1500ms;
+
+// Skips the scenario, saying why, where PostgreSQL's binaries are not installed.
+#define OUTPOST_REQUIRE_POSTGRES()                                        \
+  do {                                                                    \
+    std::string why;                                                      \
+    if (!test_support::Postgres::find_binaries(why)) GTEST_SKIP() << why; \
+  } while (false)
+
+WorldOptions shared_options(const std::string& name) {
+  WorldOptions options{name, scenario_seed(name), chaos_load(kSharedLoad), /*quota_agent=*/false,
+                       /*broker_persistence=*/false};
+  options.postgres = true;
+  options.collectors = 3;
+  options.gap_events = kSharedGapEvents;
+  return options;
+}
+
+// Kills the collector that holds the PostgreSQL advisory lock (the group's leader) if one
+// does, else collector `fallback`; `killed` says which, for the restart.
+Event kill_leader_or(World& world, milliseconds at, std::size_t fallback,
+                     const std::shared_ptr<std::size_t>& killed) {
+  return {
+      at, "kill -9 the leader (lock holder) or a collector", [&world, fallback, killed] {
+        const auto holder = world.lock_holder();
+        *killed = holder.value_or(fallback);
+        world.note("-> chaos-collector-" + std::to_string(*killed + 1) +
+                   (holder ? " (holds the advisory lock)" : " (no lock holder: seeded choice)"));
+        world.kill_collector(*killed);
+      }};
+}
+
+// Three collectors share the fleet; under load one is killed with SIGKILL (the leader, if a
+// collector holds the advisory lock) and restarted, later another one. Their sessions are
+// persistent, so the broker keeps a dead member's share until it is back. end_to_end loses
+// nothing; at_least_once only what was sent just before a kill (printed per kill); nothing
+// stored twice; every malformed message in the DLQ.
+TEST(Chaos, PostgresThreeCollectorsKillNine) {
+  OUTPOST_REQUIRE_POSTGRES();
+  WorldOptions options = shared_options("pg_three_collectors_kill");
+  World world(options);
+  world.start();
+  auto& rng = world.rng();
+  std::vector<Event> events;
+  const auto at = moments(rng, 2, 2000ms, options.load - 3s, 4000ms);
+  const std::size_t n = world.collector_count();
+  auto first = std::make_shared<std::size_t>(0);
+  events.push_back(kill_leader_or(
+      world, at[0], std::uniform_int_distribution<std::size_t>(0, n - 1)(rng), first));
+  events.push_back({at[0] + uniform(rng, 1000ms, 3000ms), "restart it",
+                    [&world, first] { world.start_collector(*first); }});
+  const std::size_t second = std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
+  events.push_back({at[1], "kill -9 chaos-collector-" + std::to_string(second + 1),
+                    [&world, second] { world.kill_collector(second); }});
+  events.push_back({at[1] + uniform(rng, 500ms, 2000ms),
+                    "restart chaos-collector-" + std::to_string(second + 1),
+                    [&world, second] { world.start_collector(second); }});
+  Rules rules;
+  rules.at_least_once = "sent just before a collector kill: acked by its Paho, not yet journaled";
+  rules.direct = "acked by the killed collector's Paho before it was journaled (docs/storage.md)";
+  rules.collector_window = kCollectorWindow;
+  expect_passed(world.run(std::move(events), rules));
+}
+
+// Three collectors share the fleet; one is stopped with SIGTERM under load and never comes
+// back: the other two carry the fleet. The members use clean sessions: a persistent session
+// of a member that is gone would keep receiving its share of the messages (mosquitto 2.0 hands
+// a shared subscription's messages to offline persistent members too), for nobody. Same rules
+// as the kills.
+TEST(Chaos, PostgresCollectorStoppedForGood) {
+  OUTPOST_REQUIRE_POSTGRES();
+  WorldOptions options = shared_options("pg_collector_stopped");
+  options.collector_clean_session = true;
+  World world(options);
+  world.start();
+  auto& rng = world.rng();
+  const std::size_t gone =
+      std::uniform_int_distribution<std::size_t>(0, world.collector_count() - 1)(rng);
+  const milliseconds at = uniform(rng, 3000ms, options.load / 2);
+  std::vector<Event> events;
+  events.push_back({at, "stop chaos-collector-" + std::to_string(gone + 1) + " (SIGTERM), for good",
+                    [&world, gone] { world.stop_collector(gone); }});
+  Rules rules;
+  rules.at_least_once = "in flight to the collector that stopped";
+  rules.direct = "in flight to the collector that stopped";
+  rules.collector_window = kCollectorWindow;
+  expect_passed(world.run(std::move(events), rules));
+}
+
+// Three collectors share the fleet and PostgreSQL goes away under load: a fast shutdown and
+// restart, then a SIGKILL of the postmaster and restart. Intake pauses (every collector
+// retries its transaction; its bounded queue holds the rest); nothing is lost, in any mode
+// but fire_and_forget, nothing stored twice, every malformed message in the DLQ.
+TEST(Chaos, PostgresRestartsUnderThreeCollectors) {
+  OUTPOST_REQUIRE_POSTGRES();
+  WorldOptions options = shared_options("pg_restarts");
+  World world(options);
+  world.start();
+  std::vector<Event> events;
+  auto& rng = world.rng();
+  const auto at = moments(rng, 2, 2000ms, options.load - 3s, 3500ms);
+  events.push_back({at[0], "stop PostgreSQL (fast shutdown)", [&world] { world.stop_postgres(); }});
+  events.push_back({at[0] + uniform(rng, 1000ms, 3000ms), "start PostgreSQL",
+                    [&world] { world.start_postgres(); }});
+  events.push_back({at[1], "kill -9 PostgreSQL", [&world] { world.kill_postgres(); }});
+  events.push_back({at[1] + uniform(rng, 500ms, 2000ms), "start PostgreSQL",
+                    [&world] { world.start_postgres(); }});
+  expect_passed(world.run(std::move(events), Rules{}));
 }
 
 }  // namespace

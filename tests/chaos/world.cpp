@@ -2,6 +2,7 @@
 // comparison of the collector's store with what was sent.
 #include "chaos/world.h"
 
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -53,7 +55,7 @@ constexpr double kFireAndForgetFloor = 0.10;
 
 using test_support::prometheus_sample;
 
-std::string agent_metrics(int port) {
+std::string scrape_metrics(int port) {
   const std::string r = test_support::http_get(port, "/metrics");
   const auto body = r.find("\r\n\r\n");
   return body == std::string::npos ? std::string() : "\n" + r.substr(body + 4);
@@ -91,6 +93,106 @@ class Db {
 
  private:
   sqlite3* db_ = nullptr;
+};
+
+}  // namespace
+
+// A read-only view of the collector's store. The reckoning's SQL runs on both schemas where
+// they agree (`$1` is the one parameter, for SQLite too); where they differ (readings keep
+// integers in `value` on SQLite and `value_int` on PostgreSQL; a batch's rows are a rowid range
+// on SQLite and a batch id on PostgreSQL) the caller picks by postgres().
+class World::Store {
+ public:
+  // One result row, as text cells (nullopt: NULL), whichever the backend: the reckoning's
+  // lambdas read it as they read an SQLite statement.
+  struct Row {
+    std::vector<std::optional<std::string>> cells;
+    bool is_null(int i) const { return !cells.at(i); }
+    std::string text(int i) const { return cells.at(i).value_or(""); }
+    int64_t integer(int i) const {
+      const std::string t = text(i);
+      int64_t v = 0;
+      std::from_chars(t.data(), t.data() + t.size(), v);
+      return v;
+    }
+  };
+  virtual ~Store() = default;
+  virtual bool postgres() const = 0;
+  // Calls `row` for each result row; false if the query failed.
+  virtual bool each(const std::string& sql, const std::function<void(const Row&)>& row,
+                    const std::string& bind_text = "") = 0;
+  int64_t one(const std::string& sql) {
+    int64_t v = -1;
+    each(sql, [&](const Row& r) { v = r.integer(0); });
+    return v;
+  }
+};
+
+namespace {
+
+class SqliteStore : public World::Store {
+ public:
+  using Row = World::Store::Row;
+  explicit SqliteStore(const fs::path& path) : db_(path) {}
+  bool postgres() const override { return false; }
+  bool each(const std::string& sql, const std::function<void(const Row&)>& row,
+            const std::string& bind_text) override {
+    return db_.each(
+        sql,
+        [&](common::sqlite::Statement& s) {
+          Row r;
+          const int n = sqlite3_column_count(s.get());
+          for (int i = 0; i < n; ++i) {
+            r.cells.push_back(s.is_null(i) ? std::nullopt : std::optional(s.text(i)));
+          }
+          row(r);
+        },
+        bind_text);
+  }
+
+ private:
+  Db db_;
+};
+
+class PostgresStore : public World::Store {
+ public:
+  using Row = World::Store::Row;
+  explicit PostgresStore(const std::string& dsn) {
+    const std::string conninfo = dsn + " connect_timeout=5";
+    conn_ = PQconnectdb(conninfo.c_str());
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      PQfinish(conn_);
+      conn_ = nullptr;
+    }
+  }
+  ~PostgresStore() override {
+    if (conn_) PQfinish(conn_);
+  }
+  bool postgres() const override { return true; }
+  bool each(const std::string& sql, const std::function<void(const Row&)>& row,
+            const std::string& bind_text) override {
+    if (!conn_) return false;
+    const char* param = bind_text.c_str();
+    PGresult* res = PQexecParams(conn_, sql.c_str(), bind_text.empty() ? 0 : 1, nullptr,
+                                 bind_text.empty() ? nullptr : &param, nullptr, nullptr, 0);
+    const bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (ok) {
+      for (int i = 0; i < PQntuples(res); ++i) {
+        Row r;
+        for (int j = 0; j < PQnfields(res); ++j) {
+          r.cells.push_back(PQgetisnull(res, i, j)
+                                ? std::nullopt
+                                : std::optional<std::string>(PQgetvalue(res, i, j)));
+        }
+        row(r);
+      }
+    }
+    PQclear(res);
+    return ok;
+  }
+
+ private:
+  PGconn* conn_ = nullptr;
 };
 
 // One device of the simulator's manifest, as the reckoning uses it.
@@ -181,6 +283,17 @@ struct World::Agent {
   uint64_t refused = 0;  // readings whose datagram the socket refused (agent dead)
   uint64_t blocked = 0;  // readings not sent because the socket buffer was full (retried)
   std::string final_metrics;
+  // When each datagram was sent (index: reading / kLinesPerDatagram), for the at_least_once
+  // window around collector faults.
+  std::vector<Clock::time_point> sent_at;
+};
+
+// One outpost-collector process of the shared group (or the only one).
+struct World::Collector {
+  std::string client_id;
+  fs::path config, log, journal;
+  int metrics_port = 0;
+  std::unique_ptr<Process> process;
 };
 
 World::World(WorldOptions options) : options_(std::move(options)), rng_(options_.seed) {
@@ -198,7 +311,8 @@ World::~World() {
   if (feeder_.joinable()) feeder_.join();
   sim_.reset();
   agents_.clear();
-  collector_.reset();
+  collectors_.clear();
+  postgres_.reset();
   relay_.reset();
   quota_relay_.reset();
   broker_.reset();
@@ -242,18 +356,93 @@ void World::stop_broker() {
   if (broker_) broker_->stop(15s);
 }
 
-void World::start_collector() {
+void World::start_collector(std::size_t i) {
+  Collector& c = *collectors_.at(i);
   std::string error;
-  int metrics_port = 0;  // not scraped: the store is what the reckoning reads
-  collector_ = test_support::start_outpost_collector(
-      dies_with_us({OUTPOST_COLLECTOR_BIN, "--config", collector_config_.string()}),
-      collector_config_, dir_ / "collector.log", metrics_port, error);
-  if (!collector_) throw std::runtime_error("collector did not subscribe: " + error);
+  c.process = test_support::start_outpost_collector(
+      dies_with_us({OUTPOST_COLLECTOR_BIN, "--config", c.config.string()}), c.config, c.log,
+      c.metrics_port, error);
+  if (!c.process) throw std::runtime_error(c.client_id + " did not subscribe: " + error);
 }
 
-void World::kill_collector() {
-  if (collector_) collector_->stop(SIGKILL);
-  collector_.reset();
+void World::kill_collector(std::size_t i) {
+  Collector& c = *collectors_.at(i);
+  const auto begin = Clock::now();
+  if (c.process) c.process->stop(SIGKILL);
+  c.process.reset();
+  collector_faults_.push_back({begin, Clock::now(), i, "kill -9"});
+}
+
+void World::stop_collector(std::size_t i) {
+  Collector& c = *collectors_.at(i);
+  const auto begin = Clock::now();
+  if (c.process) c.process->stop(SIGTERM, 30s);
+  c.process.reset();
+  collector_faults_.push_back({begin, Clock::now(), i, "SIGTERM"});
+}
+
+std::optional<std::size_t> World::lock_holder() {
+  if (!postgres_ || !postgres_->running()) return std::nullopt;
+  // Any advisory lock but the schema migration's (key 0x6f7574706f7374, held for a moment
+  // while a collector starts): pg_locks shows a bigint key as classid (high 32 bits) and objid.
+  std::string ports;
+  try {
+    ports = postgres_->sql("postgres",
+                           "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON "
+                           "a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
+                           "a.client_port IS NOT NULL AND NOT (l.classid = 7304564 AND "
+                           "l.objid = 1886352244)");
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  std::istringstream in(ports);
+  for (int port; in >> port;) {
+    for (std::size_t i = 0; i < collectors_.size(); ++i) {
+      const auto& p = collectors_[i]->process;
+      if (!p) continue;
+      const auto held = test_support::connected_tcp_ports(p->pid());
+      if (std::find(held.begin(), held.end(), port) != held.end()) return i;
+    }
+  }
+  return std::nullopt;
+}
+
+void World::stop_postgres() {
+  if (postgres_) postgres_->stop();
+}
+
+void World::kill_postgres() {
+  if (postgres_) postgres_->kill();
+}
+
+void World::start_postgres() {
+  if (postgres_) postgres_->start();
+}
+
+std::unique_ptr<World::Store> World::open_store() const {
+  if (options_.postgres) return std::make_unique<PostgresStore>(dsn_);
+  return std::make_unique<SqliteStore>(collector_db_);
+}
+
+void World::write_collector_config(Collector& c) {
+  std::ostringstream storage;
+  if (options_.postgres) {
+    storage << "kind = \"postgres\"\ndsn = \"" << dsn_ << "\"\njournal_dir = \""
+            << c.journal.string() << "\"\n";
+  } else {
+    storage << "path = \"" << collector_db_.string() << "\"\n";
+  }
+  std::ofstream(c.config) << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\nclient_id = \""
+                          << c.client_id << "\"\n"
+                          << "reconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n"
+                          << (options_.collectors > 1 ? "shared_group = \"chaos\"\n" : "")
+                          << (options_.collector_clean_session ? "clean_session = true\n" : "")
+                          << "[storage]\n"
+                          << storage.str() << "commit_interval = \"50ms\"\n"
+                          << (options_.gap_grace.empty()
+                                  ? std::string()
+                                  : "[events]\ngap_grace = \"" + options_.gap_grace + "\"\n")
+                          << "[metrics]\nlisten = \"127.0.0.1:0\"\n";
 }
 
 void World::write_agent_config(Agent& a) {
@@ -280,17 +469,30 @@ void World::start() {
   relay_ = std::make_unique<Relay>(broker_->port());
   if (options_.quota_agent) quota_relay_ = std::make_unique<Relay>(broker_->port());
 
-  collector_db_ = dir_ / "collector.db";
-  collector_config_ = dir_ / "collector.toml";
-  std::ofstream(collector_config_)
-      << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\nclient_id = \"chaos-collector\"\n"
-      << "reconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n"
-      << "[storage]\npath = \"" << collector_db_.string() << "\"\n"
-      << "commit_interval = \"50ms\"\n"
-      << (options_.gap_grace.empty() ? std::string()
-                                     : "[events]\ngap_grace = \"" + options_.gap_grace + "\"\n")
-      << "[metrics]\nlisten = \"127.0.0.1:0\"\n";
-  start_collector();
+  if (options_.collectors > 1 && !options_.postgres) {
+    throw std::runtime_error("several collectors need the postgres store");
+  }
+  if (options_.postgres) {
+    postgres_ = std::make_unique<test_support::Postgres>(dir_ / "pg");
+    postgres_->start();
+    postgres_->create_database("outpost");
+    dsn_ = postgres_->dsn("outpost");
+  } else {
+    collector_db_ = dir_ / "collector.db";
+  }
+  for (int k = 1; k <= options_.collectors; ++k) {
+    auto c = std::make_unique<Collector>();
+    // One collector keeps the names it always had; a group's members are numbered.
+    const std::string suffix = options_.collectors > 1 ? "-" + std::to_string(k) : "";
+    c->client_id = "chaos-collector" + suffix;
+    c->config = dir_ / ("collector" + suffix + ".toml");
+    c->log = dir_ / ("collector" + suffix + ".log");
+    c->journal = dir_ / ("journal" + suffix);
+    if (options_.postgres) fs::create_directories(c->journal);
+    write_collector_config(*c);
+    collectors_.push_back(std::move(c));
+  }
+  for (std::size_t i = 0; i < collectors_.size(); ++i) start_collector(i);
 
   auto add = [&](Group g, const std::string& delivery, const std::string& name) {
     auto a = std::make_unique<Agent>();
@@ -361,7 +563,7 @@ void World::kill_agent(std::size_t i) {
   Agent::Life& life = a.lives.back();
   // The feeder is held off: what this scrape says was persisted is a lower bound at the kill.
   life.persisted = static_cast<int64_t>(
-      prometheus_sample(agent_metrics(a.metrics_port), "outpost_agent_persisted_total")
+      prometheus_sample(scrape_metrics(a.metrics_port), "outpost_agent_persisted_total")
           .value_or(0));
   a.process->stop(SIGKILL);
   a.process.reset();
@@ -402,6 +604,7 @@ void World::send_to(Agent& a, int fd) {
                              reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   if (n == static_cast<ssize_t>(datagram.size())) {
     a.next += kLinesPerDatagram;
+    a.sent_at.push_back(Clock::now());
   } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
     a.blocked += kLinesPerDatagram;  // the same readings go in the next datagram
   } else {
@@ -425,9 +628,23 @@ bool World::converged(std::string& why) {
     why = "the simulator is still running";
     return false;
   }
+  // On PostgreSQL a transaction can be retried for seconds (a server restart, a deadlock
+  // between members of the group) while the store stands still: every running collector must
+  // have committed every message it received (journaled, replayed included).
+  for (const auto& c : collectors_) {
+    if (!options_.postgres || !c->process) continue;
+    const std::string m = scrape_metrics(c->metrics_port);
+    const auto received = prometheus_sample(m, "outpost_collector_received_total");
+    const auto committed = prometheus_sample(m, "outpost_collector_commit_messages_total");
+    if (!received || !committed || *received != *committed) {
+      why = c->client_id + ": received " + std::to_string(received.value_or(-1)) +
+            " messages, committed " + std::to_string(committed.value_or(-1));
+      return false;
+    }
+  }
   for (auto& a : agents_) {
     if (!a->process) continue;
-    const std::string m = agent_metrics(a->metrics_port);
+    const std::string m = scrape_metrics(a->metrics_port);
     const auto accepted = prometheus_sample(m, "outpost_agent_accepted_total{kind=\"reading\"}");
     const auto persisted = prometheus_sample(m, "outpost_agent_persisted_total");
     const auto items = prometheus_sample(m, "outpost_agent_queue_items");
@@ -508,10 +725,10 @@ Report World::run(std::vector<Event> events, const Rules& rules) {
   auto last_change = Clock::now();
   const bool settled = wait_until(
       [&] {
-        Db db(collector_db_);
-        const std::tuple<int64_t, int64_t, int64_t> now{db.one("SELECT count(*) FROM readings"),
-                                                        db.one("SELECT count(*) FROM batches"),
-                                                        db.one("SELECT count(*) FROM dlq")};
+        auto db = open_store();
+        const std::tuple<int64_t, int64_t, int64_t> now{db->one("SELECT count(*) FROM readings"),
+                                                        db->one("SELECT count(*) FROM batches"),
+                                                        db->one("SELECT count(*) FROM dlq")};
         if (now != last) {
           last = now;
           last_change = Clock::now();
@@ -531,11 +748,14 @@ Report World::run(std::vector<Event> events, const Rules& rules) {
   for (auto& a : agents_) {
     std::lock_guard lock(a->mu);
     if (a->lives.back().end < 0) a->lives.back().end = a->next;
-    if (a->process) a->final_metrics = agent_metrics(a->metrics_port);
+    if (a->process) a->final_metrics = scrape_metrics(a->metrics_port);
   }
   Report report = judge(rules);
   if (!settled) report.failures.push_back("did not settle within 120 s: " + why);
   for (const auto& f : event_failures) report.failures.push_back("fault action failed: " + f);
+  if (options_.gap_events) {
+    for (auto& f : judge_gap_events(15s)) report.failures.push_back(std::move(f));
+  }
   if (!report.failures.empty()) {
     keep_dir_ = true;  // configs, logs, databases and manifest, for whoever investigates
     report.failures.push_back("work directory kept: " + dir_.string());
@@ -553,6 +773,15 @@ struct World::Tally {
   std::map<std::string, std::pair<uint64_t, uint64_t>> figures;  // device -> sent, stored
   std::vector<std::string> notes;                                // printed under the table
   std::vector<std::string> failures;
+  // Rules::collector_window; per collector fault, the at_least_once readings lost in its
+  // window: how many, and the earliest and latest send time before the fault (ms).
+  std::chrono::milliseconds collector_window{0};
+  struct WindowLoss {
+    uint64_t readings = 0;
+    int64_t earliest_ms = 0, latest_ms = 0;
+  };
+  std::map<std::size_t, WindowLoss> window_losses;  // index into collector_faults_
+  std::map<Group, uint64_t> outside_window;         // lost at_least_once readings in no window
 
   Row& row(Group g, const std::string& mode) {
     Row& r = rows[g];
@@ -564,15 +793,16 @@ struct World::Tally {
 
 // Agents: each reading is identified by its value.
 void World::tally_agents(Tally& t) {
-  Db db(collector_db_);
+  auto db = open_store();
   for (auto& a : agents_) {
     Row& r = t.row(a->group, a->delivery);
     ++r.devices;
     t.group_of_device[a->name] = a->group;
     std::map<int64_t, uint64_t> copies;
-    db.each(
-        "SELECT r.value, count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id "
-        "JOIN devices d ON d.id = s.device_id WHERE d.device = ?1 GROUP BY r.value",
+    const std::string value = db->postgres() ? "r.value_int" : "r.value";
+    db->each(
+        "SELECT " + value + ", count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id " +
+            "JOIN devices d ON d.id = s.device_id WHERE d.device = $1 GROUP BY " + value,
         [&](auto& s) { copies[s.integer(0)] = static_cast<uint64_t>(s.integer(1)); }, a->name);
     for (const auto& [value, n] : copies) {
       if (value < 0 || value >= a->next) {
@@ -622,6 +852,25 @@ void World::tally_agents(Tally& t) {
       agent_window += static_cast<uint64_t>(window);
       for (int64_t v : missing) {
         if (v >= life.base + (sent - window)) break;  // in the kill window
+        if (t.collector_window.count() > 0 && a->group == Group::kAtLeastOnce) {
+          // Sent shortly before a collector fault (or while it stopped): lost with it.
+          const Clock::time_point at =
+              a->sent_at.at(static_cast<std::size_t>(v) / kLinesPerDatagram);
+          bool in_window = false;
+          for (std::size_t f = 0; f < collector_faults_.size() && !in_window; ++f) {
+            const auto& fault = collector_faults_[f];
+            if (at < fault.begin - t.collector_window || at > fault.end) continue;
+            in_window = true;
+            const int64_t before_ms =
+                std::chrono::duration_cast<std::chrono::milliseconds>(fault.begin - at).count();
+            auto& w = t.window_losses[f];
+            w.earliest_ms = w.readings == 0 ? before_ms : std::max(w.earliest_ms, before_ms);
+            w.latest_ms = w.readings == 0 ? before_ms : std::min(w.latest_ms, before_ms);
+            ++w.readings;
+          }
+          if (in_window) continue;
+          ++t.outside_window[a->group];
+        }
         if (t.lost_samples[a->group].size() < 8) {
           t.lost_samples[a->group].push_back(a->name + " #" + std::to_string(v) + " (life from #" +
                                              std::to_string(life.base) + ", " +
@@ -663,7 +912,7 @@ void World::tally_agents(Tally& t) {
 
 // The direct fleet, against the simulator's manifest.
 void World::tally_direct(Tally& t) {
-  Db db(collector_db_);
+  auto db = open_store();
   const auto manifest = read_manifest(manifest_);
   {
     Row& r = t.row(Group::kDirect, "direct, QoS 1");
@@ -680,9 +929,10 @@ void World::tally_direct(Tally& t) {
       const uint64_t sent = m.numbers.count("readings_sent") ? m.numbers.at("readings_sent") : 0;
       r.sent += sent;
       uint64_t stored = 0;
-      db.each(
-          "SELECT b.epoch, b.seq, b.last_row - b.first_row + 1 FROM batches b "
-          "JOIN devices d ON d.id = b.device_id WHERE d.device = ?1 AND b.kind = 0",
+      const std::string batch_rows_sql = db->postgres() ? "b.rows" : "b.last_row - b.first_row + 1";
+      db->each(
+          "SELECT b.epoch, b.seq, " + batch_rows_sql + " FROM batches b " +
+              "JOIN devices d ON d.id = b.device_id WHERE d.device = $1 AND b.kind = 0",
           [&](auto& s) {
             const auto key =
                 std::pair{static_cast<uint64_t>(s.integer(0)), static_cast<uint64_t>(s.integer(1))};
@@ -704,17 +954,27 @@ void World::tally_direct(Tally& t) {
       // Stored twice: rows no batch accounts for (a batch's rows stored again), and batches
       // with the very same rows under another key. Not (sensor, time) pairs: a lagging
       // simulator worker may read a sensor twice in the same microsecond.
-      const int64_t rows = db.one(
+      const int64_t rows = db->one(
           "SELECT count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id "
           "JOIN devices d ON d.id = s.device_id WHERE d.device = '" +
           device + "'");
       int64_t batch_rows = 0;
       std::map<std::string, int> contents;
-      db.each(
-          "SELECT b.last_row - b.first_row + 1, (SELECT group_concat(r.sensor_id || ':' || "
-          "r.time_us || ':' || r.value, ',') FROM readings r WHERE r.id BETWEEN b.first_row AND "
-          "b.last_row) FROM batches b JOIN devices d ON d.id = b.device_id "
-          "WHERE d.device = ?1 AND b.kind = 0",
+      const std::string contents_sql =
+          db->postgres()
+              // A batch's rows by its id; one aggregate per batch of the device's readings.
+              ? "SELECT b.rows, c.rows FROM batches b JOIN devices d ON d.id = b.device_id "
+                "LEFT JOIN (SELECT r.batch_id, string_agg(r.sensor_id || ':' || r.time_us || ':' "
+                "|| coalesce(r.value::text, r.value_int::text, r.value_text, ''), ',' ORDER BY "
+                "r.sensor_id, r.time_us) AS rows FROM readings r JOIN sensors s ON s.id = "
+                "r.sensor_id JOIN devices d ON d.id = s.device_id WHERE d.device = $1 GROUP BY "
+                "r.batch_id) c ON c.batch_id = b.batch_id WHERE d.device = $1 AND b.kind = 0"
+              : "SELECT b.last_row - b.first_row + 1, (SELECT group_concat(r.sensor_id || ':' || "
+                "r.time_us || ':' || r.value, ',') FROM readings r WHERE r.id BETWEEN b.first_row "
+                "AND b.last_row) FROM batches b JOIN devices d ON d.id = b.device_id "
+                "WHERE d.device = $1 AND b.kind = 0";
+      db->each(
+          contents_sql,
           [&](auto& s) {
             const int64_t n = s.integer(0);
             batch_rows += n;
@@ -737,10 +997,10 @@ void World::tally_direct(Tally& t) {
 
 // The DLQ, by the device named in each entry's topic.
 void World::tally_dlq(Tally& t) {
-  Db db(collector_db_);
+  auto db = open_store();
   std::map<std::string, std::map<int, uint64_t>> dlq;
   uint64_t dlq_elsewhere = 0;
-  db.each("SELECT topic, reason, count(*) FROM dlq GROUP BY topic, reason", [&](auto& s) {
+  db->each("SELECT topic, reason, count(*) FROM dlq GROUP BY topic, reason", [&](auto& s) {
     const std::string topic = s.text(0);
     const auto n = static_cast<uint64_t>(s.integer(2));
     auto parsed = common::parse_device_topic(topic);
@@ -764,9 +1024,27 @@ void World::tally_dlq(Tally& t) {
 
 Report World::judge(const Rules& rules) {
   Tally t;
+  t.collector_window = rules.collector_window;
   tally_agents(t);
   tally_direct(t);
   tally_dlq(t);
+  if (collectors_.size() > 1) {
+    // A group in which one member did all the work would pass the rest as well: every member
+    // still running must have stored a share (its counter counts since its last start).
+    std::string shares;
+    for (const auto& c : collectors_) {
+      if (!c->process) continue;
+      const auto stored = prometheus_sample(scrape_metrics(c->metrics_port),
+                                            "outpost_collector_readings_stored_total");
+      shares += (shares.empty() ? "" : ", ") + c->client_id + " " +
+                (stored ? std::to_string(static_cast<int64_t>(*stored)) : "?");
+      if (!stored || *stored <= 0) {
+        t.failures.push_back(c->client_id +
+                             " stored no reading: the group did not share the fleet");
+      }
+    }
+    t.notes.push_back("readings each running collector stored since its last start: " + shares);
+  }
   Report report;
   report.failures = t.failures;
   // Verdicts.
@@ -787,6 +1065,11 @@ Report World::judge(const Rules& rules) {
     if (r.unexpected > 0) fails.push_back(std::to_string(r.unexpected) + " stored, never sent");
     if (r.unexplained > 0 && allowance.empty()) {
       fails.push_back(std::to_string(r.unexplained) + " lost");
+    }
+    if (t.outside_window[g] > 0) {
+      fails.push_back(std::to_string(t.outside_window[g]) + " lost outside the " +
+                      std::to_string(rules.collector_window.count()) +
+                      " ms before a collector fault");
     }
     if (g != Group::kDirect && r.dlq > 0) fails.push_back(std::to_string(r.dlq) + " in the DLQ");
     if (g == Group::kDirect && t.malformed_missing > 0 && rules.malformed.empty()) {
@@ -825,6 +1108,28 @@ Report World::judge(const Rules& rules) {
       r.verdict = "ok";
     }
     report.rows.push_back(r);
+  }
+  if (t.collector_window.count() > 0) {
+    for (std::size_t f = 0; f < collector_faults_.size(); ++f) {
+      const auto& fault = collector_faults_[f];
+      const auto& w = t.window_losses[f];
+      char buf[300];
+      std::snprintf(
+          buf, sizeof buf,
+          "%s of %s at %s (exit after %lld ms): %llu at_least_once readings lost, %s",
+          fault.what.c_str(), collectors_.at(fault.collector)->client_id.c_str(),
+          fmt_ms(std::chrono::duration_cast<std::chrono::milliseconds>(fault.begin - load_start_))
+              .c_str(),
+          static_cast<long long>(
+              std::chrono::duration_cast<std::chrono::milliseconds>(fault.end - fault.begin)
+                  .count()),
+          static_cast<unsigned long long>(w.readings),
+          w.readings == 0 ? "none in its window"
+                          : ("sent " + std::to_string(w.earliest_ms) + " to " +
+                             std::to_string(w.latest_ms) + " ms before the signal")
+                                .c_str());
+      t.notes.push_back(buf);
+    }
   }
   report.table = render(report, t);
   std::cout << report.table << std::flush;
@@ -871,8 +1176,8 @@ std::vector<std::string> World::judge_gap_events(std::chrono::milliseconds wait)
   int64_t open_holes = -1;
   const bool closed = wait_until(
       [&] {
-        Db db(collector_db_);
-        open_holes = db.one("SELECT count(*) FROM seq_holes WHERE reported_us = 0");
+        auto db = open_store();
+        open_holes = db->one("SELECT count(*) FROM seq_holes WHERE reported_us = 0");
         return open_holes == 0;
       },
       wait);
@@ -880,13 +1185,13 @@ std::vector<std::string> World::judge_gap_events(std::chrono::milliseconds wait)
     failures.push_back("gap events: " + std::to_string(open_holes) +
                        " sequence holes still open after " + std::to_string(wait.count()) + " ms");
   }
-  Db db(collector_db_);
+  auto db = open_store();
   std::map<std::string, std::set<uint64_t>> stored;
-  db.each("SELECT d.device, b.seq FROM batches b JOIN devices d ON d.id = b.device_id",
-          [&](auto& s) { stored[s.text(0)].insert(static_cast<uint64_t>(s.integer(1))); });
+  db->each("SELECT d.device, b.seq FROM batches b JOIN devices d ON d.id = b.device_id",
+           [&](auto& s) { stored[s.text(0)].insert(static_cast<uint64_t>(s.integer(1))); });
   std::map<std::string, std::map<uint64_t, int64_t>> reported;  // device -> seq -> net count
   std::map<std::string, std::pair<uint64_t, uint64_t>> events;  // device -> gaps, resolved
-  db.each(
+  db->each(
       "SELECT device, kind, detail FROM events WHERE kind IN ('data_gap', 'data_gap_resolved') "
       "ORDER BY id",
       [&](auto& s) {
@@ -901,8 +1206,8 @@ std::vector<std::string> World::judge_gap_events(std::chrono::milliseconds wait)
         for (uint64_t q = first; q <= last; ++q) reported[device][q] += gap ? 1 : -1;
       });
   std::map<std::string, int64_t> gap_counts;
-  db.each("SELECT device, gaps FROM devices",
-          [&](auto& s) { gap_counts[s.text(0)] = s.integer(1); });
+  db->each("SELECT device, gaps FROM devices",
+           [&](auto& s) { gap_counts[s.text(0)] = s.integer(1); });
 
   std::ostringstream out;
   out << "\ngap events (" << options_.scenario << "): missing = seqs 1..highest stored not stored; "

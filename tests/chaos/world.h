@@ -1,5 +1,6 @@
-// The chaos suite's world: a broker, a relay, a collector, agents fed by a ledgered feeder and
-// a direct simulated fleet, the faults a scenario throws at them, and the final reckoning.
+// The chaos suite's world: a broker, a relay, one collector on SQLite or several in one shared
+// group on PostgreSQL, agents fed by a ledgered feeder and a direct simulated fleet, the faults a
+// scenario throws at them, and the final reckoning.
 #pragma once
 
 #include <atomic>
@@ -10,12 +11,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "chaos/relay.h"
+#include "support/postgres.h"
 #include "support/process.h"
 
 namespace outpost::chaos {
@@ -32,6 +35,10 @@ struct Rules {
   std::string at_least_once;
   std::string direct;
   std::string malformed;  // "": every malformed message the simulator sent is in the DLQ
+  // > 0: at_least_once losses (beyond agent kill windows) are allowed only for readings the
+  // feeder sent at most this long before a collector was killed or stopped (what its Paho had
+  // taken and not journaled, or what was in flight to it); each such fault's loss is printed.
+  std::chrono::milliseconds collector_window{0};
 };
 
 // One line of the printed table.
@@ -74,12 +81,22 @@ struct WorldOptions {
   bool quota_agent = false;                // add an at_least_once agent with a 64 KiB quota
   bool broker_persistence = false;         // the broker's first start
   std::string gap_grace = {};              // the collector's [events] gap_grace; "" = default
+  // The store: one collector on an SQLite file, or `collectors` collectors in one MQTT shared
+  // group (mqtt.shared_group) committing to one PostgreSQL database (a throwaway cluster).
+  bool postgres = false;
+  int collectors = 1;                    // > 1 needs postgres
+  bool collector_clean_session = false;  // the collectors' mqtt.clean_session
+  // run() also judges the data-gap events (judge_gap_events) against the store. Several
+  // collectors report gaps correctly only once one elected leader decides them.
+  bool gap_events = false;
 };
 
 // Not thread-safe: one test thread calls everything (and starts every process, which matters
 // for the children's parent-death signal); the feeder runs on its own thread inside run().
 class World {
  public:
+  using Clock = std::chrono::steady_clock;
+  class Store;  // a read-only view of the collector's store, SQLite or PostgreSQL (world.cpp)
   explicit World(WorldOptions options);
   ~World();
   World(const World&) = delete;
@@ -109,19 +126,34 @@ class World {
   void kill_broker();               // SIGKILL
   void stop_broker();               // SIGTERM: a graceful stop (persistence saves)
   void start_broker(bool persistence);
-  void kill_collector();
-  void start_collector();  // and waits until it has subscribed
+  std::size_t collector_count() const { return collectors_.size(); }
+  void kill_collector(std::size_t i = 0);   // SIGKILL
+  void stop_collector(std::size_t i = 0);   // SIGTERM and wait: a graceful stop
+  void start_collector(std::size_t i = 0);  // and waits until it has subscribed
+  // The collector whose PostgreSQL session holds an advisory lock (the shared group's leader),
+  // found through pg_locks and the session's client port; nullopt if none does.
+  std::optional<std::size_t> lock_holder();
+  void stop_postgres();   // a fast shutdown (SIGINT)
+  void kill_postgres();   // SIGKILL of the postmaster
+  void start_postgres();  // on the same port, and waits until it answers
   void cut_network() { relay_->cut(); }
   void stall_network() { relay_->stall(); }
   void heal_network() { relay_->heal(); }
   void cut_quota_agent() { quota_relay_->cut(); }
   void heal_quota_agent() { quota_relay_->heal(); }
 
+  // A line of the timeline under the last event's (e.g. which collector an action chose).
+  void note(const std::string& line) { timeline_.push_back("          " + line); }
+
   std::mt19937_64& rng() { return rng_; }
   const std::filesystem::path& dir() const { return dir_; }
 
  private:
   struct Agent;
+  struct Collector;
+  // A new view of the collector's store (SQLite file or PostgreSQL database).
+  std::unique_ptr<Store> open_store() const;
+  void write_collector_config(Collector& c);
   void write_agent_config(Agent& a);
   void feed_loop();
   void send_to(Agent& a, int fd);
@@ -141,15 +173,25 @@ class World {
   std::unique_ptr<test_support::Mosquitto> broker_;  // its port stays for the whole run
   std::unique_ptr<Relay> relay_;
   std::unique_ptr<Relay> quota_relay_;
-  std::filesystem::path collector_config_, collector_db_;
-  std::unique_ptr<test_support::Process> collector_;
+  std::unique_ptr<test_support::Postgres> postgres_;
+  std::string dsn_;                     // postgres: the collectors' database
+  std::filesystem::path collector_db_;  // sqlite
+  std::vector<std::unique_ptr<Collector>> collectors_;
+  // When a collector was killed or stopped (from the signal to its exit), and which: the
+  // at_least_once window's reference.
+  struct CollectorFault {
+    Clock::time_point begin, end;
+    std::size_t collector;
+    std::string what;  // "kill -9", "SIGTERM"
+  };
+  std::vector<CollectorFault> collector_faults_;
   std::vector<std::unique_ptr<Agent>> agents_;
   std::unique_ptr<test_support::Process> sim_;
   std::filesystem::path manifest_;
   int sim_exit_ = -1;
   std::atomic<bool> feeding_{false};
   std::thread feeder_;
-  std::chrono::steady_clock::time_point load_start_;
+  Clock::time_point load_start_;
   std::vector<std::string> timeline_;
   bool keep_dir_ = false;  // a failed scenario keeps its work directory
 };

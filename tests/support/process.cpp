@@ -98,6 +98,8 @@ std::vector<int> listening_tcp_ports(pid_t pid) { return ports_in(pid, "tcp", "0
 
 std::vector<int> bound_udp_ports(pid_t pid) { return ports_in(pid, "udp", "07"); }
 
+std::vector<int> connected_tcp_ports(pid_t pid) { return ports_in(pid, "tcp", "01"); }
+
 RefusingPort::RefusingPort() {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr = loopback_address(0);

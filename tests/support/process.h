@@ -36,6 +36,8 @@ int candidate_port();
 std::vector<int> listening_tcp_ports(pid_t pid);
 // The 127.0.0.1 UDP ports process `pid` has bound and not connected, ascending.
 std::vector<int> bound_udp_ports(pid_t pid);
+// The local 127.0.0.1 ports of process `pid`'s established TCP connections, ascending.
+std::vector<int> connected_tcp_ports(pid_t pid);
 
 // A loopback TCP port that is bound but never listens, for "nothing answers there": a
 // connection to it is refused, and no other socket can take the port while this lives.
