@@ -279,6 +279,15 @@ struct Stack {
     }
     return most;
   }
+  // Commits the collectors retried after PostgreSQL broke a deadlock between them (their logs).
+  std::size_t deadlocks() const {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < collectors.size(); ++i) {
+      n += outpost::test_support::count_in_file(dir / ("collector-" + std::to_string(i) + ".log"),
+                                                "deadlock detected");
+    }
+    return n;
+  }
   double pg_cpu() const { return pg ? cpu_tree_s(pg->pid()) : 0; }
   double broker_cpu() const { return broker_pid > 0 ? cpu_tree_s(broker_pid) : 0; }
   // Readings rows in the database (PostgreSQL only; -1 otherwise).
@@ -682,6 +691,10 @@ int main(int argc, char** argv) {
       row("  readings rows in PostgreSQL (backlog + throughput)",
           fmt("%.0f", rows_in_db) + " of " + fmt("%.0f", rows_expected), "exactly once");
     }
+    if (postgres) {
+      row("  commits retried after a deadlock between collectors (all phases)",
+          std::to_string(stack.deadlocks()), "");
+    }
     row("  collectors CPU (of one core)", fmt("%.0f %%", 100 * cpu.collectors_sum() / store_s), "");
     row("  collector CPU per message / per reading",
         fmt("%.1f", 1e6 * cpu.collectors_sum() / msgs) + " / " +
@@ -727,10 +740,11 @@ int main(int argc, char** argv) {
         " backend=postgres collectors=%d backlog_collector_us_per_rdg=%.3f "
         "backlog_pg_us_per_rdg=%.3f backlog_broker_us_per_rdg=%.3f collector_us_per_rdg=%.3f "
         "pg_us_per_rdg=%.3f broker_us_per_rdg=%.3f publisher_us_per_rdg=%.3f "
-        "rows_in_db=%.0f rows_expected=%.0f",
+        "rows_in_db=%.0f rows_expected=%.0f deadlocks=%zu",
         collector_count, 1e6 * drain_cpu.collectors_sum() / rdgs, 1e6 * drain_cpu.pg / rdgs,
         1e6 * drain_cpu.broker / rdgs, 1e6 * cpu.collectors_sum() / rdgs, 1e6 * cpu.pg / rdgs,
-        1e6 * cpu.broker / rdgs, 1e6 * cpu.self / rdgs, rows_in_db, rows_expected);
+        1e6 * cpu.broker / rdgs, 1e6 * cpu.self / rdgs, rows_in_db, rows_expected,
+        stack.deadlocks());
   }
   std::printf("\n");
   const bool in_db = !postgres || latency_only || rows_in_db == rows_expected;
