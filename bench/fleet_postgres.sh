@@ -64,13 +64,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 source scripts/lib.sh  # free_port, wait_for
-as_pg() {
-  if ((EUID == 0)); then
-    setpriv --pdeathsig SIGKILL --reuid=postgres --regid=postgres --init-groups -- "$@"
-  else
-    setpriv --pdeathsig SIGKILL -- "$@"
-  fi
-}
+# The command prefix that runs a PostgreSQL program; started in the background through it,
+# $! is the program itself (setpriv execs; a shell function would leave a subshell between).
+as_pg=(setpriv --pdeathsig SIGKILL)
+((EUID != 0)) || as_pg+=(--reuid=postgres --regid=postgres --init-groups)
+as_pg+=(--)
 pg_up() { "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; }
 sql() { "$pg_bin/psql" -qAt -h 127.0.0.1 -p "$pg_port" -U postgres -d fleet -c "$1"; }
 # cpu <pid>...: CPU seconds (utime + stime) of each pid and its children, summed.
@@ -109,9 +107,9 @@ echo "== PostgreSQL (durable: fsync on), mosquitto, $collectors collectors; load
 pg_port=$(free_port)
 mkdir -p "$work/pg"
 ((EUID != 0)) || chown postgres: "$work/pg"
-as_pg "$pg_bin/initdb" -D "$work/pg/data" -A trust -U postgres -E UTF8 --locale=C --no-sync \
+"${as_pg[@]}" "$pg_bin/initdb" -D "$work/pg/data" -A trust -U postgres -E UTF8 --locale=C --no-sync \
   --no-instructions >"$work/pg/initdb.log" 2>&1
-as_pg "$pg_bin/postgres" -D "$work/pg/data" -p "$pg_port" -c listen_addresses=127.0.0.1 \
+"${as_pg[@]}" "$pg_bin/postgres" -D "$work/pg/data" -p "$pg_port" -c listen_addresses=127.0.0.1 \
   -c unix_socket_directories="$work/pg" -c shared_buffers=256MB -c max_wal_size=4GB \
   -c log_min_messages=warning >"$work/postgres.log" 2>&1 &
 pg_pid=$!
@@ -154,7 +152,7 @@ EOF
     >"$work/collector-$i.log" 2>&1 &
   collector_pids+=($!)
   pids+=($!)
-  wait_for 60 grep -q "subscribed to" "$work/collector-$i.log"
+  wait_for 60 grep -qs "subscribed to" "$work/collector-$i.log"
 done
 
 echo "== outpost-sim: $devices devices x 5 sensors at 1 s, batch $batch, $processes processes," \

@@ -88,15 +88,12 @@ trap 'exit 143' TERM
 # parse fails ("trap: unexpected EOF while looking for matching `)'"; the script exits 2).
 
 source scripts/lib.sh  # free_port, wait_for
-# PostgreSQL refuses to run as root: then it runs as the postgres user (setpriv execs, so $!
-# is the program itself).
-as_pg() {
-  if ((EUID == 0)); then
-    setpriv --pdeathsig SIGKILL --reuid=postgres --regid=postgres --init-groups -- "$@"
-  else
-    setpriv --pdeathsig SIGKILL -- "$@"
-  fi
-}
+# The prefix that runs a PostgreSQL program: as the postgres user when root (PostgreSQL refuses
+# root). Started in the background through it, $! is the program itself (setpriv execs; a shell
+# function would leave a subshell between, and a signal to $! would miss the postmaster).
+as_pg=(setpriv --pdeathsig SIGKILL)
+((EUID != 0)) || as_pg+=(--reuid=postgres --regid=postgres --init-groups)
+as_pg+=(--)
 pg_up() { "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; }
 broker_up() { mosquitto_pub -p "$mqtt_port" -t outpost-demo/ping -n >/dev/null 2>&1; }
 collector() { "$build/collector/outpost-collector" --config "$demo/collector.toml" "$@"; }
@@ -177,13 +174,13 @@ if ((postgres)); then
   echo "== 0. PostgreSQL: initdb in $shown/pg, a server on 127.0.0.1:$pg_port"
   mkdir -p "$demo/pg"
   ((EUID != 0)) || chown postgres: "$demo/pg"
-  if ! as_pg "$pg_bin/initdb" -D "$demo/pg/data" -A trust -U postgres -E UTF8 --locale=C \
+  if ! "${as_pg[@]}" "$pg_bin/initdb" -D "$demo/pg/data" -A trust -U postgres -E UTF8 --locale=C \
     --no-sync --no-instructions >"$demo/pg/initdb.log" 2>&1; then
     echo "demo: initdb failed; see $shown/pg/initdb.log (as root, the postgres user must be able to reach $demo)" >&2
     tail -5 "$demo/pg/initdb.log" >&2
     exit 1
   fi
-  as_pg "$pg_bin/postgres" -D "$demo/pg/data" -p "$pg_port" -c listen_addresses=127.0.0.1 \
+  "${as_pg[@]}" "$pg_bin/postgres" -D "$demo/pg/data" -p "$pg_port" -c listen_addresses=127.0.0.1 \
     -c unix_socket_directories="$demo/pg" -c fsync=off -c full_page_writes=off \
     -c synchronous_commit=off -c log_min_messages=warning >"$demo/postgres.log" 2>&1 &
   pg_pid=$!
