@@ -5,11 +5,13 @@
 # cuts switched on) and a small lab fleet sending through real outpost-agent processes; then
 # a summary of what was sent against what the collector stored, dead-lettered and raised.
 # Everything runs on 127.0.0.1 under demo/ and is stopped at the end, however it ends.
-#   scripts/demo.sh [--duration 40s] [--work-dir DIR] [--build-dir DIR] [--no-build]
+#   scripts/demo.sh [--duration 40s] [--work-dir DIR] [--build-dir DIR] [--no-build] [--postgres]
 #     --duration   how long the fleets run (default 40s)
 #     --work-dir   where its files go (default demo/; emptied first)
 #     --build-dir  the build tree (default build/)
 #     --no-build   use the binaries already built: no package install, no build
+#     --postgres   store in PostgreSQL: a throwaway cluster of its own in demo/pg (PostgreSQL 15
+#                  server binaries, OUTPOST_POSTGRES_BIN or /usr/lib/postgresql/15/bin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -17,13 +19,15 @@ duration=40s
 demo="$root/demo"
 build="$root/build"
 setup=1
+postgres=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
     --work-dir) demo=$(realpath -m "$2"); shift 2 ;;
     --build-dir) build=$(realpath -m "$2"); shift 2 ;;
     --no-build) setup=0; shift ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --postgres) postgres=1; shift ;;
+    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -36,6 +40,19 @@ fi
 for bin in agent/outpost-agent collector/outpost-collector firmware-sim/outpost-sim; do
   [[ -x "$build/$bin" ]] || { echo "demo.sh: $build/$bin is not built" >&2; exit 1; }
 done
+pg_bin=${OUTPOST_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
+if ((postgres)); then
+  for bin in initdb postgres pg_isready psql; do
+    [[ -x "$pg_bin/$bin" ]] || {
+      echo "demo.sh: --postgres needs $pg_bin/$bin (apt-get install postgresql, or set OUTPOST_POSTGRES_BIN)" >&2
+      exit 1
+    }
+  done
+  if ((EUID == 0)) && ! id postgres >/dev/null 2>&1; then
+    echo "demo.sh: --postgres as root runs PostgreSQL as the postgres user, and there is none" >&2
+    exit 1
+  fi
+fi
 
 rm -rf "$demo"
 mkdir -p "$demo"
@@ -43,8 +60,11 @@ shown=${demo#"$root/"}        # as the messages name it: demo, or the --work-dir
 shown_build=${build#"$root/"}
 # Every process started here is in pids; at exit, however it comes, each is sent SIGTERM
 # (the simulators stop their agents; an agent whose simulator died gets SIGTERM from the
-# kernel, PR_SET_PDEATHSIG), given 10 s, then SIGKILLed, and waited for.
+# kernel, PR_SET_PDEATHSIG), given 10 s, then SIGKILLed, and waited for. PostgreSQL (with
+# --postgres) goes last, once the collector has committed what it held: SIGINT (a fast
+# shutdown), 10 s, SIGKILL; its postmaster also dies with this shell (setpriv --pdeathsig).
 pids=()
+pg_pid=
 cleanup() {
   local pid deadline=$((SECONDS + 10))
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -53,6 +73,12 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  [[ -n "$pg_pid" ]] || return 0
+  deadline=$((SECONDS + 10))
+  kill -INT "$pg_pid" 2>/dev/null || true
+  while kill -0 "$pg_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  kill -KILL "$pg_pid" 2>/dev/null || true
+  wait "$pg_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -62,6 +88,13 @@ trap 'exit 143' TERM
 # parse fails ("trap: unexpected EOF while looking for matching `)'"; the script exits 2).
 
 source scripts/lib.sh  # free_port, wait_for
+# The prefix that runs a PostgreSQL program: as the postgres user when root (PostgreSQL refuses
+# root). Started in the background through it, $! is the program itself (setpriv execs; a shell
+# function would leave a subshell between, and a signal to $! would miss the postmaster).
+as_pg=(setpriv --pdeathsig SIGKILL)
+((EUID != 0)) || as_pg+=(--reuid=postgres --regid=postgres --init-groups)
+as_pg+=(--)
+pg_up() { "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; }
 broker_up() { mosquitto_pub -p "$mqtt_port" -t outpost-demo/ping -n >/dev/null 2>&1; }
 collector() { "$build/collector/outpost-collector" --config "$demo/collector.toml" "$@"; }
 summary_value() { collector summary 2>/dev/null | awk -v k="$1" 'index($0, k) == 1 {print $NF}'; }
@@ -93,6 +126,17 @@ PY
 
 mqtt_port=$(free_port)
 collector_metrics_port=$(free_port)
+if ((postgres)); then
+  pg_port=$(free_port)
+  dsn="host=127.0.0.1 port=$pg_port user=postgres dbname=outpost"
+  storage_toml="kind = \"postgres\"
+dsn = \"$dsn\"
+journal_dir = \"$demo/collector.journal\""
+  where="PostgreSQL on 127.0.0.1:$pg_port (a throwaway cluster in $shown/pg, database outpost)"
+else
+  storage_toml="path = \"$demo/collector.db\""
+  where="$shown/collector.db"
+fi
 cat >"$demo/mosquitto.conf" <<EOF
 listener $mqtt_port 127.0.0.1
 allow_anonymous true
@@ -109,7 +153,7 @@ client_id = "outpost-demo-collector"
 reconnect_min = "200ms"
 reconnect_max = "1s"
 [storage]
-path = "$demo/collector.db"
+$storage_toml
 [events]
 gap_grace = "5s"
 # A threshold rule: an office warmer than 23 degC raises threshold_above; it clears at 22.5.
@@ -125,7 +169,25 @@ sed -e 's/^site = "office"/site = "lab"/' -e 's/^device_prefix = "office-"/devic
   firmware-sim/scenarios/small-office.toml >"$demo/lab.toml"
 
 echo
-echo "== 1. mosquitto on 127.0.0.1:$mqtt_port and outpost-collector on $shown/collector.db"
+if ((postgres)); then
+  # Made for speed, not durability (fsync off): trust authentication on 127.0.0.1 only.
+  echo "== 0. PostgreSQL: initdb in $shown/pg, a server on 127.0.0.1:$pg_port"
+  mkdir -p "$demo/pg"
+  ((EUID != 0)) || chown postgres: "$demo/pg"
+  if ! "${as_pg[@]}" "$pg_bin/initdb" -D "$demo/pg/data" -A trust -U postgres -E UTF8 --locale=C \
+    --no-sync --no-instructions >"$demo/pg/initdb.log" 2>&1; then
+    echo "demo: initdb failed; see $shown/pg/initdb.log (as root, the postgres user must be able to reach $demo)" >&2
+    tail -5 "$demo/pg/initdb.log" >&2
+    exit 1
+  fi
+  "${as_pg[@]}" "$pg_bin/postgres" -D "$demo/pg/data" -p "$pg_port" -c listen_addresses=127.0.0.1 \
+    -c unix_socket_directories="$demo/pg" -c fsync=off -c full_page_writes=off \
+    -c synchronous_commit=off -c log_min_messages=warning >"$demo/postgres.log" 2>&1 &
+  pg_pid=$!
+  wait_for 30 pg_up || { echo "demo: PostgreSQL did not come up; see $shown/postgres.log" >&2; exit 1; }
+  "$pg_bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c "CREATE DATABASE outpost" >/dev/null
+fi
+echo "== 1. mosquitto on 127.0.0.1:$mqtt_port and outpost-collector on $where"
 mosquitto -c "$demo/mosquitto.conf" >"$demo/mosquitto.log" 2>&1 &
 pids+=($!)
 wait_for 10 broker_up
@@ -202,6 +264,11 @@ echo "   stored by the collector: $stored of $sent readings ($verdict); $dlq of 
 echo
 collector summary | sed 's/^/   /'
 echo
+if ((postgres)); then
+  echo "   SQL on the view reading_rows (docs/storage.md, PostgreSQL; what Grafana reads):"
+  "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d outpost -c \
+    "SELECT device, sensor, time, value FROM reading_rows ORDER BY time DESC LIMIT 3" | sed 's/^/     /'
+fi
 echo "   devices (first 8):"
 collector devices | head -9 | sed 's/^/     /'
 echo "   dead-letter queue (first 6):"
@@ -213,6 +280,15 @@ echo "     $shown_build/collector/outpost-collector --config $shown/collector.to
 echo "     $shown_build/collector/outpost-collector --config $shown/collector.toml logs --severity warning --since 10m"
 echo "     $shown_build/firmware-sim/outpost-sim --help; firmware-sim/scenarios/*.toml"
 echo "     $shown_build/common/outpost-wire demo     # the wire format against JSON, and malformed payloads"
+if ((postgres)); then
+  echo "     the demo's PostgreSQL stops with it; to look again, start it (as the postgres user when root):"
+  echo "       $pg_bin/pg_ctl -D $shown/pg/data -o '-p $pg_port -k /tmp' start; psql \"$dsn\""
+fi
 echo "     metrics while running: the collector's on http://127.0.0.1:$collector_metrics_port/metrics ([metrics] listen"
 echo "     in $shown/collector.toml); an agent serves its own when its config sets [metrics] listen"
-echo "   Logs: $shown/collector.log, $shown/sim-*.log, $shown/agents/agent-*.log"
+if ((postgres)); then
+  echo "   Logs: $shown/collector.log, $shown/postgres.log, $shown/sim-*.log, $shown/agents/agent-*.log"
+  echo "   The demo's PostgreSQL stops with it; its files stay in $shown/pg."
+else
+  echo "   Logs: $shown/collector.log, $shown/sim-*.log, $shown/agents/agent-*.log"
+fi

@@ -2,7 +2,8 @@
 # scripts/demo.sh end to end, on the binaries already built and a short run: its summary
 # shows stored readings, read after the collector exited, and no process it started (the
 # broker, the collector, the simulators, the agents they start) outlives it, whether it runs
-# to its end or is interrupted with SIGTERM half-way.
+# to its end or is interrupted with SIGTERM half-way. Then the same with --postgres (its own
+# PostgreSQL cluster, which must be gone too), when the PostgreSQL binaries are installed.
 #   demo_test.sh <repo root> <build dir>
 # Every process the demo starts inherits a token in its environment; after the demo has
 # exited, /proc must show no process with that token.
@@ -85,6 +86,46 @@ wait "$demo_pid" || rc=$?
 [[ $rc -eq 143 ]] || fail "an interrupted demo exited $rc, expected 143:$(tail -20 "$tmp/cut.out")"
 left=$(leftovers)
 [[ -z "$left" ]] || fail "processes left after the demo was interrupted: $left"
+
+# 3. --postgres: a short whole run, then one interrupted once the collector is on PostgreSQL.
+pg_bin=${OUTPOST_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
+if [[ ! -x "$pg_bin/initdb" ]]; then
+  echo "note: $pg_bin/initdb not found: the --postgres demo is not run"
+else
+  chmod 755 "$tmp"  # as root, PostgreSQL runs as the postgres user: it must reach its directory
+  demo "$tmp/pg" --postgres --duration 6s
+  rc=0
+  wait "$demo_pid" || rc=$?
+  [[ $rc -eq 0 ]] || fail "the PostgreSQL demo exited $rc:$(tail -20 "$tmp/pg.out")"
+  left=$(leftovers)
+  [[ -z "$left" ]] || fail "processes left after the PostgreSQL demo ended: $left"
+  out=$(cat "$tmp/pg.out")
+  grep -q "outpost-collector on PostgreSQL on 127.0.0.1:" <<<"$out" ||
+    fail "the demo did not say it stores in PostgreSQL: $out"
+  pg_stored=$(awk '/^ *readings stored/ {print $NF; exit}' <<<"$out")
+  [[ "$pg_stored" =~ ^[0-9]+$ && "$pg_stored" -gt 0 ]] ||
+    fail "the PostgreSQL demo's summary shows no stored readings: $out"
+  grep -q "every reading sent is stored, once" <<<"$out" ||
+    echo "note (PostgreSQL): $(grep 'stored by the collector' <<<"$out")"
+  [[ ! -e "$tmp/pg/collector.db" ]] || fail "the PostgreSQL demo wrote a SQLite file"
+
+  demo "$tmp/pgcut" --postgres --duration 60s
+  deadline=$((SECONDS + 40))
+  until [[ $(count outpost-sim) -ge 2 ]] && grep -q "subscribed to" "$tmp/pgcut/collector.log" 2>/dev/null; do
+    if ((SECONDS >= deadline)) || ! kill -0 "$demo_pid" 2>/dev/null; then
+      fail "the PostgreSQL demo's fleets did not start: $(tail -20 "$tmp/pgcut.out")"
+      break
+    fi
+    sleep 0.2
+  done
+  [[ $(count "bin/postgres -D") -eq 1 ]] || fail "expected the demo's PostgreSQL running, saw: $(leftovers)"
+  kill -TERM "$demo_pid" 2>/dev/null
+  rc=0
+  wait "$demo_pid" || rc=$?
+  [[ $rc -eq 143 ]] || fail "an interrupted PostgreSQL demo exited $rc, expected 143:$(tail -20 "$tmp/pgcut.out")"
+  left=$(leftovers)
+  [[ -z "$left" ]] || fail "processes left after the PostgreSQL demo was interrupted: $left"
+fi
 
 if [[ $failures -gt 0 ]]; then
   echo "$failures check(s) failed"
