@@ -140,7 +140,9 @@ void Delivery::maintain_connection(Connection state, time_point now) {
     }
     ++counters_.connect_failures;
     const auto delay = backoff_.next();
-    spdlog::warn("cannot connect to {}; retrying in {} ms", options_.broker, delay.count());
+    const std::string why = publisher_.connect_error();
+    spdlog::warn("cannot connect to {}{}{}; retrying in {} ms", options_.broker,
+                 why.empty() ? "" : ": ", why, delay.count());
     next_connect_ = now + delay;
     return;
   }

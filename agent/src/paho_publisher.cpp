@@ -104,9 +104,12 @@ Connection PahoPublisher::poll(std::vector<Completion>& completed,
     try {
       if (!connect_token_->wait_for(std::chrono::milliseconds(0))) return Connection::kConnecting;
       connect_token_.reset();
+      connect_error_.clear();
       return Connection::kUp;  // the attempt succeeded; a drop shows at the next poll
-    } catch (const mqtt::exception&) {
+    } catch (const mqtt::exception& e) {
       connect_token_.reset();
+      connect_error_ = common::describe_connect_failure(
+          common::connect_failure(e, client_->get_server_uri()), settings_);
       return Connection::kDown;
     }
   }

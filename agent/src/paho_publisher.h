@@ -13,6 +13,7 @@
 
 #include "outpost/agent/config.h"
 #include "outpost/agent/publisher.h"
+#include "outpost/common/mqtt_connect.h"
 #include "outpost/common/mqtt_settings.h"
 #include "outpost/common/result.h"
 
@@ -34,6 +35,7 @@ class PahoPublisher final : public Publisher {
   common::Result<PublishId> publish(const Outgoing& message) override;
   Connection poll(std::vector<Completion>& completed, std::vector<Received>& received) override;
   common::Status<> disconnect(const Outgoing& farewell, std::chrono::milliseconds wait) override;
+  std::string connect_error() const override { return connect_error_; }
 
  private:
   PahoPublisher(std::unique_ptr<mqtt::async_client> client, common::MqttSettings settings,
@@ -43,6 +45,7 @@ class PahoPublisher final : public Publisher {
   common::MqttSettings settings_;
   int max_inflight_;
   mqtt::token_ptr connect_token_;  // while an attempt is under way
+  std::string connect_error_;      // why the last attempt failed
   std::map<PublishId, mqtt::delivery_token_ptr> pending_;
   PublishId next_id_ = 1;
 };

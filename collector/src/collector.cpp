@@ -418,15 +418,22 @@ bool Collector::ensure_connected() {
     }
     ++counters_.connect_failures;
     now = Clock::now();
-    switch (state.failed(now)) {
+    // Said once per change: of the connection's state (Reconnect), or of why it fails.
+    const std::string why = common::describe_connect_failure(
+        common::connect_failure(e, config_.broker), config_.settings(config_.clean_session));
+    auto say = state.failed(now);
+    if (say == Reconnect::Say::kNothing && why != last_connect_error_)
+      say = Reconnect::Say::kFailing;
+    last_connect_error_ = why;
+    switch (say) {
       case Reconnect::Say::kFailing:
         spdlog::warn("cannot connect to {}: {}; retrying with backoff from {} ms up to {} ms",
-                     config_.broker, e.what(), config_.reconnect_min_us / 1000,
+                     config_.broker, why, config_.reconnect_min_us / 1000,
                      config_.reconnect_max_us / 1000);
         break;
       case Reconnect::Say::kStillFailing:
         spdlog::warn("still not connected to {} after {} attempts in {} s: {}", config_.broker,
-                     state.failures(), state.down_for(now).count() / 1'000'000, e.what());
+                     state.failures(), state.down_for(now).count() / 1'000'000, why);
         break;
       default:
         break;

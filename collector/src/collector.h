@@ -41,6 +41,7 @@
 #include "outpost/collector/storage_loop.h"
 #include "outpost/collector/webhook.h"
 #include "outpost/common/health.h"
+#include "outpost/common/mqtt_connect.h"
 
 namespace outpost::collector {
 
@@ -109,6 +110,7 @@ class Collector {
   std::thread storage_thread_;
   std::thread leader_thread_;
   common::RateLimiter journal_log_{3, std::chrono::seconds(30)};
+  std::string last_connect_error_;  // why the subscriber's connection fails, as last logged
   common::RateLimiter oversized_log_{3, std::chrono::seconds(60)};  // MQTT thread only
 };
 

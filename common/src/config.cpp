@@ -437,6 +437,13 @@ void read_mqtt_connection(ConfigReader& r, BrokerConfig& k) {
   if (!k.broker.starts_with("tcp://") && !k.broker.starts_with("ssl://") &&
       !k.broker.starts_with("mqtt://") && !k.broker.starts_with("mqtts://")) {
     r.add_error("mqtt.broker", "must start with tcp://, ssl://, mqtt:// or mqtts://");
+  } else if (const std::string_view rest =
+                 std::string_view(k.broker).substr(k.broker.find("://") + 3);
+             rest.substr(0, rest.find('/')).find('@') != std::string_view::npos) {
+    // The broker URI is logged and printed; credentials belong in the keys that are not.
+    r.add_error("mqtt.broker",
+                "credentials in the URI (user:password@) are refused: set mqtt.username and "
+                "mqtt.password instead");
   }
   if (k.cert_file.empty() != k.key_file.empty()) {
     r.add_error(k.cert_file.empty() ? "mqtt.key_file" : "mqtt.cert_file",

@@ -1,6 +1,8 @@
 // Paho connect options from MqttSettings.
 #include "outpost/common/mqtt_connect.h"
 
+#include <netdb.h>
+
 #include <chrono>
 
 namespace outpost::common {
@@ -25,6 +27,24 @@ mqtt::connect_options connect_options(const MqttSettings& settings) {
     options.ssl(ssl.finalize());
   }
   return options.finalize();
+}
+
+ConnectFailure connect_failure(const mqtt::exception& e, const std::string& broker) {
+  ConnectFailure f;
+  f.return_code = e.get_return_code();
+  f.message = e.get_message();
+  if (f.return_code == -1 && f.message.empty()) {
+    const std::string host = broker_host(broker);
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0) {
+      f.resolve_error = host + ": " + ::gai_strerror(rc);
+    } else {
+      ::freeaddrinfo(found);
+    }
+  }
+  return f;
 }
 
 }  // namespace outpost::common

@@ -342,3 +342,34 @@ TEST(ConfigReader, TableKeysListNamedEntriesInFileOrderAndUnknownKeysInsideAreSt
 
 }  // namespace
 }  // namespace outpost::common
+
+namespace outpost::common {
+namespace {
+
+TEST(MqttConnection, CredentialsInTheBrokerUriAreRefusedWithoutEchoingThem) {
+  for (const char* uri : {"tcp://gw:s3cret@broker:1883", "mqtts://user@broker"}) {
+    auto r = ConfigReader::parse_string(std::string("[mqtt]\nbroker = \"") + uri + "\"\n",
+                                        "a.toml");
+    ASSERT_TRUE(r.ok());
+    BrokerConfig keys;
+    read_mqtt_connection(r.value(), keys);
+    auto s = r.value().finish();
+    ASSERT_FALSE(s.ok()) << uri;
+    EXPECT_EQ(s.error().to_string(),
+              "a.toml:2:10: mqtt.broker: credentials in the URI (user:password@) are refused: set "
+              "mqtt.username and mqtt.password instead");
+  }
+  // An @ in a path is none of the URI's authority.
+  auto r = ConfigReader::parse_string("[mqtt]\nbroker = \"ws://h:80/a@b\"\n", "a.toml");
+  ASSERT_TRUE(r.ok());
+  BrokerConfig keys;
+  read_mqtt_connection(r.value(), keys);
+  EXPECT_EQ(r.value().errors().size(), 1u);  // only the scheme
+  r = ConfigReader::parse_string("[mqtt]\nbroker = \"tcp://h:1883/a@b\"\n", "a.toml");
+  ASSERT_TRUE(r.ok());
+  read_mqtt_connection(r.value(), keys);
+  EXPECT_TRUE(r.value().finish().ok());
+}
+
+}  // namespace
+}  // namespace outpost::common

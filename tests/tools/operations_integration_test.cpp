@@ -232,5 +232,34 @@ TEST_F(Operations, SecondCollectorOnTheDatabaseExits75) {
       << test_support::read_text(dir_ / "third.log");
 }
 
+// A refused connection says why, in words, once: bad credentials are the broker's CONNACK.
+TEST_F(Operations, BadCredentialsAreNamedInTheLog) {
+  test_support::Mosquitto guarded(dir_ / "guarded");
+  guarded.require_password("gw", "right");
+  guarded.start();
+  std::ofstream(collector_config_)
+      << "[mqtt]\nbroker = \"" << guarded.uri() << "\"\n"
+      << "username = \"gw\"\npassword = \"wrong\"\n"
+      << "reconnect_min = \"50ms\"\nreconnect_max = \"100ms\"\n"
+      << "[storage]\npath = \"" << (dir_ / "c.db").string() << "\"\n[metrics]\nlisten = \"\"\n";
+  const fs::path log = dir_ / "refused.log";
+  collector_ = std::make_unique<Process>(
+      std::vector<std::string>{OUTPOST_COLLECTOR_BIN, "--config", collector_config_.string()}, log);
+  const std::string words =
+      "not authorised (CONNACK 5): the broker refused these credentials (check mqtt.username, "
+      "mqtt.password and the broker's ACL)";
+  ASSERT_TRUE(wait_until([&] { return test_support::count_in_file(log, words) > 0; }, 10s))
+      << test_support::read_text(log);
+  // Many failed attempts (50-100 ms apart), one line: the state and its reason did not change.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return test_support::count_in_file(guarded.log_file(), "not authorised") >= 5 ||
+               test_support::count_in_file(guarded.log_file(), "disconnected") >= 5;
+      },
+      10s));
+  EXPECT_EQ(test_support::count_in_file(log, words), 1u) << test_support::read_text(log);
+  EXPECT_EQ(test_support::count_in_file(log, "wrong"), 0u) << "the password is never logged";
+}
+
 }  // namespace
 }  // namespace outpost

@@ -72,6 +72,10 @@ class Publisher {
   // Publishes `farewell` and waits for it up to `wait`, then disconnects, waiting up to
   // `wait` again: the only call that blocks, made once at shutdown.
   virtual common::Status<> disconnect(const Outgoing& farewell, std::chrono::milliseconds wait) = 0;
+
+  // Why the last connection attempt that poll() reported kDown failed, in words (bad
+  // credentials, TLS verification, DNS, refused); "" when unknown.
+  virtual std::string connect_error() const { return ""; }
 };
 
 }  // namespace outpost::agent

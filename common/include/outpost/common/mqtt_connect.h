@@ -7,7 +7,11 @@
 #pragma once
 
 #include <mqtt/connect_options.h>
+#include <mqtt/exception.h>
 
+#include <string>
+
+#include "outpost/common/connect_error.h"
 #include "outpost/common/mqtt_settings.h"
 
 namespace outpost::common {
@@ -17,5 +21,10 @@ namespace outpost::common {
 // own (a last will, max_inflight). Paho may throw mqtt::exception only for settings it
 // cannot represent; none of ours is such.
 mqtt::connect_options connect_options(const MqttSettings& settings);
+
+// What a failed attempt tells, gathered for describe_connect_failure(): Paho's code and text,
+// and, when Paho says nothing more (a host it could not resolve), why the broker's host does
+// not resolve (a getaddrinfo() on the caller's thread).
+ConnectFailure connect_failure(const mqtt::exception& e, const std::string& broker);
 
 }  // namespace outpost::common
