@@ -131,6 +131,19 @@ CREATE TABLE fleet_feed (
   sensor text NOT NULL,
   value double precision NOT NULL,
   time_us bigint NOT NULL);
+-- Shared mode: each collector's share of a device's counters, one row per (device, collector):
+-- no two collectors update one row, so their transactions never wait for each other here. The
+-- devices row keeps what a single collector counts; readers add the two.
+CREATE TABLE device_counts (
+  device_id bigint NOT NULL REFERENCES devices (id),
+  member text NOT NULL,
+  last_seen_us bigint NOT NULL,
+  epoch bigint NOT NULL,
+  readings bigint NOT NULL,
+  logs bigint NOT NULL,
+  batches bigint NOT NULL,
+  duplicates bigint NOT NULL,
+  PRIMARY KEY (device_id, member));
 )sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));

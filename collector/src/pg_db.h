@@ -100,6 +100,12 @@ class Connection {
 // The devices row's id, the row made (first seen `now_us`) when there is none.
 common::Result<int64_t, SinkError> upsert_device(Connection& db, const std::string& site,
                                                  const std::string& device, int64_t now_us);
+// Locks the devices rows a transaction is about to update, named by id or by device, in the
+// order of their ids. Several collectors update the same rows (counters, statuses, gap counts,
+// presence) in one transaction each; each locking them in one order first means two of them
+// wait for each other instead of deadlocking (which PostgreSQL breaks by aborting one).
+common::Status<SinkError> lock_devices(Connection& db, const std::vector<int64_t>& ids,
+                                       const std::vector<std::string>& names);
 // Events, each with the gap count and the presence it carries onto its device's row.
 common::Status<SinkError> write_events(Connection& db, const std::vector<EventItem>& events);
 // Sequence lines and their holes; `device_id` names each line's devices row.

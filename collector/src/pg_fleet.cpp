@@ -22,14 +22,36 @@ namespace pg_db {
 
 Result<int64_t, SinkError> upsert_device(Connection& db, const std::string& site,
                                          const std::string& device, int64_t now_us) {
-  // ON CONFLICT DO UPDATE (a no-op) so that RETURNING gives the id of an existing row too.
-  auto r = db.exec("cannot add device " + device,
-                   "INSERT INTO devices (device, site, first_seen_us, last_seen_us) VALUES ($1, "
-                   "$2, $3, $3) ON CONFLICT (device) DO UPDATE SET device = EXCLUDED.device "
-                   "RETURNING id",
-                   {device, site, num(now_us)});
+  // An existing row is only read, never locked (a DO UPDATE would lock it until the commit, and
+  // collectors of one shared group that lock devices rows in different orders deadlock).
+  auto r =
+      db.exec("cannot add device " + device, "SELECT id FROM devices WHERE device = $1", {device});
   if (!r.ok()) return r.error();
+  if (r.value().rows() == 0) {
+    r = db.exec("cannot add device " + device,
+                "INSERT INTO devices (device, site, first_seen_us, last_seen_us) VALUES ($1, $2, "
+                "$3, $3) ON CONFLICT (device) DO NOTHING RETURNING id",
+                {device, site, num(now_us)});
+    if (!r.ok()) return r.error();
+  }
+  if (r.value().rows() == 0) {  // another collector added it since our first look
+    r = db.exec("cannot add device " + device, "SELECT id FROM devices WHERE device = $1",
+                {device});
+    if (!r.ok()) return r.error();
+    if (r.value().rows() == 0) return SinkError{"device " + device + " vanished", true};
+  }
   return r.value().integer(0, 0);
+}
+
+Status<SinkError> lock_devices(Connection& db, const std::vector<int64_t>& ids,
+                               const std::vector<std::string>& names) {
+  if (ids.empty() && names.empty()) return {};
+  auto r = db.exec("cannot lock the devices rows",
+                   "SELECT 1 FROM devices WHERE id = ANY($1::bigint[]) OR device = ANY($2::text[]) "
+                   "ORDER BY id FOR NO KEY UPDATE",
+                   {pg_db::array_literal(ids), pg_db::text_array_literal(names)});
+  if (!r.ok()) return r.error();
+  return {};
 }
 
 Status<SinkError> write_events(Connection& db, const std::vector<EventItem>& events) {
@@ -233,6 +255,12 @@ Status<SinkError> PostgresFleetStore::commit(const FleetCommit& derived) {
   if (auto s = pg_db::write_seq_lines(*m.db, derived.seq_lines, device_id); !s.ok()) {
     return s.error();
   }
+  std::vector<std::string> touched;
+  for (const EventItem& ev : derived.events) {
+    if (!ev.device.empty()) touched.push_back(ev.device);
+  }
+  for (const auto& entry : derived.presence) touched.push_back(entry.first);
+  if (auto s = pg_db::lock_devices(*m.db, {}, touched); !s.ok()) return s.error();
   if (auto s = pg_db::write_events(*m.db, derived.events); !s.ok()) return s.error();
   // The last presence each device's statuses gave it.
   std::unordered_map<std::string, Presence> presence;

@@ -74,11 +74,23 @@ Result<std::unique_ptr<PostgresReader>, SinkError> PostgresReader::open(
   return std::unique_ptr<PostgresReader>(new PostgresReader(std::move(db).value()));
 }
 
+// Shared mode's per-collector counters of each device (device_counts), one row per device:
+// the sums, the newest last_seen and the epoch of the collector that saw the device last.
+#define DEVICE_COUNTS                                                                             \
+  "(SELECT DISTINCT ON (device_id) device_id, max(last_seen_us) OVER w AS last_seen_us, epoch, "  \
+  "sum(readings) OVER w AS readings, sum(logs) OVER w AS logs, sum(batches) OVER w AS batches, "  \
+  "sum(duplicates) OVER w AS duplicates FROM device_counts WINDOW w AS (PARTITION BY device_id) " \
+  "ORDER BY device_id, last_seen_us DESC)"
+
 Result<std::vector<DeviceRow>, SinkError> PostgresReader::devices() {
   auto r = db_->exec("cannot list devices",
-                     "SELECT device, site, first_seen_us, last_seen_us, state, epoch, readings, "
-                     "logs, batches, duplicates, gaps, last_status FROM devices ORDER BY site "
-                     "COLLATE \"C\", device COLLATE \"C\"");
+                     "SELECT d.device, d.site, d.first_seen_us, greatest(d.last_seen_us, "
+                     "c.last_seen_us), d.state, coalesce(c.epoch, d.epoch), d.readings + "
+                     "coalesce(c.readings, 0), d.logs + coalesce(c.logs, 0), d.batches + "
+                     "coalesce(c.batches, 0), d.duplicates + coalesce(c.duplicates, 0), d.gaps, "
+                     "d.last_status FROM devices d LEFT JOIN " DEVICE_COUNTS
+                     " c ON c.device_id = d.id ORDER BY d.site COLLATE \"C\", d.device COLLATE "
+                     "\"C\"");
   if (!r.ok()) return r.error();
   const Res& q = r.value();
   std::vector<DeviceRow> out;
@@ -293,7 +305,8 @@ Result<std::map<std::string, uint64_t>, SinkError> PostgresReader::counts() {
                      "SELECT (SELECT count(*) FROM readings), (SELECT count(*) FROM logs), "
                      "(SELECT count(*) FROM batches), (SELECT count(*) FROM dlq), "
                      "(SELECT count(*) FROM events), (SELECT count(*) FROM devices), "
-                     "(SELECT coalesce(sum(duplicates), 0) FROM devices), "
+                     "(SELECT coalesce(sum(duplicates), 0) FROM devices) + "
+                     "(SELECT coalesce(sum(duplicates), 0) FROM device_counts), "
                      "(SELECT coalesce(sum(gaps), 0) FROM devices)");
   if (!r.ok()) return r.error();
   int col = 0;

@@ -378,7 +378,22 @@ Result<CommitResult, SinkError> PostgresSink::Impl::write(const Transaction& tx,
     if (result.outcomes[i] == BatchOutcome::kDuplicate) ++tallies[dev_of[i]].duplicates;
   }
 
-  // 3. The devices' counters, in one statement.
+  // 3. The devices' counters, in one statement: in shared mode this collector's own rows of
+  // device_counts (no other collector writes them), else the devices rows. In shared mode the
+  // devices rows a status or an event updates are locked first, in one order.
+  if (options.fleet_feed) {
+    std::vector<int64_t> ids;
+    for (const StatusItem& st : tx.statuses) {
+      auto dev = device_id(st.site, st.device, st.received_us);
+      if (!dev.ok()) return dev.error();
+      ids.push_back(dev.value());
+    }
+    std::vector<std::string> names;
+    for (const EventItem& ev : tx.events) {
+      if (!ev.device.empty()) names.push_back(ev.device);
+    }
+    if (auto s = pg_db::lock_devices(*db, ids, names); !s.ok()) return s.error();
+  }
   if (!tallies.empty()) {
     std::vector<int64_t> ids, seen, readings, logs, batches, dups, epochs;
     for (const auto& [id, t] : tallies) {
@@ -390,17 +405,42 @@ Result<CommitResult, SinkError> PostgresSink::Impl::write(const Transaction& tx,
       dups.push_back(static_cast<int64_t>(t.duplicates));
       epochs.push_back(static_cast<int64_t>(t.epoch));
     }
-    auto r = db->exec(
-        "cannot update devices",
-        "UPDATE devices d SET last_seen_us = greatest(d.last_seen_us, t.seen), readings = "
-        "d.readings + t.readings, logs = d.logs + t.logs, batches = d.batches + t.batches, "
-        "duplicates = d.duplicates + t.dups, epoch = CASE WHEN t.epoch <> 0 THEN t.epoch ELSE "
-        "d.epoch END FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
-        "$5::bigint[], $6::bigint[], $7::bigint[]) AS t(id, seen, readings, logs, batches, dups, "
-        "epoch) WHERE d.id = t.id",
-        {pg_db::array_literal(ids), pg_db::array_literal(seen), pg_db::array_literal(readings),
-         pg_db::array_literal(logs), pg_db::array_literal(batches), pg_db::array_literal(dups),
-         pg_db::array_literal(epochs)});
+    const std::vector<std::string> params = {
+        pg_db::array_literal(ids),   pg_db::array_literal(seen),    pg_db::array_literal(readings),
+        pg_db::array_literal(logs),  pg_db::array_literal(batches), pg_db::array_literal(dups),
+        pg_db::array_literal(epochs)};
+    auto r =
+        options.fleet_feed
+            ? db->exec("cannot update the device counts",
+                       "INSERT INTO device_counts (device_id, member, last_seen_us, epoch, "
+                       "readings, logs, batches, duplicates) SELECT t.id, $8, t.seen, "
+                       "t.epoch, t.readings, t.logs, t.batches, t.dups FROM unnest($1::bigint[], "
+                       "$2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], "
+                       "$7::bigint[]) AS t(id, seen, readings, logs, batches, dups, epoch) ON "
+                       "CONFLICT (device_id, member) DO UPDATE SET last_seen_us = "
+                       "greatest(device_counts.last_seen_us, EXCLUDED.last_seen_us), readings = "
+                       "device_counts.readings + EXCLUDED.readings, logs = device_counts.logs + "
+                       "EXCLUDED.logs, batches = device_counts.batches + EXCLUDED.batches, "
+                       "duplicates = device_counts.duplicates + EXCLUDED.duplicates, epoch = CASE "
+                       "WHEN EXCLUDED.epoch <> 0 THEN EXCLUDED.epoch ELSE device_counts.epoch END",
+                       {params[0], params[1], params[2], params[3], params[4], params[5], params[6],
+                        options.member})
+            : db->exec(
+                  "cannot update devices",
+                  "UPDATE devices d SET last_seen_us = greatest(d.last_seen_us, t.seen), readings "
+                  "= "
+                  "d.readings + t.readings, logs = d.logs + t.logs, batches = d.batches + "
+                  "t.batches, "
+                  "duplicates = d.duplicates + t.dups, epoch = CASE WHEN t.epoch <> 0 THEN t.epoch "
+                  "ELSE "
+                  "d.epoch END FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
+                  "$5::bigint[], $6::bigint[], $7::bigint[]) AS t(id, seen, readings, logs, "
+                  "batches, dups, "
+                  "epoch) WHERE d.id = t.id",
+                  {pg_db::array_literal(ids), pg_db::array_literal(seen),
+                   pg_db::array_literal(readings), pg_db::array_literal(logs),
+                   pg_db::array_literal(batches), pg_db::array_literal(dups),
+                   pg_db::array_literal(epochs)});
     if (!r.ok()) return r.error();
   }
 

@@ -16,6 +16,7 @@ PostgresOptions postgres_options(const CollectorConfig& config) {
   o.dlq_max_entries = config.dlq_max_entries;
   if (shared_mode(config)) {
     o.fleet_feed = true;
+    o.member = config.client_id;
     for (const ThresholdRule& rule : config.rules) {
       if (std::find(o.feed_sensors.begin(), o.feed_sensors.end(), rule.sensor) ==
           o.feed_sensors.end()) {

@@ -310,6 +310,38 @@ TEST_F(PostgresSinkTest, InSharedModeTheSinkWritesTheFleetFeedWithItsCommit) {
   EXPECT_EQ(sql("SELECT state FROM devices"), "unknown");  // the leader's to decide
 }
 
+// Shared mode: each collector counts a device in its own device_counts row (no collector waits
+// for another's), and readers add them up.
+TEST_F(PostgresSinkTest, InSharedModeEachCollectorCountsInItsOwnRowAndReadersAddThemUp) {
+  PostgresOptions o = options();
+  o.fleet_feed = true;
+  o.member = "c1";
+  auto a = PostgresSink::open(o);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  o.member = "c2";
+  auto b = PostgresSink::open(o);
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  Transaction one, two;
+  one.batches = {sample("gw-1", 1, 1'000), sample("gw-1", 2, 2'000)};
+  two.batches = {sample("gw-1", 3, 3'000), sample("gw-1", 2, 2'500)};  // 2: a duplicate
+  ASSERT_TRUE(a.value()->commit(one).ok());
+  ASSERT_TRUE(b.value()->commit(two).ok());
+  EXPECT_EQ(sql("SELECT string_agg(member || ':' || batches || ':' || duplicates || ':' || "
+                "last_seen_us, ',' ORDER BY member) FROM device_counts"),
+            "c1:2:0:2000,c2:1:1:3000");
+  EXPECT_EQ(sql("SELECT batches FROM devices"), "0");  // the devices row is not written
+  auto devices = read()->devices();
+  ASSERT_TRUE(devices.ok()) << devices.error().message;
+  ASSERT_EQ(devices.value().size(), 1u);
+  const DeviceRow& d = devices.value()[0];
+  EXPECT_EQ(d.batches, 3u);
+  EXPECT_EQ(d.duplicates, 1u);
+  EXPECT_EQ(d.readings, 150u);  // 3 batches of 50
+  EXPECT_EQ(d.epoch, 77u);
+  EXPECT_EQ(d.last_seen_us, 3'000);
+  EXPECT_EQ(read()->counts().value().at("duplicates"), 1u);
+}
+
 TEST_F(PostgresSinkTest, OneFleetStoreLeadsAtATimeAndARoundCommitsOrLeavesItsRows) {
   ASSERT_NE(open(), nullptr);  // the schema
   PostgresFleetStore a(options()), b(options());

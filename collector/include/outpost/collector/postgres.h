@@ -31,6 +31,9 @@ struct PostgresOptions {
   // feed with every commit, and leaves the presence a status gives to the leader.
   bool fleet_feed = false;
   std::vector<std::string> feed_sensors = {};  // readings of these go to the feed (rules' sensors)
+  // Shared mode: this collector's own row of each device's counters (device_counts), so that
+  // collectors storing the same devices never wait for each other's devices rows. Its client id.
+  std::string member = {};
 };
 
 class PostgresSink final : public Sink {
