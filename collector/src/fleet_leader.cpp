@@ -187,28 +187,7 @@ void FleetLeader::round() {
 }
 
 bool FleetLeader::publish(const std::string& topic, const common::Envelope& envelope) {
-  if (!publisher_->connected()) {
-    ++counters_.publish_skipped;
-    if (publish_log_.allow(clock_.steady())) {
-      spdlog::warn("publisher down: not published on {} ({} more not logged)", topic,
-                   publish_log_.take_suppressed());
-    }
-    return false;
-  }
-  auto bytes = common::encode(envelope);
-  if (!bytes.ok()) {
-    ++counters_.encode_failures;
-    return false;
-  }
-  if (auto s = publisher_->publish(topic, bytes.value()); !s.ok()) {
-    ++counters_.publish_skipped;
-    if (publish_log_.allow(clock_.steady())) {
-      spdlog::warn("publish to {} failed: {} ({} more not logged)", topic, s.error().message,
-                   publish_log_.take_suppressed());
-    }
-    return false;
-  }
-  return true;
+  return publish_envelope(*publisher_, topic, envelope, counters_, publish_log_, clock_.steady());
 }
 
 void FleetLeader::after_commit(const std::vector<EventItem>& events) {

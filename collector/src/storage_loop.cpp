@@ -361,29 +361,39 @@ void StorageLoop::encode_failed(std::string_view what, std::string_view detail) 
   }
 }
 
-bool StorageLoop::publish(const std::string& topic, const common::Envelope& envelope) {
-  if (!publisher_->connected()) {
-    ++counters_.publish_skipped;
-    if (publish_log_.allow(clock_.steady())) {
+bool publish_envelope(Publisher& publisher, const std::string& topic,
+                      const common::Envelope& envelope, Counters& counters,
+                      common::RateLimiter& log, std::chrono::steady_clock::time_point now) {
+  if (!publisher.connected()) {
+    ++counters.publish_skipped;
+    if (log.allow(now)) {
       spdlog::warn("publisher down: not published on {} ({} more not logged)", topic,
-                   publish_log_.take_suppressed());
+                   log.take_suppressed());
     }
     return false;
   }
   auto bytes = common::encode(envelope);
   if (!bytes.ok()) {
-    encode_failed("the payload for " + topic, bytes.error().detail);
+    ++counters.encode_failures;
+    if (log.allow(now)) {
+      spdlog::error("cannot encode the payload for {}: {} ({} more not logged)", topic,
+                    bytes.error().detail, log.take_suppressed());
+    }
     return false;
   }
-  if (auto s = publisher_->publish(topic, bytes.value()); !s.ok()) {
-    ++counters_.publish_skipped;
-    if (publish_log_.allow(clock_.steady())) {
+  if (auto s = publisher.publish(topic, bytes.value()); !s.ok()) {
+    ++counters.publish_skipped;
+    if (log.allow(now)) {
       spdlog::warn("publish to {} failed: {} ({} more not logged)", topic, s.error().message,
-                   publish_log_.take_suppressed());
+                   log.take_suppressed());
     }
     return false;
   }
   return true;
+}
+
+bool StorageLoop::publish(const std::string& topic, const common::Envelope& envelope) {
+  return publish_envelope(*publisher_, topic, envelope, counters_, publish_log_, clock_.steady());
 }
 
 void StorageLoop::after_commit(const Transaction& tx) {

@@ -90,6 +90,13 @@ class Publisher {
   virtual common::Status<> publish(const std::string& topic, const std::vector<uint8_t>& bytes) = 0;
 };
 
+// Encodes `envelope` and hands it to `publisher` (QoS 1, not retained): how the storage loop
+// and the fleet leader publish. What is not sent (publisher down, refused, not encodable) is
+// counted (publish_skipped, encode_failures) and logged through `log`; true once handed over.
+bool publish_envelope(Publisher& publisher, const std::string& topic,
+                      const common::Envelope& envelope, Counters& counters,
+                      common::RateLimiter& log, std::chrono::steady_clock::time_point now);
+
 // Where committed events go besides MQTT: the webhook dispatcher. Loop's thread only.
 class EventForwarder {
  public:
