@@ -29,11 +29,11 @@ void check_collector_environment(common::ConfigReader& r, const CollectorConfig&
   const std::string journal = journal_dir_of(c);
   const char* key = c.journal_dir.empty() ? "storage.path" : "storage.journal_dir";
   struct stat st {};
-  if (::stat(journal.c_str(), &st) == 0) {
-    common::check_writable_dir(r, key, journal);
-  } else {
-    common::check_writable_dir(r, key, common::parent_dir(journal));
-  }
+  const bool exists = ::stat(journal.c_str(), &st) == 0;
+  const std::string dir = exists ? journal : common::parent_dir(journal);
+  // Beside the SQLite database (the default): that directory was checked above, once is enough.
+  if (c.kind == "sqlite" && !exists && dir == common::parent_dir(c.path)) return;
+  common::check_writable_dir(r, key, dir);
 }
 
 std::string effective_collector_config(const CollectorConfig& c) {

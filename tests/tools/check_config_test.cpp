@@ -231,6 +231,19 @@ TEST_F(CheckConfig, CollectorMissingCaFileAndUnwritableDatabaseDirectory) {
       << r.err;
 }
 
+// The journal beside the database (the default) lives in the directory checked for the database:
+// a missing directory is one error, not one for each.
+TEST_F(CheckConfig, CollectorMissingDatabaseDirectoryIsOneError) {
+  const auto absent = (dir_ / "absent").string();
+  const ToolRun r =
+      collector(write("absent.toml", collector_config("path = \"" + absent + "/c.db\"\n")));
+  EXPECT_EQ(r.code, 78);
+  const std::string error = "storage.path: directory " + absent;
+  const auto first = r.err.find(error);
+  ASSERT_NE(first, std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(error, first + 1), std::string::npos) << r.err;
+}
+
 // The printers cover every key the loaders read: a non-default value of each survives the trip.
 TEST(EffectiveConfig, AgentNonDefaultsReadBack) {
   auto reader = common::ConfigReader::parse_string(
