@@ -206,6 +206,15 @@ TEST_F(SharedMode, ThreeCollectorsStoreOnceOneLeaderDecidesAndAnotherTakesOver) 
   // A device that comes up after the failover, skips seq 6 and is cut without a will: online
   // once, the gap once, silent once, each decided by one collector.
   ASSERT_TRUE(pub.publish("outpost/v1/lab/d4/status", birth("d4")));
+  // The birth committed before the data is sent: the leader orders what it takes by receive
+  // time but takes only rows committed within its settle time (0.7 s), and a slow commit (a
+  // sanitizer build) could otherwise land the birth after the data (docs/storage.md).
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return sql("SELECT count(*) FROM devices WHERE device = 'd4' AND last_status <> ''") == 1;
+      },
+      15s))
+      << logs();
   for (uint64_t seq = 1; seq <= 10; ++seq) {
     if (seq == 6) continue;
     ASSERT_TRUE(pub.publish("outpost/v1/lab/d4/data", batch("d4", seq)));
