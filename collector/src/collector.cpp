@@ -187,8 +187,9 @@ Collector::Collector(CollectorConfig config, std::unique_ptr<Sink> sink,
   EventForwarder* forwarder = adapters_->webhooks ? &*adapters_->webhooks : nullptr;
   std::optional<FleetTracker> storage_fleet;
   if (!fleet_store_) storage_fleet.emplace(std::move(fleet));
-  storage_ = std::make_unique<StorageLoop>(config_, std::move(storage_fleet), adapters_->sink,
-                                           adapters_->clock, counters_, &adapters_->journal, forwarder);
+  storage_ =
+      std::make_unique<StorageLoop>(config_, std::move(storage_fleet), adapters_->sink,
+                                    adapters_->clock, counters_, &adapters_->journal, forwarder);
   if (fleet_store_) {
     // The webhook forwarder posts to the dispatcher, which is thread-safe.
     FleetLeaderOptions o;

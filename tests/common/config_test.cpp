@@ -348,8 +348,8 @@ namespace {
 
 TEST(MqttConnection, CredentialsInTheBrokerUriAreRefusedWithoutEchoingThem) {
   for (const char* uri : {"tcp://gw:s3cret@broker:1883", "mqtts://user@broker"}) {
-    auto r = ConfigReader::parse_string(std::string("[mqtt]\nbroker = \"") + uri + "\"\n",
-                                        "a.toml");
+    auto r =
+        ConfigReader::parse_string(std::string("[mqtt]\nbroker = \"") + uri + "\"\n", "a.toml");
     ASSERT_TRUE(r.ok());
     BrokerConfig keys;
     read_mqtt_connection(r.value(), keys);
