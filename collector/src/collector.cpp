@@ -268,6 +268,11 @@ std::string Collector::metrics_text() const {
   live.connected = connected_;
   live.publisher_connected = publisher_ && publisher_->is_connected();
   if (webhooks_) live.webhooks = webhooks_->stats();
+  if (leader_) {
+    live.fleet_leader = leader_->leading();
+    live.leader_rounds = leader_->rounds();
+    live.leader_restores = leader_->restores();
+  }
   return collector::metrics_text(counters_, live);
 }
 

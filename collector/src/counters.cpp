@@ -107,6 +107,15 @@ std::string metrics_text(const Counters& c, const LiveGauges& live) {
     counter("webhook_queue_full_total", "Of those, refused because too many were pending.",
             w.queue_full);
   }
+  if (live.fleet_leader) {
+    gauge("fleet_leader", "1 while this collector is its shared group's fleet leader.",
+          *live.fleet_leader ? 1 : 0);
+    counter("leader_rounds_total", "Fleet leader rounds this collector committed.",
+            live.leader_rounds);
+    counter("leader_restores_total",
+            "Times this collector became fleet leader and restored the fleet's state.",
+            live.leader_restores);
+  }
   gauge("queue_depth", "Messages waiting for the storage thread.", live.queue_depth);
   gauge("connected", "1 while the subscriber is connected to the broker.", live.connected ? 1 : 0);
   gauge("publisher_connected", "1 while the publisher (acks, events) is connected.",

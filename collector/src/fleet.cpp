@@ -73,6 +73,7 @@ void FleetTracker::remember(std::string_view site, std::string_view name, uint64
   Device& d = device(site, name);
   d.epoch = epoch;
   d.presence = presence;
+  d.announced = presence == Presence::kOnline;
   d.last_seen_us = last_seen_us;
   // Stored before its sequence line was: what it sent before now is not ours to judge.
   if (d.line.max_seq == 0) d.from_seq_one = false;
@@ -116,10 +117,12 @@ void FleetTracker::on_batch(std::string_view site, std::string_view name_view, u
   if (d.presence == Presence::kSilent || d.presence == Presence::kUnknown) {
     // Data from a device we had given up on (or never heard a birth from) means it is
     // up. After an explicit offline or last will, only a birth brings it back: messages
-    // still queued at the broker may trail the will.
+    // still queued at the broker may trail the will. A device never heard of is not announced
+    // by its data: its birth may be on its way (Device::announced).
     if (d.presence == Presence::kSilent) {
       out.push_back(event(common::EventKind::kDeviceOnline, name, site, now_us, "data received"));
       out.back().presence = Presence::kOnline;
+      d.announced = true;
     }
     d.presence = Presence::kOnline;
   }
@@ -303,14 +306,16 @@ void FleetTracker::on_status(std::string_view site, std::string_view name,
   const std::optional<Presence> next = presence_of(status.state);
   if (!next) return;
   if (*next == Presence::kOnline) {
-    if (d.presence != Presence::kOnline) {
+    if (d.presence != Presence::kOnline || !d.announced) {
       out.push_back(event(common::EventKind::kDeviceOnline, name, site, now_us, "birth"));
     }
+    d.announced = true;
   } else if (d.presence != Presence::kOffline && d.presence != Presence::kLost) {
     out.push_back(
         event(common::EventKind::kDeviceOffline, name, site, now_us,
               *next == Presence::kLost ? "connection lost (last will)" : "clean shutdown"));
   }
+  if (*next != Presence::kOnline) d.announced = false;
   d.presence = *next;
 }
 
@@ -321,6 +326,7 @@ void FleetTracker::tick(int64_t now_us, std::vector<EventItem>& out) {
     if (options_.offline_after_us > 0 && d.presence == Presence::kOnline &&
         now_us - d.last_seen_us >= options_.offline_after_us) {
       d.presence = Presence::kSilent;
+      d.announced = false;
       out.push_back(
           event(common::EventKind::kDeviceOffline, name, d.site, now_us,
                 "no message for " + std::to_string((now_us - d.last_seen_us) / 1'000'000) + " s"));

@@ -2,10 +2,11 @@
 // threads -> metrics endpoint -> signals -> run. Subcommands are the operator tools.
 #include <algorithm>
 #include <boost/asio.hpp>
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <iostream>
-#include <thread>
 #include <unordered_map>
 
 #include "collector.h"
@@ -62,6 +63,24 @@ int run_check_config(const std::string& path, const std::string& db_path) {
             << (path.empty() ? "the defaults" : path) << "\n"
             << collector::effective_collector_config(config);
   return common::kExitOk;
+}
+
+// Waits up to `wait` for SIGTERM or SIGINT; returns the signal, or 0 if none came. For the
+// start-up, before any thread or Asio signal handler exists: the two are blocked only while
+// waiting, and one that came while they were blocked is taken at the next wait.
+int wait_for_stop_signal(std::chrono::seconds wait) {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  sigset_t before;
+  pthread_sigmask(SIG_BLOCK, &stop, &before);
+  const timespec timeout{static_cast<time_t>(wait.count()), 0};
+  int signal = -1;
+  while ((signal = sigtimedwait(&stop, nullptr, &timeout)) < 0 && errno == EINTR) {
+  }
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  return signal > 0 ? signal : 0;
 }
 
 }  // namespace
@@ -280,12 +299,16 @@ int main(int argc, char** argv) {
     locks.push_back(std::move(lock).value());
   }
   // A PostgreSQL server that does not answer yet (booting, restarting) is waited for, with
-  // backoff; what cannot work (a bad dsn, a newer schema) stops here.
+  // backoff; what cannot work (a bad dsn, a newer schema) stops here. SIGTERM or SIGINT while
+  // waiting stops the collector as it would later: exit 0, nothing was taken in.
   auto sink = collector::open_sink(config);
   for (std::chrono::seconds wait{1}; !sink.ok() && sink.error().transient;
        wait = std::min(wait * 2, std::chrono::seconds(30))) {
     spdlog::warn("{}; retrying in {} s", sink.error().message, wait.count());
-    std::this_thread::sleep_for(wait);
+    if (const int signal = wait_for_stop_signal(wait); signal != 0) {
+      spdlog::info("signal {} while waiting for the database: stopping", signal);
+      return common::kExitOk;
+    }
     sink = collector::open_sink(config);
   }
   if (!sink.ok()) {

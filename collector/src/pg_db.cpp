@@ -213,7 +213,18 @@ common::Result<std::unique_ptr<Connection>, SinkError> Connection::open(
     while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
       message.pop_back();
     }
+    // The server asked for a password and none was given, or refused the login after the
+    // password was sent (wrong password, or a role or database it does not let in): trying
+    // again changes nothing. A server that is starting, stopping or recovering refuses before
+    // any password, and is retried.
+    const bool refused_login = PQconnectionNeedsPassword(conn) || PQconnectionUsedPassword(conn);
     PQfinish(conn);
+    if (refused_login) {
+      return SinkError{name + ": cannot connect: " + message +
+                           " (the server refused the login: check the dsn's user and dbname "
+                           "and storage.password_file)",
+                       false};
+    }
     // A dsn libpq cannot parse will never connect; a server that does not answer may later.
     char* parse_error = nullptr;
     PQconninfoOption* parsed = PQconninfoParse(options.dsn.c_str(), &parse_error);

@@ -66,6 +66,13 @@ struct PostgresSink::Impl {
   }
   Result<int64_t, SinkError> device_id(const std::string& site, const std::string& device,
                                        int64_t now_us);
+  static std::string sensor_key(int64_t device, const std::string& name) {
+    std::string key = std::to_string(device);
+    key += '\0';
+    key += name;
+    return key;
+  }
+  bool known_sensor(int64_t device, const std::string& name, std::string_view unit) const;
   Result<int64_t, SinkError> sensor_id(int64_t device, const std::string& name,
                                        std::string_view unit);
   Status<SinkError> ensure_partition(int64_t received_us, std::set<int64_t>& created);
@@ -154,11 +161,15 @@ Result<int64_t, SinkError> PostgresSink::Impl::device_id(const std::string& site
   return r.value();
 }
 
+bool PostgresSink::Impl::known_sensor(int64_t device, const std::string& name,
+                                      std::string_view unit) const {
+  auto it = sensor_ids.find(sensor_key(device, name));
+  return it != sensor_ids.end() && (unit.empty() || it->second.unit == unit);
+}
+
 Result<int64_t, SinkError> PostgresSink::Impl::sensor_id(int64_t device, const std::string& name,
                                                          std::string_view unit) {
-  std::string key = std::to_string(device);
-  key += '\0';
-  key += name;
+  std::string key = sensor_key(device, name);
   auto it = sensor_ids.find(key);
   if (it != sensor_ids.end() && (unit.empty() || it->second.unit == unit)) return it->second.id;
   // The unit a sensor reports last is the one shown; values are stored as sent.
@@ -288,7 +299,26 @@ Result<CommitResult, SinkError> PostgresSink::Impl::write(const Transaction& tx,
                                      r.value().integer(row, 2)},
                           r.value().integer(row, 3));
       }
-      // 2. Only the new batches' rows, in one binary COPY per table.
+      // 2. The sensors of the new batches the cache does not know yet, in (device, name) order:
+      // collectors adding the same new sensors at once then take their locks in one order and
+      // never deadlock.
+      std::map<std::pair<int64_t, std::string>, std::string> new_sensors;  // -> unit
+      for (std::size_t k = 0; k < claimed.size(); ++k) {
+        if (!batch_ids.count(std::tuple{devs[k], epochs[k], seqs[k]})) continue;
+        const auto* batch =
+            std::get_if<common::ReadingBatch>(&tx.batches[claimed[k]].envelope.body);
+        if (!batch) continue;
+        for (std::size_t s = 0; s < batch->sensor_names.size(); ++s) {
+          const std::string_view unit = batch->unit_of(static_cast<uint32_t>(s));
+          if (!known_sensor(devs[k], batch->sensor_names[s], unit)) {
+            new_sensors[{devs[k], batch->sensor_names[s]}] = std::string(unit);
+          }
+        }
+      }
+      for (const auto& [key, unit] : new_sensors) {
+        if (auto id = sensor_id(key.first, key.second, unit); !id.ok()) return id.error();
+      }
+      // 3. Only the new batches' rows, in one binary COPY per table.
       std::string readings, logs;
       std::vector<int64_t> sensor_ids;
       for (std::size_t k = 0; k < claimed.size(); ++k) {
@@ -378,7 +408,7 @@ Result<CommitResult, SinkError> PostgresSink::Impl::write(const Transaction& tx,
     if (result.outcomes[i] == BatchOutcome::kDuplicate) ++tallies[dev_of[i]].duplicates;
   }
 
-  // 3. The devices' counters, in one statement: in shared mode this collector's own rows of
+  // 4. The devices' counters, in one statement: in shared mode this collector's own rows of
   // device_counts (no other collector writes them), else the devices rows. In shared mode the
   // devices rows a status or an event updates are locked first, in one order.
   if (options.fleet_feed) {

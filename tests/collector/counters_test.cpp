@@ -31,6 +31,7 @@ TEST(MetricsText, DegradedPathsEachHaveACounter) {
 TEST(MetricsText, LiveGaugesAndWebhookFamiliesOnlyWhenConfigured) {
   Counters c;
   EXPECT_EQ(metrics_text(c, LiveGauges{}).find("webhook_delivered_total"), std::string::npos);
+  EXPECT_EQ(metrics_text(c, LiveGauges{}).find("fleet_leader"), std::string::npos);
   LiveGauges live;
   live.queue_depth = 12;
   live.connected = true;
@@ -41,6 +42,19 @@ TEST(MetricsText, LiveGaugesAndWebhookFamiliesOnlyWhenConfigured) {
   EXPECT_TRUE(has(text, "outpost_collector_publisher_connected 0"));
   EXPECT_TRUE(has(text, "outpost_collector_webhook_delivered_total 7"));
   EXPECT_TRUE(has(text, "outpost_collector_webhook_gave_up_total 2"));
+}
+
+TEST(MetricsText, SharedModeShowsWhetherThisCollectorLeads) {
+  LiveGauges live;
+  live.fleet_leader = true;
+  live.leader_rounds = 31;
+  live.leader_restores = 2;
+  const std::string text = metrics_text(Counters{}, live);
+  EXPECT_TRUE(has(text, "outpost_collector_fleet_leader 1"));
+  EXPECT_TRUE(has(text, "outpost_collector_leader_rounds_total 31"));
+  EXPECT_TRUE(has(text, "outpost_collector_leader_restores_total 2"));
+  live.fleet_leader = false;
+  EXPECT_TRUE(has(metrics_text(Counters{}, live), "outpost_collector_fleet_leader 0"));
 }
 
 TEST(MetricsText, LatencyHistogramIsCumulative) {

@@ -44,6 +44,40 @@ TEST(FleetTracker, BirthThenLastWillRaiseOnlineThenOfflineOnce) {
   EXPECT_EQ(fleet.presence("gw-1"), Presence::kOffline);
 }
 
+TEST(FleetTracker, ANewDevicesBirthAfterItsFirstDataStillAnnouncesItOnce) {
+  // In shared mode the birth and the first data may reach the leader in either order.
+  FleetTracker fleet(FleetOptions{});
+  std::vector<EventItem> out;
+  fleet.on_batch("lab", "gw-1", 7, 1, 1 * kSec, out);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(fleet.presence("gw-1"), Presence::kOnline);
+  fleet.on_status("lab", "gw-1", status(common::DeviceState::kOnline), 1 * kSec, out);
+  fleet.on_batch("lab", "gw-1", 7, 2, 2 * kSec, out);
+  fleet.on_status("lab", "gw-1", status(common::DeviceState::kOnline), 3 * kSec, out);
+  ASSERT_EQ(kinds(out), (std::vector{EventKind::kDeviceOnline}));
+  EXPECT_EQ(out[0].event.detail, "birth");
+}
+
+TEST(FleetTracker, ABirthOfADeviceRememberedOnlineRaisesNothing) {
+  FleetTracker fleet(FleetOptions{});
+  fleet.remember("lab", "gw-1", 7, Presence::kOnline, 0);
+  std::vector<EventItem> out;
+  fleet.on_batch("lab", "gw-1", 7, 5, kSec, out);
+  fleet.on_status("lab", "gw-1", status(common::DeviceState::kOnline), 2 * kSec, out);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(FleetTracker, ASilentDeviceBackWithDataIsNotAnnouncedAgainByItsBirth) {
+  FleetTracker fleet(FleetOptions{.offline_after_us = 60 * kSec});
+  std::vector<EventItem> out;
+  fleet.on_status("lab", "gw-1", status(common::DeviceState::kOnline), 0, out);
+  fleet.tick(61 * kSec, out);
+  fleet.on_batch("lab", "gw-1", 7, 1, 70 * kSec, out);
+  fleet.on_status("lab", "gw-1", status(common::DeviceState::kOnline), 71 * kSec, out);
+  EXPECT_EQ(kinds(out), (std::vector{EventKind::kDeviceOnline, EventKind::kDeviceOffline,
+                                     EventKind::kDeviceOnline}));
+}
+
 TEST(FleetTracker, SilentDeviceGoesOfflineAndComesBackWithData) {
   FleetTracker fleet(FleetOptions{.offline_after_us = 60 * kSec});
   std::vector<EventItem> out;

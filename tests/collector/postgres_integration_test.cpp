@@ -204,6 +204,45 @@ TEST_F(PostgresIntegration, AServerNotUpAtStartIsWaitedForThenUsed) {
   EXPECT_EQ(collector_->stop(SIGTERM), 0);
 }
 
+TEST_F(PostgresIntegration, ASignalWhileWaitingForTheServerAtStartStopsCleanly) {
+  cluster_->stop();
+  write_config("");
+  collector_ = std::make_unique<Process>(
+      std::vector<std::string>{OUTPOST_COLLECTOR_BIN, "--config", config_.string()}, log_file());
+  ASSERT_TRUE(
+      wait_until([&] { return test_support::count_in_file(log_file(), "retrying in") >= 1; }, 30s))
+      << log();
+  const auto asked = std::chrono::steady_clock::now();
+  EXPECT_EQ(collector_->stop(SIGTERM), 0) << log();
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 5s);  // not after the whole backoff
+  EXPECT_NE(log().find("while waiting for the database: stopping"), std::string::npos) << log();
+  cluster_->start();
+}
+
+TEST_F(PostgresIntegration, AServerThatRefusesTheLoginStopsTheCollectorAtOnce) {
+  // One role of this test's own that must give a password: its rule goes first in pg_hba.conf.
+  const std::string role = "pw_" + database_;
+  cluster_->sql("postgres", "CREATE ROLE " + role + " LOGIN PASSWORD 'the-right-one'");
+  const fs::path hba = cluster_->sql("postgres", "SHOW hba_file");
+  const std::string rules = test_support::read_text(hba);
+  std::ofstream(hba) << "host all " << role << " 127.0.0.1/32 scram-sha-256\n" << rules;
+  cluster_->sql("postgres", "SELECT pg_reload_conf()");
+  const std::string wrong = "not-the-right-one";
+  std::ofstream(config_) << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\n"
+                         << "[storage]\nkind = \"postgres\"\n"
+                         << "dsn = \"" << cluster_->dsn(database_) << " user=" << role
+                         << " password=" << wrong << "\"\n"
+                         << "journal_dir = \"" << (dir_ / "journal").string() << "\"\n"
+                         << "[metrics]\nlisten = \"\"\n";
+  collector_ = std::make_unique<Process>(
+      std::vector<std::string>{OUTPOST_COLLECTOR_BIN, "--config", config_.string()}, log_file());
+  ASSERT_TRUE(wait_until([&] { return !collector_->running(); }, 20s)) << log();
+  EXPECT_EQ(collector_->stop(SIGTERM), 1) << log();
+  EXPECT_NE(log().find("the server refused the login"), std::string::npos) << log();
+  EXPECT_EQ(test_support::count_in_file(log_file(), "retrying in"), 0) << log();
+  EXPECT_EQ(log().find(wrong), std::string::npos) << log();
+}
+
 TEST_F(PostgresIntegration, AMessageTheServerRefusesForGoodIsDeadLetteredAndTheRestIsStored) {
   start_collector();
   test_support::MqttPublisher pub(broker_->uri());

@@ -92,6 +92,8 @@ TEST(MetricsPromtool, CollectorPagePassesWithWebhooksAndHistogram) {
   live.connected = true;
   live.publisher_connected = true;
   live.webhooks = collector::WebhookStats{7, 3, 2, 1};
+  live.fleet_leader = true;
+  live.leader_rounds = 12;
   const std::string text = collector::metrics_text(c, live);
   ASSERT_NE(text.find("outpost_collector_commit_seconds_total 2.500000\n"), std::string::npos);
   ASSERT_NE(text.find("outpost_collector_reading_latency_seconds_bucket{le=\"+Inf\"}"),

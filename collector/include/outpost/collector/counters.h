@@ -60,6 +60,11 @@ struct LiveGauges {
   bool connected = false;                // the subscriber
   bool publisher_connected = false;      // acks and events
   std::optional<WebhookStats> webhooks;  // nullopt when no webhook is configured
+  // Shared mode only (nullopt otherwise): whether this collector is the fleet leader now, and
+  // the rounds it committed and the times it restored the fleet's state on becoming leader.
+  std::optional<bool> fleet_leader;
+  uint64_t leader_rounds = 0;
+  uint64_t leader_restores = 0;
 };
 
 // Prometheus text exposition (outpost_collector_* families); any thread.

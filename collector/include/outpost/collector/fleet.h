@@ -101,6 +101,11 @@ class FleetTracker {
     std::string site;
     uint64_t epoch = 0;  // the newest epoch seen; 0 = none yet
     Presence presence = Presence::kUnknown;
+    // A device_online was raised for this online spell, or it was online when remembered. Data
+    // from a device never heard of makes it online without an event, so that its birth, when
+    // it comes after the data (in shared mode another collector may commit it later), still
+    // announces it, once.
+    bool announced = false;
     int64_t last_seen_us = 0;
     bool from_seq_one = true;  // a new line is judged from seq 1 (not for a legacy device)
     Line line;

@@ -123,6 +123,7 @@ class FleetLeader {
   void run();
   void stop() { stopping_ = true; }
 
+  // Any thread (the metrics page reads them).
   bool leading() const { return leading_; }
   uint64_t rounds() const { return rounds_; }  // committed
   uint64_t restores() const { return restores_; }
@@ -143,11 +144,11 @@ class FleetLeader {
 
   std::optional<FleetTracker> fleet_;  // restored: the committed state, plus this round
   std::optional<RuleEngine> rules_;    // in memory; a new leader starts with every rule cleared
-  bool leading_ = false;
+  std::atomic<bool> leading_{false};
   int permanent_failures_ = 0;
   std::chrono::steady_clock::time_point next_;
-  uint64_t rounds_ = 0;
-  uint64_t restores_ = 0;
+  std::atomic<uint64_t> rounds_{0};
+  std::atomic<uint64_t> restores_{0};
   uint64_t epoch_ = 0;  // of the events we publish
   uint64_t event_seq_ = 0;
   std::atomic<bool> stopping_{false};
