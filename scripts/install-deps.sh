@@ -17,7 +17,8 @@ packages=(cmake make g++ pkg-config python3 python3-protobuf dpkg-dev
   libgtest-dev libgmock-dev libbenchmark-dev mosquitto mosquitto-clients openssl libssl-dev
   ca-certificates  # the system trust store https webhooks verify against by default
   libpq-dev postgresql  # the PostgreSQL sink's client library; the server its tests start
-  prometheus)  # for promtool: the tests lint both programs' metrics pages with it
+  prometheus  # for promtool: the tests lint both programs' metrics pages with it
+  nats-server)  # a clustered MQTT broker: a test runs Outpost on a 3-node cluster
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
 elif [[ "${1:-}" == "--bench" ]]; then
