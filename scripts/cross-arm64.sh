@@ -111,9 +111,16 @@ echo "outpost-agent: $agent_file"
 }
 
 phase "unit tests"
-# Unit tests need no broker, database or other process of ours, so all of them run under
-# qemu-user (CMAKE_CROSSCOMPILING_EMULATOR); integration, tool and chaos tests run on amd64.
-ctest --test-dir "$build" --output-on-failure -j "$jobs" -L unit
+# Unit tests need no broker, database or other process of ours, so they run under qemu-user
+# (CMAKE_CROSSCOMPILING_EMULATOR); integration, tool and chaos tests run on amd64. Left out,
+# because qemu-user, not the code, decides their outcome:
+#   StartupPages.*  reads the program's own /proc/self/maps, which under qemu-user is
+#                   qemu's view of the guest, not the kernel's
+#   InputQueue.PushWaitsWhileFull*, HttpRouting.RealRequestsOverLoopback  hung under
+#                   qemu-user 7.2 (a blocked thread never woken); they pass natively
+# A timeout per test, so that another such hang fails the run instead of stalling it.
+qemu_excluded='^(StartupPages\.|InputQueue\.PushWaitsWhileFull|HttpRouting\.RealRequestsOverLoopback)'
+ctest --test-dir "$build" --output-on-failure -j "$jobs" -L unit -E "$qemu_excluded" --timeout 120
 
 if [[ $package -eq 1 ]]; then
   phase package
