@@ -30,11 +30,14 @@ set(ENV{PKG_CONFIG_LIBDIR}
 set(ENV{PKG_CONFIG_PATH} "")
 
 # Test programs (and gtest_discover_tests, which lists their cases at build time) run under
-# qemu-user; -L makes it load the arm64 dynamic loader and libstdc++ from the cross tree,
-# the rest from /usr/lib/aarch64-linux-gnu.
+# qemu-user. `-L /`: the arm64 loader, glibc and libstdc++ all come from the multiarch
+# packages (libc6:arm64, libstdc++6:arm64 in /lib and /usr/lib/aarch64-linux-gnu), one
+# consistent set. Not `-L /usr/aarch64-linux-gnu`: that loader is the cross toolchain's glibc
+# (2.36-8cross1), which then loads the multiarch libc.so.6 of another Debian revision, and
+# every program that starts a thread spins for ever under qemu.
 find_program(OUTPOST_QEMU_AARCH64 NAMES qemu-aarch64-static qemu-aarch64)
 if(OUTPOST_QEMU_AARCH64)
-  set(CMAKE_CROSSCOMPILING_EMULATOR ${OUTPOST_QEMU_AARCH64} -L /usr/${OUTPOST_CROSS_TRIPLET})
+  set(CMAKE_CROSSCOMPILING_EMULATOR ${OUTPOST_QEMU_AARCH64} -L /)
 endif()
 
 # libpq-dev is not Multi-Arch: libpq-dev:arm64 cannot be installed beside the amd64 one the
