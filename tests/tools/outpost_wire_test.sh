@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # End-to-end checks of the outpost-wire binary: exit codes, outputs, config errors,
 # and that docs/wire-format.md's worked example is what the code really produces.
-#   outpost_wire_test.sh <path to outpost-wire> <repo root>
+#   outpost_wire_test.sh <path to outpost-wire> <repo root> [emulator and its arguments...]
+# A cross build passes its CMAKE_CROSSCOMPILING_EMULATOR (qemu-user) as the rest.
 set -u
 wire=$1
 root=$2
+shift 2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+if [[ $# -gt 0 ]]; then  # the binary through the emulator, as one command
+  printf '#!/bin/sh\nexec %s %s "$@"\n' "$*" "$wire" >"$tmp/wire"
+  chmod +x "$tmp/wire"
+  wire=$tmp/wire
+fi
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
