@@ -220,10 +220,20 @@ TEST_F(SharedMode, ThreeCollectorsStoreOnceOneLeaderDecidesAndAnotherTakesOver) 
     ASSERT_TRUE(pub.publish("outpost/v1/lab/d4/data", batch("d4", seq)));
   }
   // Hot readings spread over the collectors that are left: the rule trips once for the fleet
-  // (its hysteresis holds across them), and clears once.
-  for (uint64_t seq = 1; seq <= 6; ++seq) {
-    ASSERT_TRUE(pub.publish("outpost/v1/lab/t1/data", temp("t1", seq, seq <= 5 ? 35.0 + seq : 20)));
+  // (its hysteresis holds across them), and clears once. The cool reading is sent once the hot
+  // ones are committed, for the reason the birth above is: a commit later than the settle time
+  // is fed out of order, and a hot reading after the cool one would trip the rule again.
+  for (uint64_t seq = 1; seq <= 5; ++seq) {
+    ASSERT_TRUE(pub.publish("outpost/v1/lab/t1/data", temp("t1", seq, 35.0 + seq)));
   }
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return sql("SELECT count(*) FROM batches b JOIN devices d ON d.id = b.device_id "
+                   "WHERE d.device = 't1'") == 5;
+      },
+      15s))
+      << logs();
+  ASSERT_TRUE(pub.publish("outpost/v1/lab/t1/data", temp("t1", 6, 20)));
   ASSERT_TRUE(wait_until([&] { return events("threshold_cleared", "t1") >= 1; }, 20s)) << logs();
   EXPECT_EQ(events("threshold_above", "t1"), 1);
   EXPECT_EQ(events("threshold_cleared", "t1"), 1);
