@@ -28,7 +28,8 @@ struct DeviceRow {
   std::string device;
   std::string site;
   int64_t first_seen_us = 0;
-  int64_t last_seen_us = 0;
+  int64_t last_seen_us = 0;  // receive time of its newest message of any kind
+  int64_t last_data_us = 0;  // receive time of its newest stored reading batch; 0: none yet
   Presence presence = Presence::kUnknown;  // as the FleetTracker last decided it
   uint64_t epoch = 0;
   uint64_t readings = 0;
@@ -72,6 +73,9 @@ struct LogQuery {
   // (no wildcards: % and _ are plain characters).
   std::string contains = {};
   uint64_t limit = 0;  // 0 = no limit
+  // With a limit: false keeps the oldest `limit` records, true the newest (a device's recent
+  // logs). Either way they come in the usual order.
+  bool latest = false;
 };
 
 struct LogRow {
@@ -89,9 +93,21 @@ struct LogRow {
 struct DlqFilter {
   std::optional<common::Reason> reason = std::nullopt;
   std::string topic_prefix = {};  // "" = any topic
+  // "" = any; otherwise the topic contains this text (case-sensitive, no wildcards).
+  std::string topic_contains = {};
   int64_t since_us = INT64_MIN;
   int64_t until_us = INT64_MAX;
-  uint64_t limit = 0;  // 0 = no limit
+  uint64_t limit = 0;   // 0 = no limit
+  uint64_t offset = 0;  // entries skipped first, in the chosen order (dlq() only)
+  bool newest_first = false;  // dlq() order: by id, descending when set (dlq() only)
+};
+
+// One time bucket of dlq_histogram(): the entries of one reason received in
+// [start_us, start_us + bucket width).
+struct DlqBucket {
+  int64_t start_us = 0;  // a multiple of the bucket width (Unix epoch based)
+  common::Reason reason = common::Reason::kNotDecodable;
+  uint64_t count = 0;
 };
 
 struct DlqRow {
@@ -107,6 +123,41 @@ struct EventRow {
   int64_t id = 0;
   std::string device;  // "" for fleet-wide events
   common::Event event;
+};
+
+// Which events find_events() returns; always in id order (oldest first).
+struct EventQuery {
+  std::string device = {};  // "" = every device (fleet-wide events included)
+  int64_t after_id = 0;     // only events with a larger id
+  uint64_t limit = 100;     // at most this many (0: up to a million)
+  // Which ones when more match: false the newest `limit` (a device's recent events), true the
+  // oldest `limit` after after_id (following the table: what came after the last one seen).
+  bool oldest = false;
+};
+
+// One sensor of a device, as stored.
+struct SensorRow {
+  std::string sensor;
+  std::string unit;
+  uint64_t readings = 0;  // readings stored of it
+};
+
+// A downsampled series: series() cuts [since_us, until_us] into `buckets` equal time buckets
+// (the width rounded up to a whole microsecond) and gives each its readings' min, max and mean.
+struct SeriesQuery {
+  std::string device;
+  std::string sensor;
+  int64_t since_us = 0;  // inclusive, reading time
+  int64_t until_us = 0;  // inclusive, reading time; >= since_us
+  uint32_t buckets = 300;  // 1 .. 10,000
+};
+
+struct SeriesBucket {
+  int64_t start_us = 0;  // since_us + i * width
+  double min = 0;
+  double max = 0;
+  double mean = 0;
+  uint64_t count = 0;  // numeric readings in it (>= 1: empty buckets are left out)
 };
 
 class Reader {
@@ -131,13 +182,32 @@ class Reader {
   virtual common::Status<SinkError> query_logs(const LogQuery& query,
                                                const std::function<void(const LogRow&)>& row) = 0;
 
-  // DLQ entries matching `filter`, oldest first.
+  // DLQ entries matching `filter`, oldest first (newest first with filter.newest_first), after
+  // skipping filter.offset of them.
   virtual common::Result<std::vector<DlqRow>, SinkError> dlq(const DlqFilter& filter) = 0;
+  // How many DLQ entries match `filter`; its limit, offset and order are ignored.
+  virtual common::Result<uint64_t, SinkError> dlq_count(const DlqFilter& filter) = 0;
+  // Entries received at or after since_us, counted per reason per `bucket_us` (> 0) bucket,
+  // ordered by bucket then reason; buckets without entries are left out.
+  virtual common::Result<std::vector<DlqBucket>, SinkError> dlq_histogram(int64_t since_us,
+                                                                          int64_t bucket_us) = 0;
+  // How many DLQ entries each topic has (topics with none left out).
+  virtual common::Result<std::map<std::string, uint64_t>, SinkError> dlq_topics() = 0;
   // One DLQ entry; nullopt if there is none with that id.
   virtual common::Result<std::optional<DlqRow>, SinkError> dlq_entry(int64_t id) = 0;
 
   // The `limit` most recent events (0: up to a million), oldest first.
   virtual common::Result<std::vector<EventRow>, SinkError> events(uint64_t limit) = 0;
+  // The events `query` selects, oldest first.
+  virtual common::Result<std::vector<EventRow>, SinkError> find_events(
+      const EventQuery& query) = 0;
+
+  // A device's sensors, by name; empty for a device with none (or no such device).
+  virtual common::Result<std::vector<SensorRow>, SinkError> sensors(const std::string& device) = 0;
+  // A sensor's numeric readings (integers, floating point, booleans as 0 and 1; text and bytes
+  // are left out) downsampled into buckets (SeriesQuery), ordered by time.
+  virtual common::Result<std::vector<SeriesBucket>, SinkError> series(
+      const SeriesQuery& query) = 0;
 
   // DLQ entries per reason (reasons with none left out).
   virtual common::Result<std::map<common::Reason, uint64_t>, SinkError> dlq_reasons() = 0;
