@@ -18,7 +18,8 @@ packages=(cmake make g++ pkg-config python3 python3-protobuf dpkg-dev
   ca-certificates  # the system trust store https webhooks verify against by default
   libpq-dev postgresql  # the PostgreSQL sink's client library; the server its tests start
   prometheus  # for promtool: the tests lint both programs' metrics pages with it
-  nats-server)  # a clustered MQTT broker: a test runs Outpost on a 3-node cluster
+  nats-server  # a clustered MQTT broker: a test runs Outpost on a 3-node cluster
+  chromium sqlite3)  # the headless browser and the database shell the console's test drives (tests/console)
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
 elif [[ "${1:-}" == "--bench" ]]; then
@@ -55,6 +56,19 @@ else
   as_root apt-get update -q
   updated=1
   as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The console's browser test drives that chromium with playwright-core, pinned in
+# tests/console/package-lock.json (no browser is downloaded). Needs Node.js and npm; without
+# them the test reports itself skipped.
+if [[ ! -d "$root/tests/console/node_modules/playwright-core" ]]; then
+  if command -v npm >/dev/null; then
+    echo "install-deps: npm ci --prefix tests/console (playwright-core)"
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$root/tests/console" --no-audit \
+      --no-fund --loglevel=error
+  else
+    echo "install-deps: WARNING: no npm: the console's browser test will be skipped" >&2
+  fi
 fi
 
 if [[ -f "$root/third_party/$paho_src_dir/src/async_client.cpp" ]]; then

@@ -25,6 +25,40 @@ std::string shown_filter(std::string_view filter) {
   return "\"" + out + (filter.size() > 80 ? "...\"" : "\"");
 }
 
+// console.listen's form, and the token: from console.token, console.token_file or the
+// environment; at least 16 characters, so that it cannot be guessed in a few tries.
+void read_console_token(common::ConfigReader& r, CollectorConfig& c) {
+  if (!c.console_listen.empty() && !common::parse_host_port(c.console_listen)) {
+    r.add_error("console.listen", "expected host:port with an IP address, e.g. 127.0.0.1:8088");
+  }
+  if (!c.console_token.empty() && !c.console_token_file.empty()) {
+    r.add_error("console.token_file", "give console.token or console.token_file, not both");
+    return;
+  }
+  const char* key = "console.token";
+  if (!c.console_token_file.empty()) {
+    key = "console.token_file";
+    std::ifstream in(c.console_token_file);
+    std::string line;
+    if (!in || !std::getline(in, line)) {
+      r.add_error(key, "cannot read " + c.console_token_file);
+      return;
+    }
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    c.console_token = line;
+  } else if (c.console_token.empty()) {
+    if (const char* env = std::getenv("OUTPOST_CONSOLE_TOKEN"); env && *env) {
+      key = "OUTPOST_CONSOLE_TOKEN";
+      c.console_token = env;
+    }
+  }
+  if (!c.console_token.empty() && c.console_token.size() < 16) {
+    r.add_error(key,
+                "the console token must be at least 16 characters (e.g. the output of "
+                "`openssl rand -hex 16`)");
+  }
+}
+
 }  // namespace
 
 common::Status<common::ConfigError> read_collector_config(common::ConfigReader& r,
@@ -65,6 +99,9 @@ common::Status<common::ConfigError> read_collector_config(common::ConfigReader& 
   read_webhooks(r, c.webhooks);
 
   r.read("metrics.listen", c.metrics_listen);
+  r.read("console.listen", c.console_listen);
+  r.read("console.token", c.console_token);
+  r.read("console.token_file", c.console_token_file);
   common::read_log_config(r, c.log);
 
   if (c.broker.empty()) r.add_error("mqtt.broker", "must not be empty");
@@ -110,6 +147,7 @@ common::Status<common::ConfigError> read_collector_config(common::ConfigReader& 
   if (!c.metrics_listen.empty() && !common::parse_host_port(c.metrics_listen)) {
     r.add_error("metrics.listen", "expected host:port with an IP address, e.g. 127.0.0.1:9109");
   }
+  read_console_token(r, c);
   return r.finish();
 }
 

@@ -14,6 +14,7 @@ namespace outpost::collector {
 void check_collector_environment(common::ConfigReader& r, const CollectorConfig& c) {
   common::check_mqtt_files(r, c);
   common::check_readable_file(r, "storage.password_file", c.password_file);
+  common::check_readable_file(r, "console.token_file", c.console_token_file);
   for (const WebhookConfig& hook : c.webhooks) {
     common::check_readable_file(r, "webhooks." + common::toml_key(hook.name) + ".ca_file",
                                 hook.ca_file);
@@ -95,6 +96,13 @@ std::string effective_collector_config(const CollectorConfig& c) {
 
   w.section("metrics");
   w.string("listen", c.metrics_listen);
+  w.section("console");
+  w.string("listen", c.console_listen);
+  if (!c.console_token_file.empty()) {
+    w.string("token_file", c.console_token_file);
+  } else {
+    w.secret("token", c.console_token);
+  }
   w.section("log");
   w.string("level", c.log.level);
   return w.take();

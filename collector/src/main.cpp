@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "collector.h"
+#include "console_server.h"
 #include "outpost/collector/config_check.h"
 #include "outpost/common/cli.h"
 #include "outpost/common/clock.h"
@@ -359,6 +360,20 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The web console, on a thread of its own with its own database reader.
+  std::unique_ptr<collector::ConsoleServer> console;
+  if (!config.console_listen.empty()) {
+    auto started = collector::ConsoleServer::start(config);
+    if (!started.ok()) {
+      spdlog::critical("{}", started.error().message);
+      return common::kExitFailure;
+    }
+    console = std::move(started).value();
+    spdlog::info("console on http://{}/ ({})", console->address(),
+                 config.console_token.empty() ? "read-only: no console token"
+                                              : "DLQ replay with the console token");
+  }
+
   // 5. MQTT and storage threads.
   if (auto s = service.start(); !s.ok()) {
     spdlog::critical("{}", s.error().message);
@@ -387,6 +402,7 @@ int main(int argc, char** argv) {
 
   // 6. Run until a signal, then drain.
   io.run();
+  console.reset();
   service.stop();
   const auto& c = service.counters();
   spdlog::info(

@@ -313,6 +313,71 @@ int run_summary(const CollectorConfig& config) {
   return common::kExitOk;
 }
 
+common::Result<std::vector<ReplayOutcome>, SinkError> replay_dlq_entries(
+    const CollectorConfig& config, Reader& reader, const std::vector<int64_t>& ids) {
+  std::vector<ReplayOutcome> outcomes;
+  Transaction tx;
+  std::vector<int64_t> moved;
+  std::vector<std::size_t> batch_of;  // outcomes index of each tx.batches entry
+  for (const int64_t id : ids) {
+    auto row = reader.dlq_entry(id);
+    if (!row.ok()) return row.error();
+    ReplayOutcome o{id, "", ""};
+    if (!row.value()) {
+      o.outcome = "missing";
+      o.detail = "no DLQ entry " + std::to_string(id);
+      outcomes.push_back(std::move(o));
+      continue;
+    }
+    const DlqRow& r = *row.value();
+    if (r.reason == common::Reason::kWebhookGaveUp || is_cut_entry(r.reason, r.detail)) {
+      o.outcome = "not_replayable";
+      o.detail = r.reason == common::Reason::kWebhookGaveUp
+                     ? "a webhook delivery, not a message"
+                     : "only the first bytes of an oversized message are kept";
+      outcomes.push_back(std::move(o));
+      continue;
+    }
+    // Validation runs against the original receive time, with today's options.
+    auto c = classify(RawMessage{r.topic, r.payload, r.received_us}, config.validation);
+    if (auto* b = std::get_if<BatchItem>(&c)) {
+      batch_of.push_back(outcomes.size());
+      tx.batches.push_back(std::move(*b));
+      o.outcome = "stored";
+    } else if (auto* st = std::get_if<StatusItem>(&c)) {
+      tx.statuses.push_back(std::move(*st));
+      o.outcome = "stored";
+      o.detail = "a status";
+    } else {
+      const auto& bad = std::get<DlqItem>(c);
+      o.outcome = "still_bad";
+      o.detail = std::string(common::reason_name(bad.reason)) + ": " + bad.detail;
+      outcomes.push_back(std::move(o));
+      continue;
+    }
+    moved.push_back(id);
+    outcomes.push_back(std::move(o));
+  }
+  if (moved.empty()) return outcomes;
+  return with_writer(
+      config,
+      [&](auto& sink) -> common::Result<std::vector<ReplayOutcome>, SinkError> {
+        sink.remove_dlq_on_next_commit(moved);
+        auto result = sink.commit(tx);
+        if (!result.ok()) return result.error();
+        for (std::size_t i = 0; i < batch_of.size() && i < result.value().outcomes.size(); ++i) {
+          if (result.value().outcomes[i] == BatchOutcome::kDuplicate) {
+            outcomes[batch_of[i]].outcome = "duplicate";
+            outcomes[batch_of[i]].detail = "already stored; the entry is removed";
+          }
+        }
+        return outcomes;
+      },
+      [](const std::string& message) -> common::Result<std::vector<ReplayOutcome>, SinkError> {
+        return SinkError{message, true};
+      });
+}
+
 int run_dlq(const CollectorConfig& config, const DlqArgs& args) {
   auto db = open_db(config);
   if (!db.ok()) return fail(db.error().message);

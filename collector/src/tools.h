@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "outpost/collector/config.h"
+#include "outpost/collector/console.h"
 #include "outpost/collector/reader.h"
 
 namespace outpost::collector {
@@ -38,6 +39,12 @@ struct DlqArgs {
   bool yes = false;  // purge without a filter needs --all
 };
 int run_dlq(const CollectorConfig& config, const DlqArgs& args);
+
+// Validates the DLQ entries `ids` again with today's configuration and stores, in one
+// transaction through the writer, what now passes (the entries removed with it); what the
+// console's replay does. One outcome per id, in order.
+common::Result<std::vector<ReplayOutcome>, SinkError> replay_dlq_entries(
+    const CollectorConfig& config, Reader& reader, const std::vector<int64_t>& ids);
 
 // Follows the broker live: every message on the collector's topics, decoded, one line each
 // (JSON with --format json). Stops after `count` messages if non-zero, or on SIGINT.

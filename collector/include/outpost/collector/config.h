@@ -79,6 +79,14 @@ struct CollectorConfig : common::BrokerConfig {
   // [metrics]
   std::string metrics_listen = "127.0.0.1:9109";  // Prometheus endpoint host:port; "" = off
 
+  // [console]: the web console (docs/console.md); served when console_listen is set.
+  std::string console_listen;  // host:port, e.g. "127.0.0.1:8088"; "" = off
+  // What anything that changes state (DLQ replay) needs: console.token, else the first line of
+  // console.token_file, else the environment variable OUTPOST_CONSOLE_TOKEN (read at load).
+  // "" = the console is read-only. Never logged.
+  std::string console_token;
+  std::string console_token_file;
+
   // [log]
   common::LogConfig log;
 };

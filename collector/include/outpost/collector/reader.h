@@ -97,8 +97,8 @@ struct DlqFilter {
   std::string topic_contains = {};
   int64_t since_us = INT64_MIN;
   int64_t until_us = INT64_MAX;
-  uint64_t limit = 0;   // 0 = no limit
-  uint64_t offset = 0;  // entries skipped first, in the chosen order (dlq() only)
+  uint64_t limit = 0;         // 0 = no limit
+  uint64_t offset = 0;        // entries skipped first, in the chosen order (dlq() only)
   bool newest_first = false;  // dlq() order: by id, descending when set (dlq() only)
 };
 
@@ -147,8 +147,8 @@ struct SensorRow {
 struct SeriesQuery {
   std::string device;
   std::string sensor;
-  int64_t since_us = 0;  // inclusive, reading time
-  int64_t until_us = 0;  // inclusive, reading time; >= since_us
+  int64_t since_us = 0;    // inclusive, reading time
+  int64_t until_us = 0;    // inclusive, reading time; >= since_us
   uint32_t buckets = 300;  // 1 .. 10,000
 };
 
@@ -199,15 +199,13 @@ class Reader {
   // The `limit` most recent events (0: up to a million), oldest first.
   virtual common::Result<std::vector<EventRow>, SinkError> events(uint64_t limit) = 0;
   // The events `query` selects, oldest first.
-  virtual common::Result<std::vector<EventRow>, SinkError> find_events(
-      const EventQuery& query) = 0;
+  virtual common::Result<std::vector<EventRow>, SinkError> find_events(const EventQuery& query) = 0;
 
   // A device's sensors, by name; empty for a device with none (or no such device).
   virtual common::Result<std::vector<SensorRow>, SinkError> sensors(const std::string& device) = 0;
   // A sensor's numeric readings (integers, floating point, booleans as 0 and 1; text and bytes
   // are left out) downsampled into buckets (SeriesQuery), ordered by time.
-  virtual common::Result<std::vector<SeriesBucket>, SinkError> series(
-      const SeriesQuery& query) = 0;
+  virtual common::Result<std::vector<SeriesBucket>, SinkError> series(const SeriesQuery& query) = 0;
 
   // DLQ entries per reason (reasons with none left out).
   virtual common::Result<std::map<common::Reason, uint64_t>, SinkError> dlq_reasons() = 0;
