@@ -127,5 +127,54 @@ TEST(CollectorStorageConfig, ADsnIsShownWithoutItsPassword) {
   EXPECT_NE(e.find("storage.dsn"), std::string::npos) << e;
 }
 
+TEST(CollectorConsoleConfig, OffByDefaultAndTheTokenComesFromTheKeyItsFileOrTheEnvironment) {
+  CollectorConfig none;
+  ASSERT_EQ(error_of("", none), "");
+  EXPECT_EQ(none.console_listen, "");
+  EXPECT_EQ(none.console_token, "");
+
+  CollectorConfig keyed;
+  ASSERT_EQ(
+      error_of("[console]\nlisten = \"127.0.0.1:8088\"\ntoken = \"0123456789abcdef\"\n", keyed),
+      "");
+  EXPECT_EQ(keyed.console_listen, "127.0.0.1:8088");
+  EXPECT_EQ(keyed.console_token, "0123456789abcdef");
+
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("outpost_console_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "token") << "fedcba9876543210fedc\r\nignored\n";
+  CollectorConfig from_file;
+  ASSERT_EQ(error_of("[console]\nlisten = \"127.0.0.1:8088\"\ntoken_file = \"" +
+                         (dir / "token").string() + "\"\n",
+                     from_file),
+            "");
+  EXPECT_EQ(from_file.console_token, "fedcba9876543210fedc");
+
+  ::setenv("OUTPOST_CONSOLE_TOKEN", "from-the-environment", 1);
+  CollectorConfig from_env;
+  ASSERT_EQ(error_of("[console]\nlisten = \"127.0.0.1:8088\"\n", from_env), "");
+  EXPECT_EQ(from_env.console_token, "from-the-environment");
+  ::unsetenv("OUTPOST_CONSOLE_TOKEN");
+
+  const std::string missing =
+      error_of("[console]\ntoken_file = \"" + (dir / "none").string() + "\"\n");
+  EXPECT_NE(missing.find("console.token_file"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("cannot read"), std::string::npos) << missing;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CollectorConsoleConfig, AShortTokenTwoTokensOrABadAddressAreRefused) {
+  std::string e = error_of("[console]\ntoken = \"short\"\n");
+  EXPECT_NE(e.find("console.token"), std::string::npos) << e;
+  EXPECT_NE(e.find("at least 16 characters"), std::string::npos) << e;
+  e = error_of("[console]\ntoken = \"0123456789abcdef\"\ntoken_file = \"/x\"\n");
+  EXPECT_NE(e.find("not both"), std::string::npos) << e;
+  e = error_of("[console]\nlisten = \"localhost:8088\"\n");
+  EXPECT_NE(e.find("console.listen"), std::string::npos) << e;
+  e = error_of("[console]\nlisten = \"127.0.0.1:8088\"\ncolour = \"red\"\n");
+  EXPECT_NE(e.find("console.colour"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace outpost::collector
