@@ -126,6 +126,7 @@ PY
 
 mqtt_port=$(free_port)
 collector_metrics_port=$(free_port)
+console_port=$(free_port)
 if ((postgres)); then
   pg_port=$(free_port)
   dsn="host=127.0.0.1 port=$pg_port user=postgres dbname=outpost"
@@ -163,6 +164,9 @@ above = 23.0
 hysteresis = 0.5
 [metrics]
 listen = "127.0.0.1:$collector_metrics_port"
+# The web console (docs/console.md), read-only: no token is set.
+[console]
+listen = "127.0.0.1:$console_port"
 EOF
 # The lab fleet: the office scenario with its own site and device ids, fed to real agents.
 sed -e 's/^site = "office"/site = "lab"/' -e 's/^device_prefix = "office-"/device_prefix = "lab-"/' \
@@ -197,6 +201,7 @@ wait_for 10 broker_up
 collector_pid=$!
 pids+=("$collector_pid")
 wait_for 15 grep -q "subscribed to" "$demo/collector.log"
+echo "   the web console, while the demo runs: http://127.0.0.1:$console_port/"
 
 echo "== 2. for $duration: 20 office devices publish directly (faults on: malformed payloads of"
 echo "      every kind, duplicates, reboots, two network cuts); 3 lab devices send line"
@@ -284,6 +289,8 @@ if ((postgres)); then
   echo "     the demo's PostgreSQL stops with it; to look again, start it (as the postgres user when root):"
   echo "       $pg_bin/pg_ctl -D $shown/pg/data -o '-p $pg_port -k /tmp' start; psql \"$dsn\""
 fi
+echo "     the web console: start the collector again and open http://127.0.0.1:$console_port/"
+echo "       $shown_build/collector/outpost-collector --config $shown/collector.toml"
 echo "     metrics while running: the collector's on http://127.0.0.1:$collector_metrics_port/metrics ([metrics] listen"
 echo "     in $shown/collector.toml); an agent serves its own when its config sets [metrics] listen"
 if ((postgres)); then

@@ -1,0 +1,172 @@
+// The console's fleet page against a large fleet: stores N devices (one reading batch and one
+// status each, 2% lost, 1% offline) through the SqliteSink into a real file, then times what
+// the console's API does for the fleet page's first paint and for the live poll, wall clock
+// and peak RSS.
+//
+//   console_bench [--devices N (100000)] [--keep PATH]
+//
+// --keep leaves the database at PATH (for a browser measurement of the same fleet:
+// tests/console/first_paint.js).
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "outpost/collector/console.h"
+#include "outpost/collector/sqlite_reader.h"
+#include "outpost/collector/sqlite_sink.h"
+#include "outpost/common/clock.h"
+#include "outpost/common/sample.h"
+
+namespace {
+
+using namespace outpost;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+long peak_rss_kb() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+common::HttpRequest get(std::string path, std::map<std::string, std::string, std::less<>> q) {
+  common::HttpRequest r;
+  r.method = "GET";
+  r.path = std::move(path);
+  r.target = r.path;
+  r.query = std::move(q);
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  long devices = 100'000;
+  std::string keep;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (a == "--devices" && v) {
+      devices = std::atol(v);
+    } else if (a == "--keep" && v) {
+      keep = v;
+    } else {
+      std::fprintf(stderr, "usage: console_bench [--devices N (100000)] [--keep PATH]\n");
+      return a == "--help" ? 0 : 2;
+    }
+    ++i;
+  }
+  if (devices < 1) {
+    std::fprintf(stderr, "console_bench: --devices must be positive\n");
+    return 2;
+  }
+  const fs::path dir =
+      fs::temp_directory_path() / ("outpost_console_bench_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string path = keep.empty() ? (dir / "collector.db").string() : keep;
+  fs::remove(path);
+
+  // 1. The fleet, through the writer the collector uses.
+  const auto fill_start = Clock::now();
+  {
+    auto sink = collector::SqliteSink::open(collector::SqliteOptions{path, false, 10'000, true});
+    if (!sink.ok()) {
+      std::fprintf(stderr, "%s\n", sink.error().message.c_str());
+      return 1;
+    }
+    const int64_t now = common::wall_now_us();
+    collector::Transaction tx;
+    for (long d = 0; d < devices; ++d) {
+      char device[32];
+      std::snprintf(device, sizeof device, "dev-%06ld", d);
+      const std::string site = "site-" + std::to_string(d % 50);
+      auto e = common::sample_reading_batch(device, now - 60'000'000 + d, 1, 1);
+      e.epoch = 1;
+      e.seq = 1;
+      tx.batches.push_back(collector::BatchItem{site, std::move(e), now - 30'000'000 + d});
+      common::DeviceStatus st;
+      st.state = d % 50 == 7    ? common::DeviceState::kLost
+                 : d % 100 == 3 ? common::DeviceState::kOffline
+                                : common::DeviceState::kOnline;
+      st.time_us = now - 3'600'000'000 + d;
+      st.queue_depth = static_cast<uint64_t>(d % 17);
+      tx.statuses.push_back(collector::StatusItem{site, device, st, now - 3'600'000'000 + d});
+      if (tx.batches.size() == 2000 || d + 1 == devices) {
+        if (auto c = sink.value()->commit(tx); !c.ok()) {
+          std::fprintf(stderr, "%s\n", c.error().message.c_str());
+          return 1;
+        }
+        tx = collector::Transaction{};
+      }
+    }
+  }
+  const double fill_ms = ms_since(fill_start);
+
+  // 2. The console's API over its own reader, as its thread runs it.
+  auto reader = collector::SqliteReader::open(path);
+  if (!reader.ok()) {
+    std::fprintf(stderr, "%s\n", reader.error().message.c_str());
+    return 1;
+  }
+  int64_t fake_now = common::wall_now_us();
+  collector::ConsoleApi api(*reader.value(), collector::ConsoleOptions{}, nullptr,
+                            [&fake_now] { return fake_now; });
+  struct Row {
+    std::string what;
+    double ms;
+    int status;
+    std::size_t bytes;
+  };
+  std::vector<Row> rows;
+  const auto time = [&](std::string what, const common::HttpRequest& req, bool cold) {
+    if (cold) fake_now += 2'000'000;  // past the fleet cache's second: read again
+    const auto t = Clock::now();
+    const auto r = api.answer(req);
+    rows.push_back({std::move(what), ms_since(t), r.status, r.body.size()});
+  };
+  time("fleet page, first request (reads the fleet)", get("/api/v1/fleet", {{"limit", "100"}}),
+       true);
+  time("fleet page, cached", get("/api/v1/fleet", {{"limit", "100"}}), false);
+  time("sort last_data, page 500",
+       get("/api/v1/fleet", {{"sort", "last_data"}, {"offset", "50000"}}), false);
+  time("filter state=lost,offline", get("/api/v1/fleet", {{"state", "lost,offline"}}), false);
+  time("filter q=dev-0999 (name contains)", get("/api/v1/fleet", {{"q", "dev-0999"}}), false);
+  time("one device (cached fleet)", get("/api/v1/devices/dev-054321", {}), false);
+  const auto p0 = Clock::now();
+  api.poll();
+  const double first_poll = ms_since(p0);
+  fake_now += 2'000'000;
+  const auto p1 = Clock::now();
+  const auto changes = api.poll();
+  const double second_poll = ms_since(p1);
+
+  std::printf("| %-46s | %10s | %6s | %9s |\n", "console_bench", "wall ms", "status", "bytes");
+  std::printf("|%s|%s|%s|%s|\n", std::string(48, '-').c_str(), std::string(12, '-').c_str(),
+              std::string(8, '-').c_str(), std::string(11, '-').c_str());
+  std::printf("| %-46s | %10.0f | %6s | %9s |\n",
+              ("store " + std::to_string(devices) + " devices (setup)").c_str(), fill_ms, "", "");
+  bool ok = true;
+  for (const Row& r : rows) {
+    std::printf("| %-46s | %10.1f | %6d | %9zu |\n", r.what.c_str(), r.ms, r.status, r.bytes);
+    ok = ok && r.status == 200;
+  }
+  std::printf("| %-46s | %10.1f | %6s | %9s |\n", "live poll, first (learns the fleet)", first_poll,
+              "", "");
+  std::printf("| %-46s | %10.1f | %6s | %9zu |\n", "live poll, nothing changed", second_poll, "",
+              changes.size());
+  std::printf("| %-46s | %10ld | %6s | %9s |\n", "peak RSS KiB", peak_rss_kb(), "", "");
+  std::printf("\nRESULT first_fleet_ms=%.1f cached_fleet_ms=%.1f poll_ms=%.1f rss_kb=%ld\n",
+              rows[0].ms, rows[1].ms, second_poll, peak_rss_kb());
+  if (keep.empty()) fs::remove_all(dir);
+  if (!ok) std::printf("\nFAILED: a request did not answer 200\n");
+  return ok ? 0 : 1;
+}
