@@ -89,7 +89,9 @@ class ConsoleIntegration : public test_support::BrokerTest {
     ASSERT_GT(port_, 0);
   }
   void TearDown() override {
-    if (collector_) EXPECT_EQ(collector_->stop(SIGTERM, 10s), 0);
+    if (collector_) {
+      EXPECT_EQ(collector_->stop(SIGTERM, 10s), 0);
+    }
     collector_.reset();
     BrokerTest::TearDown();
   }
@@ -182,7 +184,7 @@ TEST_F(ConsoleIntegration, ReplayRefusesAWrongTokenAndBadRequestsHurtNothing) {
   EXPECT_EQ(status_of(no_token), 403) << no_token;
   EXPECT_NE(body_of(no_token).find("token"), std::string::npos) << no_token;
 
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string("NONSENSE\r\n\r\n"), std::string("GET /api/v1/fleet HTTP/9.9\r\n\r\n"),
         std::string("GET /api/v1/fleet HTTP/1.1\r\nbad header line\r\n\r\n"),
         "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\n\r\n",
