@@ -91,7 +91,9 @@ common::Status<> Agent::start() {
     const auto where = parse_host_port(config_.metrics_listen);
     if (!where)
       return common::Error{"metrics.listen '" + config_.metrics_listen + "' is not host:port"};
-    if (auto s = http_.listen(where->host, where->port); !s.ok()) return s;
+    if (auto s = http_.listen(where->host, where->port); !s.ok()) {
+      return common::Error{"metrics: " + s.error().message};
+    }
     spdlog::info("metrics on http://{}/metrics (health: /healthz, /readyz, /status)",
                  config_.metrics_listen);
   }

@@ -355,7 +355,7 @@ int main(int argc, char** argv) {
   if (!config.metrics_listen.empty()) {
     const auto where = common::parse_host_port(config.metrics_listen);
     if (auto s = metrics.listen(where->host, where->port); !s.ok()) {
-      spdlog::critical("{}", s.error().message);
+      spdlog::critical("metrics: {}", s.error().message);
       return common::kExitFailure;
     }
   }

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "outpost/common/http_response.h"
 #include "outpost/common/result.h"
@@ -77,6 +78,8 @@ class HttpEventStream {
   virtual void close() = 0;
 };
 
+class HttpServerSession;
+
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse()>;
@@ -84,6 +87,9 @@ class HttpServer {
   using StreamHandler = std::function<void(std::shared_ptr<HttpEventStream>)>;
 
   explicit HttpServer(boost::asio::io_context& io);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
 
   // Answers GET and HEAD of `path` (the query string is ignored) with `handler`. Before listen().
   void route(std::string path, Handler handler);
@@ -115,14 +121,21 @@ class HttpServer {
   void close();
 
  private:
+  friend class HttpServerSession;
   struct Route;
   void accept();
+  // The route of `path`: its exact one, else the longest prefix route; null if none.
+  const Route* find(std::string_view path) const;
+  bool is_stream(const HttpRequest& request) const;
+  void open_stream(const HttpRequest& request, boost::asio::ip::tcp::socket socket);
 
   boost::asio::io_context& io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::map<std::string, std::shared_ptr<Route>, std::less<>> routes_;
   std::map<std::string, std::shared_ptr<Route>, std::less<>> prefixes_;
   std::size_t body_limit_ = 64 * 1024;
+  std::vector<std::weak_ptr<HttpEventStream>> streams_;
+  std::shared_ptr<std::size_t> open_streams_;  // streams open now (shared with each stream)
 };
 
 }  // namespace outpost::common
