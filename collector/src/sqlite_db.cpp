@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS devices (
   batches INTEGER NOT NULL DEFAULT 0,
   duplicates INTEGER NOT NULL DEFAULT 0,
   gaps INTEGER NOT NULL DEFAULT 0,
-  last_status TEXT NOT NULL DEFAULT '');
+  last_status TEXT NOT NULL DEFAULT '',
+  last_data_us INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS sensors (
   id INTEGER PRIMARY KEY,
   device_id INTEGER NOT NULL,
@@ -90,6 +91,38 @@ CREATE VIEW IF NOT EXISTS reading_rows AS
   SELECT d.device, d.site, s.name AS sensor, s.unit, r.time_us, r.value, r.type
   FROM readings r JOIN sensors s ON s.id = r.sensor_id JOIN devices d ON d.id = s.device_id;
 )sql";
+
+// A database made before devices had last_data_us gets it, filled from the batches ledger
+// (the newest reading batch of each device); in one transaction, so that two programs
+// opening the file at once add it once.
+common::Status<SinkError> add_last_data_column(Database& db) {
+  const auto has_column = [&db]() -> std::optional<bool> {
+    sqlite3_stmt* raw = db.prepare(
+        "SELECT count(*) FROM pragma_table_info('devices') "
+        "WHERE name = 'last_data_us'");
+    if (!raw) return std::nullopt;
+    Statement q(raw);
+    if (q.step() != SQLITE_ROW) return std::nullopt;
+    return q.integer(0) > 0;
+  };
+  auto has = has_column();
+  if (!has) return db.error("cannot read the devices table's columns");
+  if (*has) return {};
+  if (!db.exec("BEGIN IMMEDIATE")) return db.error("cannot add devices.last_data_us");
+  has = has_column();
+  const bool ok =
+      has && (*has || db.exec("ALTER TABLE devices ADD COLUMN last_data_us INTEGER NOT NULL "
+                              "DEFAULT 0; UPDATE devices SET last_data_us = coalesce((SELECT "
+                              "max(received_us) FROM batches b WHERE b.device_id = devices.id "
+                              "AND b.kind = 0), 0)"));
+  if (!ok) {
+    SinkError e = db.error("cannot add devices.last_data_us");
+    db.exec("ROLLBACK");
+    return e;
+  }
+  if (!db.exec("COMMIT")) return db.error("cannot add devices.last_data_us");
+  return {};
+}
 
 bool is_transient(int code) {
   const int primary = code & 0xff;
@@ -171,6 +204,9 @@ common::Result<std::unique_ptr<Database>, SinkError> Database::open(const std::s
   }
   if (!db->exec(kSchema)) {
     return SinkError{path + ": " + db->error("cannot create the schema").message, false};
+  }
+  if (auto s = add_last_data_column(*db); !s.ok()) {
+    return SinkError{path + ": " + s.error().message, s.error().transient};
   }
   return db;
 }
