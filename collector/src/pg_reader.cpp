@@ -426,12 +426,14 @@ Result<std::vector<EventRow>, SinkError> PostgresReader::find_events(const Event
 Result<std::vector<SensorRow>, SinkError> PostgresReader::sensors(const std::string& device) {
   // Readings have no index by sensor: they are counted through the device's reading batches in
   // the ledger, each batch's rows found as query_readings finds them (its received time picks
-  // the partition, its batch id the block range).
+  // the partition at run time, its batch id the block range). OFFSET 0 keeps the planner from
+  // flattening the lateral subquery into a hash join over every partition.
   auto r = db_->exec(
       "cannot list sensors",
       "WITH dev AS (SELECT id FROM devices WHERE device = $1), counted AS (SELECT r.sensor_id, "
       "count(*) AS n FROM batches b CROSS JOIN LATERAL (SELECT sensor_id FROM readings r WHERE "
-      "r.received_us = b.received_us AND r.batch_id = b.batch_id) r WHERE b.device_id = (SELECT "
+      "r.received_us = b.received_us AND r.batch_id = b.batch_id OFFSET 0) r WHERE b.device_id = "
+      "(SELECT "
       "id FROM dev) AND b.kind = 0 AND b.rows > 0 GROUP BY r.sensor_id) SELECT s.name, s.unit, "
       "coalesce(c.n, 0) FROM sensors s LEFT JOIN counted c ON c.sensor_id = s.id WHERE "
       "s.device_id = (SELECT id FROM dev) ORDER BY s.name COLLATE \"C\"",
@@ -463,7 +465,8 @@ Result<std::vector<SeriesBucket>, SinkError> PostgresReader::series(const Series
   const std::string bucket = wide ? "div(r.time_us::numeric - $3::numeric, $5::numeric)"
                                   : "(r.time_us - $3::bigint) / $5::bigint";
   // The device's reading batches that overlap the span, and of each one its rows of the sensor
-  // (as query_readings reads a batch), grouped by bucket in the server.
+  // (as query_readings reads a batch, OFFSET 0 as in sensors()), grouped by bucket in the
+  // server.
   auto r = db_->exec(
       "cannot read a series",
       "SELECT " + bucket +
@@ -472,7 +475,8 @@ Result<std::vector<SeriesBucket>, SinkError> PostgresReader::series(const Series
           "r.time_us, CASE WHEN r.type = 0 THEN r.value ELSE r.value_int::double precision END "
           "AS v FROM readings r WHERE r.received_us = b.received_us AND r.batch_id = b.batch_id "
           "AND r.sensor_id = s.id AND r.time_us BETWEEN $3::bigint AND $4::bigint AND r.type IN "
-          "(0, 1, 2)) r WHERE d.device = $1 AND s.name = $2 AND b.kind = 0 AND b.rows > 0 AND "
+          "(0, 1, 2) OFFSET 0) r WHERE d.device = $1 AND s.name = $2 AND b.kind = 0 AND b.rows > 0 "
+          "AND "
           "b.max_time_us >= $3::bigint AND b.min_time_us <= $4::bigint GROUP BY 1 ORDER BY 1",
       {query.device, query.sensor, num(query.since_us), num(query.until_us), wide_num(width)});
   if (!r.ok()) return r.error();
