@@ -68,10 +68,10 @@ std::string batches_in_span_sql(int kind, bool by_device) {
   return sql + " ORDER BY b.min_time_us, b.batch_id";
 }
 
-// As batches_in_span_sql, one page of kBatchPage at a time: the ones after (before, when
-// `newest_first`) the page's last (min_time_us, batch_id) $4, $5 (none on the first page), and
-// those two as columns 6 and 7. A query with a limit then reads only as much of the ledger as
-// it needs.
+// As batches_in_span_sql ($3 NULL for every device), one page of kBatchPage at a time, newest
+// first when `newest_first`: those after (before) the previous page's last (min_time_us,
+// batch_id), $4 and $5, with min_time_us as column 6. A query with a limit then reads only as
+// much of the ledger as it needs.
 constexpr int kBatchPage = 256;
 std::string batches_page_sql(int kind, bool by_device, bool newest_first, bool first_page) {
   std::string sql =
