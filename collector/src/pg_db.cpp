@@ -145,6 +145,18 @@ CREATE TABLE device_counts (
   duplicates bigint NOT NULL,
   PRIMARY KEY (device_id, member));
 )sql",
+    // 3: each device's newest stored reading batch (its receive time), kept where last_seen_us
+    // is: in the devices row, and in shared mode in each collector's device_counts row. An
+    // existing database gets it from the ledger (reading batches only; statuses and logs do not
+    // count), in the devices row: readers take the newest of the rows.
+    R"sql(
+ALTER TABLE devices ADD COLUMN last_data_us bigint NOT NULL DEFAULT 0;
+ALTER TABLE device_counts ADD COLUMN last_data_us bigint NOT NULL DEFAULT 0;
+UPDATE devices d SET last_data_us = b.last_data_us
+  FROM (SELECT device_id, max(received_us) AS last_data_us FROM batches WHERE kind = 0
+        GROUP BY device_id) b
+  WHERE b.device_id = d.id;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);
@@ -459,6 +471,11 @@ std::string dlq_where(const DlqFilter& f, Params& params) {
     params.push_back(f.topic_prefix);
     const std::string n = "$" + std::to_string(params.size());
     w += " AND left(topic, length(" + n + ")) = " + n;
+  }
+  if (!f.topic_contains.empty()) {
+    // strpos: case-sensitive, and no wildcards (LIKE would treat % and _ as such).
+    params.push_back(f.topic_contains);
+    w += " AND strpos(topic, $" + std::to_string(params.size()) + ") > 0";
   }
   return w;
 }

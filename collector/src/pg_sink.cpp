@@ -225,6 +225,7 @@ Result<CommitResult, SinkError> PostgresSink::Impl::write(const Transaction& tx,
   result.outcomes.assign(tx.batches.size(), BatchOutcome::kDuplicate);
   struct Tally {
     int64_t last_seen_us = 0;
+    int64_t last_data_us = 0;  // of the reading batches stored (duplicates do not count)
     uint64_t epoch = 0;
     uint64_t readings = 0, logs = 0, batches = 0, duplicates = 0;
   };
@@ -371,6 +372,7 @@ Result<CommitResult, SinkError> PostgresSink::Impl::write(const Transaction& tx,
               pg_db::put_null_field(readings);
             }
           }
+          tally.last_data_us = std::max(tally.last_data_us, item.received_us);
           tally.readings += batch->readings.size();
           result.readings_stored += batch->readings.size();
         } else if (const auto* lb = std::get_if<common::LogBatch>(&env.body)) {
@@ -425,52 +427,52 @@ Result<CommitResult, SinkError> PostgresSink::Impl::write(const Transaction& tx,
     if (auto s = pg_db::lock_devices(*db, ids, names); !s.ok()) return s.error();
   }
   if (!tallies.empty()) {
-    std::vector<int64_t> ids, seen, readings, logs, batches, dups, epochs;
+    std::vector<int64_t> ids, seen, data, readings, logs, batches, dups, epochs;
     for (const auto& [id, t] : tallies) {
       ids.push_back(id);
       seen.push_back(t.last_seen_us);
+      data.push_back(t.last_data_us);
       readings.push_back(static_cast<int64_t>(t.readings));
       logs.push_back(static_cast<int64_t>(t.logs));
       batches.push_back(static_cast<int64_t>(t.batches));
       dups.push_back(static_cast<int64_t>(t.duplicates));
       epochs.push_back(static_cast<int64_t>(t.epoch));
     }
-    const std::vector<std::string> params = {
-        pg_db::array_literal(ids),   pg_db::array_literal(seen),    pg_db::array_literal(readings),
-        pg_db::array_literal(logs),  pg_db::array_literal(batches), pg_db::array_literal(dups),
-        pg_db::array_literal(epochs)};
+    Params params = {pg_db::array_literal(ids),      pg_db::array_literal(seen),
+                     pg_db::array_literal(readings), pg_db::array_literal(logs),
+                     pg_db::array_literal(batches),  pg_db::array_literal(dups),
+                     pg_db::array_literal(epochs),   pg_db::array_literal(data)};
+    constexpr const char* kTallies =
+        "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "
+        "$6::bigint[], $7::bigint[], $8::bigint[]) AS t(id, seen, readings, logs, batches, dups, "
+        "epoch, data)";
+    std::string sql;
+    if (options.fleet_feed) {
+      params.push_back(options.member);
+      sql = std::string(
+                "INSERT INTO device_counts (device_id, member, last_seen_us, last_data_us, epoch, "
+                "readings, logs, batches, duplicates) SELECT t.id, $9, t.seen, t.data, t.epoch, "
+                "t.readings, t.logs, t.batches, t.dups FROM ") +
+            kTallies +
+            " ON CONFLICT (device_id, member) DO UPDATE SET last_seen_us = "
+            "greatest(device_counts.last_seen_us, EXCLUDED.last_seen_us), last_data_us = "
+            "greatest(device_counts.last_data_us, EXCLUDED.last_data_us), readings = "
+            "device_counts.readings + EXCLUDED.readings, logs = device_counts.logs + "
+            "EXCLUDED.logs, batches = device_counts.batches + EXCLUDED.batches, duplicates = "
+            "device_counts.duplicates + EXCLUDED.duplicates, epoch = CASE WHEN EXCLUDED.epoch <> "
+            "0 THEN EXCLUDED.epoch ELSE device_counts.epoch END";
+    } else {
+      sql = std::string(
+                "UPDATE devices d SET last_seen_us = greatest(d.last_seen_us, t.seen), "
+                "last_data_us = greatest(d.last_data_us, t.data), readings = d.readings + "
+                "t.readings, logs = d.logs + t.logs, batches = d.batches + t.batches, duplicates "
+                "= d.duplicates + t.dups, epoch = CASE WHEN t.epoch <> 0 THEN t.epoch ELSE "
+                "d.epoch END FROM ") +
+            kTallies + " WHERE d.id = t.id";
+    }
     auto r =
-        options.fleet_feed
-            ? db->exec("cannot update the device counts",
-                       "INSERT INTO device_counts (device_id, member, last_seen_us, epoch, "
-                       "readings, logs, batches, duplicates) SELECT t.id, $8, t.seen, "
-                       "t.epoch, t.readings, t.logs, t.batches, t.dups FROM unnest($1::bigint[], "
-                       "$2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], "
-                       "$7::bigint[]) AS t(id, seen, readings, logs, batches, dups, epoch) ON "
-                       "CONFLICT (device_id, member) DO UPDATE SET last_seen_us = "
-                       "greatest(device_counts.last_seen_us, EXCLUDED.last_seen_us), readings = "
-                       "device_counts.readings + EXCLUDED.readings, logs = device_counts.logs + "
-                       "EXCLUDED.logs, batches = device_counts.batches + EXCLUDED.batches, "
-                       "duplicates = device_counts.duplicates + EXCLUDED.duplicates, epoch = CASE "
-                       "WHEN EXCLUDED.epoch <> 0 THEN EXCLUDED.epoch ELSE device_counts.epoch END",
-                       {params[0], params[1], params[2], params[3], params[4], params[5], params[6],
-                        options.member})
-            : db->exec(
-                  "cannot update devices",
-                  "UPDATE devices d SET last_seen_us = greatest(d.last_seen_us, t.seen), readings "
-                  "= "
-                  "d.readings + t.readings, logs = d.logs + t.logs, batches = d.batches + "
-                  "t.batches, "
-                  "duplicates = d.duplicates + t.dups, epoch = CASE WHEN t.epoch <> 0 THEN t.epoch "
-                  "ELSE "
-                  "d.epoch END FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
-                  "$5::bigint[], $6::bigint[], $7::bigint[]) AS t(id, seen, readings, logs, "
-                  "batches, dups, "
-                  "epoch) WHERE d.id = t.id",
-                  {pg_db::array_literal(ids), pg_db::array_literal(seen),
-                   pg_db::array_literal(readings), pg_db::array_literal(logs),
-                   pg_db::array_literal(batches), pg_db::array_literal(dups),
-                   pg_db::array_literal(epochs)});
+        db->exec(options.fleet_feed ? "cannot update the device counts" : "cannot update devices",
+                 sql, params);
     if (!r.ok()) return r.error();
   }
 

@@ -43,6 +43,30 @@ class PostgresSinkTest : public test_support::PostgresSuite {
     return BatchItem{"lab", std::move(env), received_us};
   }
   std::string sql(const std::string& text) { return cluster().sql(database(), text); }
+  // A logs message of `n` records "line 0" .. at one a second from `start_us`.
+  static BatchItem log_batch(std::string device, uint64_t seq, int64_t received_us,
+                             int64_t start_us, int n) {
+    common::LogBatch logs;
+    for (int i = 0; i < n; ++i) {
+      logs.records.push_back(common::LogRecord{
+          start_us + i * kSec, common::Severity::kInfo, "line " + std::to_string(i), {}});
+    }
+    return BatchItem{"lab", common::Envelope{common::kSchemaVersion, device, 77, seq, logs},
+                     received_us};
+  }
+  // A data message of one sensor, "v", with one reading per value, `step_us` apart.
+  static BatchItem values(std::string device, uint64_t seq, int64_t received_us, int64_t start_us,
+                          int64_t step_us, std::vector<common::Value> vs) {
+    common::ReadingBatch b;
+    b.sensor_names = {"v"};
+    b.units = {"u"};
+    for (std::size_t i = 0; i < vs.size(); ++i) {
+      b.readings.push_back(
+          common::Reading{0, start_us + static_cast<int64_t>(i) * step_us, std::move(vs[i])});
+    }
+    return BatchItem{"lab", common::Envelope{common::kSchemaVersion, device, 77, seq, b},
+                     received_us};
+  }
 };
 
 TEST_F(PostgresSinkTest, StoresEachBatchOnceHoweverOftenItArrives) {
@@ -169,9 +193,9 @@ TEST_F(PostgresSinkTest, AnUnreachableServerIsTransientAtOpenAndABadDsnIsNot) {
 
 TEST_F(PostgresSinkTest, TheSchemaIsVersionedAndANewerOneIsRefused) {
   ASSERT_NE(open(), nullptr);
-  EXPECT_EQ(sql("SELECT max(version) FROM schema_version"), "2");
+  EXPECT_EQ(sql("SELECT max(version) FROM schema_version"), "3");
   ASSERT_NE(open(), nullptr);  // opening again migrates nothing
-  EXPECT_EQ(sql("SELECT count(*) FROM schema_version"), "2");
+  EXPECT_EQ(sql("SELECT count(*) FROM schema_version"), "3");
   sql("INSERT INTO schema_version VALUES (99, 0)");
   auto s = PostgresSink::open(options());
   ASSERT_FALSE(s.ok());
@@ -401,6 +425,273 @@ TEST_F(PostgresSinkTest, OneFleetStoreLeadsAtATimeAndARoundCommitsOrLeavesItsRow
   EXPECT_FALSE(again.value());
   b.resign();
   EXPECT_TRUE(a.try_lead().value());
+}
+
+// Version 3 adds each device's newest reading batch: a version 2 database gets it from the
+// ledger (reading batches only, not logs or statuses).
+TEST_F(PostgresSinkTest, MigratingToVersion3FillsTheLastDataTimeFromTheLedger) {
+  {
+    auto sink = open();
+    ASSERT_NE(sink, nullptr);
+    Transaction tx;
+    tx.batches = {sample("gw-1", 1, 5'000), sample("gw-1", 2, 4'000),
+                  log_batch("gw-1", 3, 9'000, 1'000, 2), log_batch("gw-2", 1, 9'500, 1'000, 1)};
+    StatusItem st{"lab", "gw-1", {}, 10'000};
+    tx.statuses = {st};
+    ASSERT_TRUE(sink->commit(tx).ok());
+  }
+  // What a version 2 schema was.
+  sql("ALTER TABLE devices DROP COLUMN last_data_us; ALTER TABLE device_counts DROP COLUMN "
+      "last_data_us; DELETE FROM schema_version WHERE version = 3");
+  auto old = PostgresReader::open(options());
+  ASSERT_FALSE(old.ok());
+  EXPECT_NE(old.error().message.find("schema version 2 is older"), std::string::npos)
+      << old.error().message;
+
+  ASSERT_NE(open(), nullptr);
+  EXPECT_EQ(sql("SELECT max(version) FROM schema_version"), "3");
+  auto devices = read()->devices();
+  ASSERT_TRUE(devices.ok()) << devices.error().message;
+  ASSERT_EQ(devices.value().size(), 2u);
+  EXPECT_EQ(devices.value()[0].device, "gw-1");
+  EXPECT_EQ(devices.value()[0].last_data_us, 5'000);
+  EXPECT_EQ(devices.value()[0].last_seen_us, 10'000);
+  EXPECT_EQ(devices.value()[1].last_data_us, 0);  // logs only
+}
+
+// The last data time is counted where last_seen is: the devices row alone, or each collector's
+// own device_counts row in shared mode (readers take the newest); a duplicate does not move it.
+TEST_F(PostgresSinkTest, TheLastDataTimeIsTheNewestStoredReadingBatchInEitherMode) {
+  {
+    auto single = open();
+    ASSERT_NE(single, nullptr);
+    Transaction tx;
+    tx.batches = {sample("gw-1", 1, 2'000), log_batch("gw-1", 2, 3'000, 1'000, 1)};
+    ASSERT_TRUE(single->commit(tx).ok());
+    Transaction dup;
+    dup.batches = {sample("gw-1", 1, 8'000)};
+    ASSERT_TRUE(single->commit(dup).ok());
+  }
+  auto devices = read()->devices();
+  ASSERT_TRUE(devices.ok());
+  EXPECT_EQ(devices.value().at(0).last_data_us, 2'000);
+  EXPECT_EQ(devices.value().at(0).last_seen_us, 8'000);
+
+  PostgresOptions o = options();
+  o.fleet_feed = true;
+  o.member = "c1";
+  auto a = PostgresSink::open(o);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  o.member = "c2";
+  auto b = PostgresSink::open(o);
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  Transaction one, two;
+  one.batches = {sample("gw-1", 10, 6'000), sample("gw-1", 11, 9'000)};
+  two.batches = {sample("gw-1", 12, 7'000), sample("gw-1", 11, 12'000),  // 11: a duplicate
+                 log_batch("gw-1", 13, 13'000, 1'000, 1)};
+  ASSERT_TRUE(a.value()->commit(one).ok());
+  ASSERT_TRUE(b.value()->commit(two).ok());
+  EXPECT_EQ(sql("SELECT string_agg(member || ':' || last_data_us || ':' || last_seen_us, ',' "
+                "ORDER BY member) FROM device_counts"),
+            "c1:9000:9000,c2:7000:13000");
+  devices = read()->devices();
+  ASSERT_TRUE(devices.ok());
+  EXPECT_EQ(devices.value().at(0).last_data_us, 9'000);
+  EXPECT_EQ(devices.value().at(0).last_seen_us, 13'000);
+}
+
+TEST_F(PostgresSinkTest, TheDlqIsFilteredPagedCountedAndPurgedByTopicText) {
+  auto sink = open();
+  ASSERT_NE(sink, nullptr);
+  Transaction tx;
+  const auto bad = common::Reason::kNotDecodable;
+  const auto late = common::Reason::kStorageRejected;
+  // Topics with LIKE's wildcards in them: they are plain characters.
+  tx.dlq = {DlqItem{"a/100%/x", "1", 1'000, bad, ""}, DlqItem{"a/1000/x", "2", 1'500, bad, ""},
+            DlqItem{"b/_x", "3", 2'500, late, ""}, DlqItem{"b/ax", "4", 3'000, bad, ""},
+            DlqItem{"c/100%", "5", -1, late, ""}};
+  ASSERT_TRUE(sink->commit(tx).ok());
+  auto reader = read();
+  ASSERT_NE(reader, nullptr);
+  auto payloads = [&](const DlqFilter& f) {
+    std::string out;
+    auto r = reader->dlq(f);
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    for (const DlqRow& d : r.value()) out += d.payload;
+    return out;
+  };
+  DlqFilter percent;
+  percent.topic_contains = "100%";
+  EXPECT_EQ(payloads(percent), "15");
+  DlqFilter under;
+  under.topic_contains = "_x";
+  EXPECT_EQ(payloads(under), "3");
+  DlqFilter upper;
+  upper.topic_contains = "A/";  // case-sensitive
+  EXPECT_EQ(payloads(upper), "");
+  DlqFilter page;
+  page.newest_first = true;
+  page.offset = 1;
+  page.limit = 2;
+  EXPECT_EQ(payloads(page), "43");
+  page.limit = 0;
+  EXPECT_EQ(payloads(page), "4321");
+  page.topic_contains = "/";
+  page.reason = bad;
+  EXPECT_EQ(reader->dlq_count(page).value(), 3u);  // limit, offset and order ignored
+  EXPECT_EQ(reader->dlq_topics().value(),
+            (std::map<std::string, uint64_t>{
+                {"a/100%/x", 1}, {"a/1000/x", 1}, {"b/_x", 1}, {"b/ax", 1}, {"c/100%", 1}}));
+
+  auto h = reader->dlq_histogram(-5, 1'000);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  std::string buckets;
+  for (const DlqBucket& b : h.value()) {
+    buckets += std::to_string(b.start_us) + ":" + std::to_string(static_cast<int>(b.reason)) + ":" +
+               std::to_string(b.count) + " ";
+  }
+  EXPECT_EQ(buckets, "-1000:12:1 1000:1:2 2000:12:1 3000:1:1 ");
+  EXPECT_EQ(reader->dlq_histogram(1'500, 1'000).value().size(), 3u);
+  EXPECT_FALSE(reader->dlq_histogram(0, 0).ok());
+
+  auto purged = sink->purge_dlq(percent);
+  ASSERT_TRUE(purged.ok()) << purged.error().message;
+  EXPECT_EQ(purged.value(), 2u);
+  EXPECT_EQ(payloads(DlqFilter{}), "234");
+}
+
+TEST_F(PostgresSinkTest, LatestLogsAreTheNewestRecordsInTheUsualOrderAcrossPages) {
+  auto sink = open();
+  ASSERT_NE(sink, nullptr);
+  // More messages than one page of the ledger (256), three records each, and another device.
+  Transaction tx;
+  for (int i = 0; i < 300; ++i) {
+    tx.batches.push_back(
+        log_batch("gw-1", static_cast<uint64_t>(i + 1), 1'000'000, i * 10 * kSec, 3));
+  }
+  tx.batches.push_back(log_batch("gw-2", 1, 1'000'000, 9'000 * kSec, 3));
+  ASSERT_TRUE(sink->commit(tx).ok());
+  auto reader = read();
+  auto seqs = [&](const LogQuery& q) {
+    std::vector<std::string> out;
+    auto s = reader->query_logs(q, [&](const LogRow& r) {
+      out.push_back(std::to_string(r.seq) + "." + r.message.substr(5));
+    });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return out;
+  };
+  LogQuery q;
+  q.device = "gw-1";
+  q.limit = 4;
+  q.latest = true;
+  EXPECT_EQ(seqs(q), (std::vector<std::string>{"299.2", "300.0", "300.1", "300.2"}));
+  q.latest = false;
+  EXPECT_EQ(seqs(q), (std::vector<std::string>{"1.0", "1.1", "1.2", "2.0"}));
+  q.limit = 0;
+  q.latest = true;  // no limit: every record
+  EXPECT_EQ(seqs(q).size(), 900u);
+  q.limit = 5;
+  q.contains = "LINE 1";
+  q.until_us = 150 * 10 * kSec;
+  // The last message the span reaches (seq 151, from 1500 s) has its "line 1" after it.
+  EXPECT_EQ(seqs(q), (std::vector<std::string>{"146.1", "147.1", "148.1", "149.1", "150.1"}));
+  LogQuery all;
+  all.limit = 2;
+  all.latest = true;
+  EXPECT_EQ(seqs(all), (std::vector<std::string>{"1.1", "1.2"}));  // gw-2's, by time the newest
+}
+
+TEST_F(PostgresSinkTest, EventsAreFoundByDeviceAfterAnIdOldestOrNewest) {
+  auto sink = open();
+  ASSERT_NE(sink, nullptr);
+  Transaction tx;
+  for (int i = 0; i < 6; ++i) {
+    EventItem e;
+    e.device = i % 3 == 2 ? "" : (i % 2 ? "gw-2" : "gw-1");
+    e.event.kind = common::EventKind::kDeviceOnline;
+    e.event.time_us = i;
+    e.event.detail = std::to_string(i);
+    tx.events.push_back(e);
+  }
+  ASSERT_TRUE(sink->commit(tx).ok());
+  auto reader = read();
+  auto details = [&](const EventQuery& q) {
+    std::string out;
+    auto r = reader->find_events(q);
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    for (const EventRow& e : r.value()) out += e.event.detail;
+    return out;
+  };
+  EXPECT_EQ(details(EventQuery{}), "012345");
+  EXPECT_EQ(details(EventQuery{.device = "gw-1"}), "04");  // 0, 4; 2 is fleet-wide
+  EXPECT_EQ(details(EventQuery{.limit = 2}), "45");
+  EXPECT_EQ(details(EventQuery{.limit = 2, .oldest = true}), "01");
+  const int64_t first = reader->events(0).value().at(0).id;
+  EXPECT_EQ(details(EventQuery{.after_id = first + 1, .limit = 2, .oldest = true}), "23");
+  EXPECT_EQ(details(EventQuery{.device = "gw-2", .after_id = first + 1}), "3");
+}
+
+TEST_F(PostgresSinkTest, SensorsCountTheirReadingsAndASeriesIsBucketedInTheServer) {
+  auto sink = open();
+  ASSERT_NE(sink, nullptr);
+  Transaction tx;
+  // Sensor v of gw-1: 0..9 at 0..9 s, received on two days (two partitions); text left out.
+  tx.batches = {
+      values("gw-1", 1, 1'000, 0, kSec, {0.0, int64_t{1}, true, 3.5, int64_t{4}}),
+      values("gw-1", 2, kDay + 5, 5 * kSec, kSec, {5.0, std::string("x"), 6.0, 7.0, 8.0, 9.0}),
+      sample("gw-1", 3, 2'000), values("gw-2", 1, 1'000, 0, kSec, {100.0})};
+  ASSERT_TRUE(sink->commit(tx).ok());
+  auto reader = read();
+  auto sensors = reader->sensors("gw-1");
+  ASSERT_TRUE(sensors.ok()) << sensors.error().message;
+  ASSERT_EQ(sensors.value().size(), 6u);  // v and sample's five
+  const SensorRow& v = sensors.value().back();
+  EXPECT_EQ(v.sensor, "v");
+  EXPECT_EQ(v.unit, "u");
+  EXPECT_EQ(v.readings, 11u);
+  EXPECT_EQ(sensors.value().front().readings, 10u);
+  EXPECT_TRUE(reader->sensors("nobody").value().empty());
+
+  // [0 s, 9 s] in 4 buckets: width ceil(9'000'001 / 4) = 2'250'001 us.
+  SeriesQuery q{"gw-1", "v", 0, 9 * kSec, 4};
+  auto s = reader->series(q);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  ASSERT_EQ(s.value().size(), 4u);
+  const int64_t w = 2'250'001;
+  // By reading time: 0, 1, true | 3.5, 4 | 5.0 ("x" at 6 s left out) | 6.0, 7.0, 8.0 (at 7, 8
+  // and 9 s; 9.0 at 10 s is after the span).
+  EXPECT_EQ(s.value()[0].start_us, 0);
+  EXPECT_EQ(s.value()[0].count, 3u);
+  EXPECT_DOUBLE_EQ(s.value()[0].max, 1.0);
+  EXPECT_EQ(s.value()[1].start_us, w);
+  EXPECT_DOUBLE_EQ(s.value()[1].mean, 3.75);
+  EXPECT_EQ(s.value()[2].start_us, 2 * w);
+  EXPECT_EQ(s.value()[2].count, 1u);
+  EXPECT_EQ(s.value()[3].start_us, 3 * w);
+  EXPECT_EQ(s.value()[3].count, 3u);
+  EXPECT_DOUBLE_EQ(s.value()[3].min, 6.0);
+  EXPECT_DOUBLE_EQ(s.value()[3].max, 8.0);
+  EXPECT_DOUBLE_EQ(s.value()[3].mean, 7.0);
+
+  // Empty buckets are left out; a bounded span keeps only its readings.
+  auto sparse = reader->series(SeriesQuery{"gw-1", "v", 0, 99 * kSec, 100});
+  ASSERT_TRUE(sparse.ok());
+  EXPECT_EQ(sparse.value().size(), 10u);
+  auto one = reader->series(SeriesQuery{"gw-1", "v", 4 * kSec, 4 * kSec, 1});
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(one.value().size(), 1u);
+  EXPECT_EQ(one.value()[0].count, 1u);
+  EXPECT_DOUBLE_EQ(one.value()[0].min, 4.0);
+  // The whole int64 range, which no 64-bit width spans.
+  auto everything = reader->series(SeriesQuery{"gw-1", "v", INT64_MIN, INT64_MAX, 1});
+  ASSERT_TRUE(everything.ok()) << everything.error().message;
+  ASSERT_EQ(everything.value().size(), 1u);
+  EXPECT_EQ(everything.value()[0].start_us, INT64_MIN);
+  EXPECT_EQ(everything.value()[0].count, 10u);
+
+  EXPECT_FALSE(reader->series(SeriesQuery{"gw-1", "v", 0, 10, 0}).ok());
+  EXPECT_FALSE(reader->series(SeriesQuery{"gw-1", "v", 0, 10, 10'001}).ok());
+  EXPECT_FALSE(reader->series(SeriesQuery{"gw-1", "v", 10, 9, 1}).ok());
 }
 
 }  // namespace
