@@ -503,9 +503,11 @@ function seriesPlot(slot, data, width) {
   const xs = data.points.map((p) => p.t_us / 1e6);
   const unit = data.unit ? ` ${data.unit}` : '';
   const fmt = (v) => (v === null || v === undefined ? '–' : `${Number(v).toPrecision(4)}${unit}`);
+  // The x axis is the span asked for, not just the buckets that have readings: a sensor that
+  // reported only at the end of the last day shows as such.
   const opts = {
     width, height: 180,
-    scales: {x: {time: true}},
+    scales: {x: {time: true, range: () => [data.from_us / 1e6, data.to_us / 1e6]}},
     series: [
       {},
       {label: 'min', stroke: 'rgba(44,110,170,0.35)', value: (u, v) => fmt(v)},
@@ -628,7 +630,7 @@ function dlqPage() {
       const palette = ['#b3261e', '#8a5a00', '#1f5f99', '#4a7c3a', '#6b3fa0', '#00707a', '#7a4a2f'];
       const plot = new uPlot({
         width: Math.max(280, Math.min(main.clientWidth || 600, 1240) - 8), height: 160,
-        scales: {x: {time: true}},
+        scales: {x: {time: true, range: () => [since / 1e6, Date.now() / 1e3]}},
         series: [{}, ...reasons.map((r, i) => ({label: r, stroke: palette[i % palette.length], width: 2,
           points: {show: true}}))],
       }, [s.buckets.map((b) => b.t_us / 1e6), ...reasons.map((r) => s.buckets.map((b) => b.counts[r] || 0))], slot);
