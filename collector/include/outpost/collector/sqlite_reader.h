@@ -32,10 +32,6 @@ class SqliteReader final : public Reader {
                                        const std::function<void(const LogRow&)>& row) override;
   common::Result<std::vector<DlqRow>, SinkError> dlq(const DlqFilter& filter) override;
   common::Result<std::optional<DlqRow>, SinkError> dlq_entry(int64_t id) override;
-  common::Result<std::vector<EventRow>, SinkError> events(uint64_t limit) override;
-  common::Result<std::map<common::Reason, uint64_t>, SinkError> dlq_reasons() override;
-  common::Result<std::map<std::string, uint64_t>, SinkError> event_kinds() override;
-  common::Result<std::map<std::string, uint64_t>, SinkError> counts() override;
   common::Result<uint64_t, SinkError> dlq_count(const DlqFilter& filter) override;
   common::Result<std::vector<DlqBucket>, SinkError> dlq_histogram(int64_t since_us,
                                                                   int64_t bucket_us) override;
@@ -43,13 +39,13 @@ class SqliteReader final : public Reader {
   common::Result<std::vector<EventRow>, SinkError> find_events(const EventQuery& query) override;
   common::Result<std::vector<SensorRow>, SinkError> sensors(const std::string& device) override;
   common::Result<std::vector<SeriesBucket>, SinkError> series(const SeriesQuery& query) override;
+  common::Result<std::vector<EventRow>, SinkError> events(uint64_t limit) override;
+  common::Result<std::map<common::Reason, uint64_t>, SinkError> dlq_reasons() override;
+  common::Result<std::map<std::string, uint64_t>, SinkError> event_kinds() override;
+  common::Result<std::map<std::string, uint64_t>, SinkError> counts() override;
 
  private:
   explicit SqliteReader(std::unique_ptr<sqlite_db::Database> db);
-  // Log records in message order (oldest message first, or newest first); stops when `emit`
-  // returns false.
-  common::Status<SinkError> logs_in_order(const LogQuery& query, bool newest_first,
-                                          const std::function<bool(const LogRow&)>& emit);
   std::unique_ptr<sqlite_db::Database> db_;
 };
 
