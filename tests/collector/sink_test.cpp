@@ -516,11 +516,12 @@ TEST(CollectorConfig, TheAnnotatedExampleIsTheDefaults) {
   EXPECT_TRUE(from_file.webhooks.empty());
 }
 
-// The example's commented-out [rules.*] and [webhooks.*] tables, uncommented, are valid.
+// The example's commented-out [rules.*], [webhooks.*] and [console] tables, uncommented, are
+// valid.
 TEST(CollectorConfig, TheCommentedRuleAndWebhookExamplesAreValid) {
   std::ifstream in(OUTPOST_SOURCE_DIR "/docs/collector.toml");
   ASSERT_TRUE(in) << "docs/collector.toml";
-  const std::regex example(R"(^# (\[(rules|webhooks)\.[a-z_]+\]|[a-z_]+ = .*)$)");
+  const std::regex example(R"(^# (\[(rules|webhooks)\.[a-z_]+\]|\[console\]|[a-z_]+ = .*)$)");
   std::string text, line;
   while (std::getline(in, line)) {
     text += (std::regex_match(line, example) ? line.substr(2) : line) + "\n";
@@ -530,6 +531,7 @@ TEST(CollectorConfig, TheCommentedRuleAndWebhookExamplesAreValid) {
   CollectorConfig config;
   auto s = read_collector_config(reader.value(), config);
   ASSERT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_EQ(config.console_listen, "127.0.0.1:8088");
   ASSERT_EQ(config.rules.size(), 2u);
   EXPECT_EQ(config.rules[0].name, "hot");
   EXPECT_EQ(config.rules[0].device, "gw-7");
