@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <unordered_map>
 
 #include "outpost/common/json.h"
 #include "outpost/common/topics.h"
@@ -206,6 +207,28 @@ std::string random_hex(std::size_t bytes) {
   return hex(raw);
 }
 
+// A hash of everything console_device_json() writes of `d`.
+uint64_t fingerprint(const ConsoleDevice& d) {
+  uint64_t h = std::hash<std::string_view>{}(d.row.last_status);
+  const auto mix = [&h](uint64_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
+  mix(std::hash<std::string_view>{}(d.row.site));
+  mix(static_cast<uint64_t>(d.rank));
+  mix(static_cast<uint64_t>(d.row.presence));
+  mix(static_cast<uint64_t>(d.row.last_data_us));
+  mix(static_cast<uint64_t>(d.row.last_seen_us));
+  mix(static_cast<uint64_t>(d.row.first_seen_us));
+  mix(d.row.epoch);
+  mix(d.restarts);
+  mix(d.row.readings);
+  mix(d.row.logs);
+  mix(d.row.batches);
+  mix(d.row.duplicates);
+  mix(d.row.gaps);
+  mix(d.open_gaps);
+  mix(d.dlq);
+  return h;
+}
+
 }  // namespace
 
 bool same_secret(std::string_view a, std::string_view b) {
@@ -322,11 +345,17 @@ common::Status<SinkError> ConsoleApi::refresh(bool force) {
   auto topics = reader_.dlq_topics();
   if (!topics.ok()) return topics.error();
 
-  std::map<std::string, uint64_t, std::less<>> dlq_of;
+  std::unordered_map<std::string_view, uint64_t> dlq_of;
+  std::vector<common::DeviceTopic> parsed;
+  parsed.reserve(topics.value().size());
   for (const auto& [topic, n] : topics.value()) {
-    if (auto t = common::parse_device_topic(topic); t.ok()) dlq_of[t.value().device] += n;
+    if (auto t = common::parse_device_topic(topic); t.ok()) {
+      parsed.push_back(std::move(t).value());
+      dlq_of[parsed.back().device] += n;
+    }
   }
-  std::map<std::string, const SeqLineState*, std::less<>> line_of;
+  std::unordered_map<std::string_view, const SeqLineState*> line_of;
+  line_of.reserve(lines.value().size());
   for (const SeqLineState& l : lines.value()) line_of[l.device] = &l;
 
   std::vector<ConsoleDevice> fleet;
@@ -357,6 +386,7 @@ common::Status<SinkError> ConsoleApi::refresh(bool force) {
   }
   fleet_ = std::move(fleet);
   index_.clear();
+  index_.reserve(fleet_.size());
   for (std::size_t i = 0; i < fleet_.size(); ++i) index_[fleet_[i].row.device] = i;
   refreshed_us_ = now;
   return {};
@@ -466,10 +496,11 @@ HttpResponse ConsoleApi::fleet_page(const HttpRequest& req) {
 
   auto all = fleet();
   if (!all.ok()) return storage_error(all.error());
-  std::map<std::string, uint64_t> counts;
+  uint64_t counts[std::size(kConsoleStates)] = {};
   std::vector<const ConsoleDevice*> match;
+  match.reserve(all.value()->size());
   for (const ConsoleDevice& d : *all.value()) {
-    ++counts[d.state];
+    ++counts[d.rank];
     if (!states.empty() && std::find(states.begin(), states.end(), d.state) == states.end()) {
       continue;
     }
@@ -477,20 +508,37 @@ HttpResponse ConsoleApi::fleet_page(const HttpRequest& req) {
     if (!contains_nocase(d.row.device, q)) continue;
     match.push_back(&d);
   }
-  const auto value = [&sort](const ConsoleDevice& d) -> int64_t {
-    if (sort == "last_data") return d.row.last_data_us;
-    if (sort == "connected") return d.connected_since_us;
-    if (sort == "readings") return static_cast<int64_t>(d.row.readings);
-    if (sort == "gaps") return static_cast<int64_t>(d.row.gaps);
-    return d.rank;
+  enum class Key { kRank, kDevice, kSite, kLastData, kConnected, kReadings, kGaps };
+  const Key by = sort == "device"      ? Key::kDevice
+                 : sort == "site"      ? Key::kSite
+                 : sort == "last_data" ? Key::kLastData
+                 : sort == "connected" ? Key::kConnected
+                 : sort == "readings"  ? Key::kReadings
+                 : sort == "gaps"      ? Key::kGaps
+                                       : Key::kRank;
+  const auto value = [by](const ConsoleDevice& d) -> int64_t {
+    switch (by) {
+      case Key::kLastData:
+        return d.row.last_data_us;
+      case Key::kConnected:
+        return d.connected_since_us;
+      case Key::kReadings:
+        return static_cast<int64_t>(d.row.readings);
+      case Key::kGaps:
+        return static_cast<int64_t>(d.row.gaps);
+      default:
+        return d.rank;
+    }
   };
   const auto before = [&](const ConsoleDevice* a, const ConsoleDevice* b) {
     // The chosen key in the chosen direction, then the device name ascending (a stable page).
-    if (sort == "device")
+    if (by == Key::kDevice) {
       return desc ? a->row.device > b->row.device : a->row.device < b->row.device;
-    if (sort == "site") {
-      if (a->row.site != b->row.site)
+    }
+    if (by == Key::kSite) {
+      if (a->row.site != b->row.site) {
         return desc ? a->row.site > b->row.site : a->row.site < b->row.site;
+      }
     } else {
       const int64_t va = value(*a), vb = value(*b);
       if (va != vb) return desc ? va > vb : va < vb;
@@ -508,9 +556,8 @@ HttpResponse ConsoleApi::fleet_page(const HttpRequest& req) {
   field_u(out, "fleet", all.value()->size());
   key(out, "counts");
   out += '{';
-  for (std::string_view s : kConsoleStates) {
-    const auto it = counts.find(std::string(s));
-    field_u(out, s, it == counts.end() ? 0 : it->second);
+  for (std::size_t i = 0; i < std::size(kConsoleStates); ++i) {
+    field_u(out, kConsoleStates[i], counts[i]);
   }
   out += '}';
   key(out, "devices");
@@ -807,17 +854,23 @@ HttpResponse ConsoleApi::replay(const HttpRequest& req) {
 
 std::vector<std::pair<std::string, std::string>> ConsoleApi::poll() {
   std::vector<std::pair<std::string, std::string>> out;
-  if (!refresh(true).ok()) return out;
+  // A fleet read for a request less than a second ago serves the poll too.
+  if (!refresh(false).ok()) return out;
   const bool first = !polled_;
   polled_ = true;
-  std::map<std::string, std::string, std::less<>> sent;
+  // What a device's JSON is made of, hashed: only a device whose fingerprint changed is
+  // written out and sent, so a poll of a large, quiet fleet builds no JSON.
+  std::unordered_map<std::string, uint64_t> sent;
+  sent.reserve(fleet_.size());
   for (const ConsoleDevice& d : fleet_) {
-    std::string json = console_device_json(d);
+    const uint64_t print = fingerprint(d);
     if (!first) {
       const auto it = last_sent_.find(d.row.device);
-      if (it == last_sent_.end() || it->second != json) out.emplace_back("fleet", json);
+      if (it == last_sent_.end() || it->second != print) {
+        out.emplace_back("fleet", console_device_json(d));
+      }
     }
-    sent.emplace(d.row.device, std::move(json));
+    sent.emplace(d.row.device, print);
   }
   last_sent_ = std::move(sent);
   if (first) {

@@ -84,22 +84,27 @@ struct ConsoleServer::State {
     return r;
   }
 
-  void poll() {
-    timer.expires_after(kPollEvery);
+  // The next poll a second after this one, or later when a poll takes long (a large fleet):
+  // the console thread never spends more than half its time polling.
+  void poll(std::chrono::steady_clock::duration after = kPollEvery) {
+    timer.expires_after(after);
     timer.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
       std::erase_if(streams, [](const auto& s) { return !s->open(); });
+      std::chrono::steady_clock::duration took{};
       if (!streams.empty()) {
         if (ConsoleApi* a = api()) {
+          const auto start = std::chrono::steady_clock::now();
           for (const auto& [event, data] : a->poll()) {
             for (const auto& s : streams) s->send(event, data);
           }
+          took = std::chrono::steady_clock::now() - start;
         }
         if (++ticks % kKeepAliveEvery == 0) {
           for (const auto& s : streams) s->comment("keep-alive");
         }
       }
-      poll();
+      poll(std::max<std::chrono::steady_clock::duration>(kPollEvery, 2 * took));
     });
   }
 

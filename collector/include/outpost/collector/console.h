@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -96,11 +97,11 @@ class ConsoleApi {
   ReplayFunction replay_;
   std::function<int64_t()> now_us_;
   std::vector<ConsoleDevice> fleet_;
-  std::map<std::string, std::size_t, std::less<>> index_;  // device -> position in fleet_
+  std::unordered_map<std::string_view, std::size_t> index_;  // device -> position in fleet_
   int64_t refreshed_us_ = 0;
   bool polled_ = false;
   int64_t last_event_id_ = 0;
-  std::map<std::string, std::string, std::less<>> last_sent_;  // device -> its last JSON
+  std::unordered_map<std::string, uint64_t> last_sent_;  // device -> fingerprint last sent
 };
 
 // One device as the API's JSON object (the fleet page's row, /api/v1/devices/<id>).
