@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <filesystem>
+#include <iterator>
 
 namespace outpost::collector::sqlite_db {
 
@@ -16,6 +17,7 @@ CREATE TABLE IF NOT EXISTS devices (
   site TEXT NOT NULL,
   first_seen_us INTEGER NOT NULL,
   last_seen_us INTEGER NOT NULL,
+  last_data_us INTEGER NOT NULL DEFAULT 0,
   state TEXT NOT NULL DEFAULT 'unknown',
   epoch INTEGER NOT NULL DEFAULT 0,
   readings INTEGER NOT NULL DEFAULT 0,
@@ -90,6 +92,73 @@ CREATE VIEW IF NOT EXISTS reading_rows AS
   SELECT d.device, d.site, s.name AS sensor, s.unit, r.time_us, r.value, r.type
   FROM readings r JOIN sensors s ON s.id = r.sensor_id JOIN devices d ON d.id = s.device_id;
 )sql";
+
+// The schema's version, kept in PRAGMA user_version (0: a database made before versions were
+// kept). kSchema above is the newest version's; migration i takes a database from version i to
+// i + 1, and must also do the right thing on tables kSchema has just created.
+constexpr int kSchemaVersion = 1;
+
+// Version 1: devices.last_data_us, the receive time of the device's newest readings batch,
+// filled from the batches ledger (a device whose batch keys have expired keeps 0 until its next
+// batch).
+bool add_last_data_us(Database& db) {
+  Statement has(
+      db.prepare("SELECT count(*) FROM pragma_table_info('devices') WHERE name = 'last_data_us'"));
+  if (!has.ok() || has.step() != SQLITE_ROW) return false;
+  if (has.integer(0) > 0) return true;
+  has.reset();
+  return db.exec(
+      "ALTER TABLE devices ADD COLUMN last_data_us INTEGER NOT NULL DEFAULT 0; "
+      "UPDATE devices SET last_data_us = coalesce((SELECT max(b.received_us) FROM batches b "
+      "WHERE b.device_id = devices.id AND b.kind = 0), 0);");
+}
+
+constexpr bool (*kMigrations[])(Database&) = {add_last_data_us};
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+// The database's schema version; -1 if it cannot be read.
+int schema_version(Database& db) {
+  Statement q(db.prepare("PRAGMA user_version"));
+  if (!q.ok() || q.step() != SQLITE_ROW) return -1;
+  return static_cast<int>(q.integer(0));
+}
+
+// Brings an older schema up to this build's; refuses a newer one.
+common::Status<SinkError> migrate(Database& db, const std::string& path) {
+  int version = schema_version(db);
+  if (version < 0) {
+    return SinkError{path + ": " + db.error("cannot read the schema version").message, false};
+  }
+  if (version > kSchemaVersion) {
+    return SinkError{path + ": the database has schema version " + std::to_string(version) +
+                         "; this build knows up to " + std::to_string(kSchemaVersion),
+                     false};
+  }
+  if (version == kSchemaVersion) return {};
+  // One transaction for all steps; the version is read again inside it, since another
+  // connection (the collector and a tool opening together) may have migrated meanwhile.
+  if (!db.exec("BEGIN IMMEDIATE")) {
+    return SinkError{path + ": " + db.error("cannot begin the schema migration").message, false};
+  }
+  auto fail = [&](std::string_view what) {
+    SinkError e{path + ": " + db.error(what).message, false};
+    (void)db.exec("ROLLBACK");  // nothing more to do if it fails
+    return e;
+  };
+  version = schema_version(db);
+  if (version < 0) return fail("cannot read the schema version");
+  for (int v = version; v < kSchemaVersion; ++v) {
+    if (!kMigrations[v](db)) {
+      return fail("cannot migrate the schema to version " + std::to_string(v + 1));
+    }
+  }
+  if (version < kSchemaVersion &&
+      !db.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str())) {
+    return fail("cannot record the schema version");
+  }
+  if (!db.exec("COMMIT")) return fail("cannot commit the schema migration");
+  return {};
+}
 
 bool is_transient(int code) {
   const int primary = code & 0xff;
@@ -172,6 +241,7 @@ common::Result<std::unique_ptr<Database>, SinkError> Database::open(const std::s
   if (!db->exec(kSchema)) {
     return SinkError{path + ": " + db->error("cannot create the schema").message, false};
   }
+  if (auto s = migrate(*db, path); !s.ok()) return s.error();
   return db;
 }
 

@@ -246,6 +246,7 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
   result.outcomes.reserve(tx.batches.size());
   struct Tally {
     int64_t last_seen_us = 0;
+    int64_t last_data_us = 0;  // newest stored readings batch; 0: none in this transaction
     uint64_t epoch = 0;
     uint64_t readings = 0, logs = 0, batches = 0, duplicates = 0;
   };
@@ -292,6 +293,7 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
         min_t = std::min(min_t, r.time_us);
         max_t = std::max(max_t, r.time_us);
       }
+      tally.last_data_us = std::max(tally.last_data_us, item.received_us);
       tally.readings += batch->readings.size();
       result.readings_stored += batch->readings.size();
     } else if (const auto* logs = std::get_if<common::LogBatch>(&env.body)) {
@@ -339,18 +341,20 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
   }
 
   for (const auto& [id, t] : tallies) {
-    Statement up(db->prepare(
-        "UPDATE devices SET last_seen_us = max(last_seen_us, ?), readings = readings + ?, "
-        "logs = logs + ?, batches = batches + ?, duplicates = duplicates + ?, "
-        "epoch = CASE WHEN ? != 0 THEN ? ELSE epoch END WHERE id = ?"));
+    Statement up(
+        db->prepare("UPDATE devices SET last_seen_us = max(last_seen_us, ?), "
+                    "last_data_us = max(last_data_us, ?), readings = readings + ?, "
+                    "logs = logs + ?, batches = batches + ?, duplicates = duplicates + ?, "
+                    "epoch = CASE WHEN ? != 0 THEN ? ELSE epoch END WHERE id = ?"));
     up.bind(1, t.last_seen_us);
-    up.bind(2, t.readings);
-    up.bind(3, t.logs);
-    up.bind(4, t.batches);
-    up.bind(5, t.duplicates);
-    up.bind(6, t.epoch);
+    up.bind(2, t.last_data_us);
+    up.bind(3, t.readings);
+    up.bind(4, t.logs);
+    up.bind(5, t.batches);
+    up.bind(6, t.duplicates);
     up.bind(7, t.epoch);
-    up.bind(8, id);
+    up.bind(8, t.epoch);
+    up.bind(9, id);
     if (up.step() != SQLITE_DONE) return db->error("cannot update a device");
   }
 

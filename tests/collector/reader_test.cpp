@@ -358,6 +358,388 @@ TEST_P(ReaderTest, DevicesAndCountsShowWhatWasStoredAndAbsorbed) {
   EXPECT_EQ(counts.value()["duplicates"], 1u);
 }
 
+// A readings message of named sensors: `readings` refer to `names` by index.
+BatchItem readings_of(std::string device, uint64_t seq, int64_t received_us,
+                      std::vector<std::string> names, std::vector<std::string> units,
+                      std::vector<common::Reading> readings) {
+  common::ReadingBatch body{true, std::move(names), std::move(units), std::move(readings)};
+  return BatchItem{"lab", common::Envelope{1, std::move(device), 3, seq, std::move(body)},
+                   received_us};
+}
+
+const DeviceRow* find_device(const std::vector<DeviceRow>& rows, const std::string& device) {
+  for (const DeviceRow& d : rows) {
+    if (d.device == device) return &d;
+  }
+  return nullptr;
+}
+
+TEST_P(ReaderTest, LastDataIsTheNewestStoredReadingBatchNotStatusesLogsOrDuplicates) {
+  Transaction first;
+  first.batches = {batch("gw-1", 1, kT0)};  // received at kT0 + 10 s
+  first.statuses = {StatusItem{"lab", "gw-2", {}, kT0}};
+  first.statuses[0].status.state = common::DeviceState::kOnline;
+  commit(first);
+  auto devices = reader_->devices();
+  ASSERT_TRUE(devices.ok()) << devices.error().message;
+  const DeviceRow* gw1 = find_device(devices.value(), "gw-1");
+  const DeviceRow* gw2 = find_device(devices.value(), "gw-2");
+  ASSERT_NE(gw1, nullptr);
+  ASSERT_NE(gw2, nullptr);
+  EXPECT_EQ(gw1->last_data_us, kT0 + 10 * kSec);
+  EXPECT_EQ(gw1->last_seen_us, kT0 + 10 * kSec);
+  EXPECT_EQ(gw2->last_data_us, 0) << "a status is no data";
+  EXPECT_EQ(gw2->last_seen_us, kT0);
+
+  // A status, a logs message and a duplicate of the first batch, all received later: each is
+  // seen, none is new data.
+  Transaction later;
+  later.statuses = {StatusItem{"lab", "gw-1", {}, kT0 + 100 * kSec}};
+  later.statuses[0].status.state = common::DeviceState::kOnline;
+  later.batches.push_back(BatchItem{
+      "lab",
+      common::Envelope{1, "gw-1", 3, 50,
+                       common::LogBatch{true, {{kT0, common::Severity::kInfo, "boot", {}}}}},
+      kT0 + 200 * kSec});
+  BatchItem dup = batch("gw-1", 1, kT0);
+  dup.received_us = kT0 + 300 * kSec;
+  later.batches.push_back(dup);
+  commit(later);
+  devices = reader_->devices();
+  ASSERT_TRUE(devices.ok());
+  gw1 = find_device(devices.value(), "gw-1");
+  ASSERT_NE(gw1, nullptr);
+  EXPECT_EQ(gw1->duplicates, 1u);
+  EXPECT_EQ(gw1->last_seen_us, kT0 + 300 * kSec);
+  EXPECT_EQ(gw1->last_data_us, kT0 + 10 * kSec);
+
+  // A new batch stamped earlier than the newest keeps the newest; a later one moves it.
+  Transaction older;
+  BatchItem early = batch("gw-1", 2, kT0);
+  early.received_us = kT0 + 5 * kSec;
+  older.batches = {early};
+  commit(older);
+  devices = reader_->devices();
+  ASSERT_TRUE(devices.ok());
+  EXPECT_EQ(find_device(devices.value(), "gw-1")->last_data_us, kT0 + 10 * kSec);
+  Transaction newer;
+  BatchItem late = batch("gw-1", 3, kT0);
+  late.received_us = kT0 + 400 * kSec;
+  newer.batches = {late};
+  commit(newer);
+  devices = reader_->devices();
+  ASSERT_TRUE(devices.ok());
+  EXPECT_EQ(find_device(devices.value(), "gw-1")->last_data_us, kT0 + 400 * kSec);
+}
+
+TEST_P(ReaderTest, SeriesGivesExactMinMaxMeanAndCountPerBucketSkippingEmptyOnes) {
+  // One sensor "level" over two messages, with every value type; 10 s in 5 buckets of 2 s.
+  Transaction tx;
+  tx.batches.push_back(readings_of("gw-1", 1, kT0 + 20 * kSec, {"level", "other"}, {"m", "m"},
+                                   {{0, kT0 - 1, 100.0},  // before the window
+                                    {0, kT0, 1.0},
+                                    {1, kT0, 1000.0},  // another sensor
+                                    {0, kT0 + kSec, int64_t{3}},
+                                    {0, kT0 + 4 * kSec, true}}));
+  tx.batches.push_back(readings_of("gw-1", 2, kT0 + 20 * kSec, {"level"}, {"m"},
+                                   {{0, kT0 + 5 * kSec, 0.5},
+                                    {0, kT0 + 5 * kSec + 1, std::string("n/a")},  // text: out
+                                    {0, kT0 + 10 * kSec - 1, -2.5},               // the last µs
+                                    {0, kT0 + 10 * kSec, 100.0}}));               // after it
+  tx.batches.push_back(readings_of("gw-2", 1, kT0 + 20 * kSec, {"level"}, {"m"},
+                                   {{0, kT0 + 2 * kSec, 1000.0}}));  // another device
+  commit(tx);
+
+  auto s = reader_->series(SeriesQuery{.device = "gw-1",
+                                       .sensor = "level",
+                                       .since_us = kT0,
+                                       .until_us = kT0 + 10 * kSec - 1,
+                                       .buckets = 5});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  ASSERT_EQ(s.value().size(), 3u);  // buckets 1 and 3 have no readings
+  const auto& b = s.value();
+  EXPECT_EQ(b[0].start_us, kT0);
+  EXPECT_DOUBLE_EQ(b[0].min, 1.0);
+  EXPECT_DOUBLE_EQ(b[0].max, 3.0);
+  EXPECT_DOUBLE_EQ(b[0].mean, 2.0);
+  EXPECT_EQ(b[0].count, 2u);
+  EXPECT_EQ(b[1].start_us, kT0 + 4 * kSec);
+  EXPECT_DOUBLE_EQ(b[1].min, 0.5);
+  EXPECT_DOUBLE_EQ(b[1].max, 1.0);  // true counts as 1
+  EXPECT_DOUBLE_EQ(b[1].mean, 0.75);
+  EXPECT_EQ(b[1].count, 2u);  // the text reading is left out
+  EXPECT_EQ(b[2].start_us, kT0 + 8 * kSec);
+  EXPECT_DOUBLE_EQ(b[2].min, -2.5);
+  EXPECT_DOUBLE_EQ(b[2].max, -2.5);
+  EXPECT_DOUBLE_EQ(b[2].mean, -2.5);
+  EXPECT_EQ(b[2].count, 1u);
+
+  // One bucket: everything in the window, once.
+  auto one = reader_->series(SeriesQuery{.device = "gw-1",
+                                         .sensor = "level",
+                                         .since_us = kT0,
+                                         .until_us = kT0 + 10 * kSec - 1,
+                                         .buckets = 1});
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  ASSERT_EQ(one.value().size(), 1u);
+  EXPECT_EQ(one.value()[0].count, 5u);
+  EXPECT_DOUBLE_EQ(one.value()[0].min, -2.5);
+  EXPECT_DOUBLE_EQ(one.value()[0].max, 3.0);
+
+  // No such sensor or device: no buckets.
+  auto none = reader_->series(
+      SeriesQuery{.device = "gw-1", .sensor = "nothing", .since_us = kT0, .until_us = kT0 + kSec});
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none.value().empty());
+  none = reader_->series(
+      SeriesQuery{.device = "gw-9", .sensor = "level", .since_us = kT0, .until_us = kT0 + kSec});
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none.value().empty());
+}
+
+TEST_P(ReaderTest, SeriesRoundsTheBucketWidthUp) {
+  // 10 µs in 3 buckets: 4 µs each (the last one reaches past the window's end).
+  Transaction tx;
+  tx.batches.push_back(readings_of(
+      "gw-1", 1, kT0, {"v"}, {""},
+      {{0, kT0 + 3, 1.0}, {0, kT0 + 4, 2.0}, {0, kT0 + 7, 4.0}, {0, kT0 + 9, int64_t{8}}}));
+  commit(tx);
+  auto s = reader_->series(SeriesQuery{
+      .device = "gw-1", .sensor = "v", .since_us = kT0, .until_us = kT0 + 9, .buckets = 3});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  ASSERT_EQ(s.value().size(), 3u);
+  EXPECT_EQ(s.value()[0].start_us, kT0);
+  EXPECT_EQ(s.value()[0].count, 1u);
+  EXPECT_EQ(s.value()[1].start_us, kT0 + 4);
+  EXPECT_EQ(s.value()[1].count, 2u);
+  EXPECT_DOUBLE_EQ(s.value()[1].mean, 3.0);
+  EXPECT_EQ(s.value()[2].start_us, kT0 + 8);
+  EXPECT_DOUBLE_EQ(s.value()[2].max, 8.0);
+}
+
+TEST_P(ReaderTest, SeriesRefusesBadBucketsAndReversedRanges) {
+  Transaction tx;
+  tx.batches = {batch("gw-1", 1, kT0)};
+  commit(tx);
+  const SeriesQuery ok{.device = "gw-1",
+                       .sensor = "temperature",
+                       .since_us = kT0,
+                       .until_us = kT0 + 10 * kSec,
+                       .buckets = 10000};
+  auto fine = reader_->series(ok);
+  ASSERT_TRUE(fine.ok()) << fine.error().message;
+  EXPECT_EQ(fine.value().size(), 10u);  // one reading a second
+  for (uint32_t buckets : {0u, 10001u, 4'000'000'000u}) {
+    SeriesQuery bad = ok;
+    bad.buckets = buckets;
+    EXPECT_FALSE(reader_->series(bad).ok()) << buckets;
+  }
+  SeriesQuery reversed = ok;
+  reversed.until_us = ok.since_us - 1;
+  EXPECT_FALSE(reader_->series(reversed).ok());
+  // The widest window there is: no overflow, one bucket holding all ten.
+  SeriesQuery widest = ok;
+  widest.since_us = INT64_MIN;
+  widest.until_us = INT64_MAX;
+  widest.buckets = 1;
+  auto all = reader_->series(widest);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(all.value().size(), 1u);
+  EXPECT_EQ(all.value()[0].start_us, INT64_MIN);
+  EXPECT_EQ(all.value()[0].count, 10u);
+}
+
+TEST_P(ReaderTest, SensorsListNameUnitAndReadingsStoredByName) {
+  Transaction tx;
+  tx.batches = {batch("gw-1", 1, kT0, 4), batch("gw-1", 2, kT0 + 10 * kSec, 3),
+                batch("gw-2", 1, kT0, 1)};
+  tx.batches.push_back(readings_of("gw-1", 3, kT0, {"door"}, {}, {{0, kT0, true}}));
+  commit(tx);
+  auto sensors = reader_->sensors("gw-1");
+  ASSERT_TRUE(sensors.ok()) << sensors.error().message;
+  ASSERT_EQ(sensors.value().size(), 6u);
+  const auto& s = sensors.value();
+  // By name: battery, co2, door, humidity, pressure, temperature.
+  EXPECT_EQ(s[0].sensor, "battery");
+  EXPECT_EQ(s[0].unit, "V");
+  EXPECT_EQ(s[0].readings, 7u);
+  EXPECT_EQ(s[1].sensor, "co2");
+  EXPECT_EQ(s[1].unit, "ppm");
+  EXPECT_EQ(s[2].sensor, "door");
+  EXPECT_EQ(s[2].unit, "");
+  EXPECT_EQ(s[2].readings, 1u);
+  EXPECT_EQ(s[5].sensor, "temperature");
+  EXPECT_EQ(s[5].unit, "Cel");
+  EXPECT_EQ(s[5].readings, 7u);
+  auto other = reader_->sensors("gw-2");
+  ASSERT_TRUE(other.ok());
+  ASSERT_EQ(other.value().size(), 5u);
+  EXPECT_EQ(other.value()[0].readings, 1u);
+  auto none = reader_->sensors("gw-9");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none.value().empty());
+}
+
+TEST_P(ReaderTest, FindEventsGivesTheNewestOrTheOldestAfterAnIdByDevice) {
+  Transaction tx;
+  for (int i = 0; i < 6; ++i) {
+    EventItem e;
+    e.device = i == 5 ? "" : (i % 2 == 0 ? "gw-1" : "gw-2");  // the last one fleet-wide
+    e.event.kind = common::EventKind::kDataGap;
+    e.event.time_us = kT0 + i;
+    e.event.site = "lab";
+    e.event.detail = "event " + std::to_string(i);
+    tx.events.push_back(e);
+  }
+  commit(tx);
+  auto details = [](const std::vector<EventRow>& rows) {
+    std::vector<std::string> out;
+    for (const auto& r : rows) out.push_back(r.event.detail);
+    return out;
+  };
+  auto all = reader_->find_events(EventQuery{.limit = 0});
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(all.value().size(), 6u);
+  EXPECT_EQ(all.value()[5].device, "");
+  const int64_t id1 = all.value()[1].id;
+
+  auto newest = reader_->find_events(EventQuery{.limit = 2});
+  ASSERT_TRUE(newest.ok());
+  EXPECT_EQ(details(newest.value()), (std::vector<std::string>{"event 4", "event 5"}));
+  auto oldest = reader_->find_events(EventQuery{.after_id = id1, .limit = 2, .oldest = true});
+  ASSERT_TRUE(oldest.ok());
+  EXPECT_EQ(details(oldest.value()), (std::vector<std::string>{"event 2", "event 3"}));
+  auto newest_after = reader_->find_events(EventQuery{.after_id = id1, .limit = 2});
+  ASSERT_TRUE(newest_after.ok());
+  EXPECT_EQ(details(newest_after.value()), (std::vector<std::string>{"event 4", "event 5"}));
+
+  auto gw1 = reader_->find_events(EventQuery{.device = "gw-1", .limit = 2});
+  ASSERT_TRUE(gw1.ok());
+  EXPECT_EQ(details(gw1.value()), (std::vector<std::string>{"event 2", "event 4"}));
+  auto gw1_first = reader_->find_events(EventQuery{.device = "gw-1", .limit = 1, .oldest = true});
+  ASSERT_TRUE(gw1_first.ok());
+  EXPECT_EQ(details(gw1_first.value()), (std::vector<std::string>{"event 0"}));
+  auto gw2_after = reader_->find_events(EventQuery{.device = "gw-2", .after_id = id1});
+  ASSERT_TRUE(gw2_after.ok());
+  EXPECT_EQ(details(gw2_after.value()), (std::vector<std::string>{"event 3"}));
+  auto past_end = reader_->find_events(EventQuery{.after_id = all.value()[5].id, .oldest = true});
+  ASSERT_TRUE(past_end.ok());
+  EXPECT_TRUE(past_end.value().empty());
+}
+
+TEST_P(ReaderTest, DlqPagesByOffsetNewestFirstAndFiltersByTopicText) {
+  Transaction tx;
+  tx.dlq = {dead("outpost/v1/lab/gw-1/data", common::Reason::kNotDecodable, 100),
+            dead("outpost/v1/lab/gw-2/data", common::Reason::kOversized, 200),
+            dead("outpost/v1/yard/gw-1/logs", common::Reason::kNotDecodable, 300),
+            dead("not/ours/%_", common::Reason::kUnroutableTopic, 400),
+            dead("outpost/v1/yard/GW-1/data", common::Reason::kNotDecodable, 500)};
+  commit(tx);
+  auto times = [](const common::Result<std::vector<DlqRow>, SinkError>& rows) {
+    std::vector<int64_t> out;
+    EXPECT_TRUE(rows.ok()) << rows.error().message;
+    if (rows.ok()) {
+      for (const auto& r : rows.value()) out.push_back(r.received_us);
+    }
+    return out;
+  };
+  EXPECT_EQ(times(reader_->dlq(DlqFilter{.newest_first = true})),
+            (std::vector<int64_t>{500, 400, 300, 200, 100}));
+  EXPECT_EQ(times(reader_->dlq(DlqFilter{.limit = 2, .offset = 1})),
+            (std::vector<int64_t>{200, 300}));
+  EXPECT_EQ(times(reader_->dlq(DlqFilter{.limit = 2, .offset = 1, .newest_first = true})),
+            (std::vector<int64_t>{400, 300}));
+  EXPECT_EQ(times(reader_->dlq(DlqFilter{.offset = 3})), (std::vector<int64_t>{400, 500}));
+  EXPECT_TRUE(times(reader_->dlq(DlqFilter{.offset = 5})).empty());
+  // Case-sensitive, and % and _ are plain characters.
+  EXPECT_EQ(times(reader_->dlq(DlqFilter{.topic_contains = "gw-1"})),
+            (std::vector<int64_t>{100, 300}));
+  EXPECT_EQ(times(reader_->dlq(DlqFilter{.topic_contains = "%_"})), (std::vector<int64_t>{400}));
+  EXPECT_TRUE(times(reader_->dlq(DlqFilter{.topic_contains = "gw_1"})).empty());
+  EXPECT_EQ(
+      times(reader_->dlq(DlqFilter{.topic_prefix = "outpost/v1/yard/", .topic_contains = "/data"})),
+      (std::vector<int64_t>{500}));
+
+  auto count = reader_->dlq_count(DlqFilter{});
+  ASSERT_TRUE(count.ok()) << count.error().message;
+  EXPECT_EQ(count.value(), 5u);
+  count = reader_->dlq_count(DlqFilter{.reason = common::Reason::kNotDecodable,
+                                       .topic_contains = "gw-1",
+                                       .limit = 1,
+                                       .offset = 1,
+                                       .newest_first = true});  // limit, offset, order ignored
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(count.value(), 2u);
+  count = reader_->dlq_count(DlqFilter{.since_us = 250, .until_us = 450});
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(count.value(), 2u);
+}
+
+TEST_P(ReaderTest, DlqHistogramCountsPerBucketAndReasonAndTopicsCountPerTopic) {
+  Transaction tx;
+  tx.dlq = {dead("a", common::Reason::kNotDecodable, 1000),
+            dead("a", common::Reason::kNotDecodable, 1999),
+            dead("b", common::Reason::kOversized, 1500),
+            dead("b", common::Reason::kNotDecodable, 3000),
+            dead("c", common::Reason::kNotDecodable, 500)};  // before since
+  commit(tx);
+  auto h = reader_->dlq_histogram(1000, 1000);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  ASSERT_EQ(h.value().size(), 3u);  // bucket 2000 has none
+  EXPECT_EQ(h.value()[0].start_us, 1000);
+  EXPECT_EQ(h.value()[0].reason, common::Reason::kNotDecodable);
+  EXPECT_EQ(h.value()[0].count, 2u);
+  EXPECT_EQ(h.value()[1].start_us, 1000);
+  EXPECT_EQ(h.value()[1].reason, common::Reason::kOversized);
+  EXPECT_EQ(h.value()[1].count, 1u);
+  EXPECT_EQ(h.value()[2].start_us, 3000);
+  EXPECT_EQ(h.value()[2].reason, common::Reason::kNotDecodable);
+  EXPECT_EQ(h.value()[2].count, 1u);
+  // Buckets are multiples of the width, whatever since_us is.
+  auto wide = reader_->dlq_histogram(1200, 5000);
+  ASSERT_TRUE(wide.ok());
+  ASSERT_EQ(wide.value().size(), 2u);
+  EXPECT_EQ(wide.value()[0].start_us, 0);
+  EXPECT_EQ(wide.value()[0].reason, common::Reason::kNotDecodable);
+  EXPECT_EQ(wide.value()[0].count, 2u);  // 1999, 3000
+  EXPECT_EQ(wide.value()[1].start_us, 0);
+  EXPECT_EQ(wide.value()[1].count, 1u);  // 1500
+  EXPECT_FALSE(reader_->dlq_histogram(0, 0).ok());
+
+  auto topics = reader_->dlq_topics();
+  ASSERT_TRUE(topics.ok()) << topics.error().message;
+  EXPECT_EQ(topics.value(), (std::map<std::string, uint64_t>{{"a", 2}, {"b", 2}, {"c", 1}}));
+}
+
+TEST_P(ReaderTest, LatestLogsAreTheNewestOnesInTheUsualOrder) {
+  auto logs = [](uint64_t seq, int64_t t, std::vector<std::string> messages) {
+    common::LogBatch body{true, {}};
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      body.records.push_back(
+          {t + static_cast<int64_t>(i) * kSec, common::Severity::kInfo, messages[i], {}});
+    }
+    return BatchItem{"lab", common::Envelope{1, "gw-1", 3, seq, std::move(body)}, t};
+  };
+  Transaction tx;
+  tx.batches = {logs(1, kT0, {"a", "b", "c"}), logs(2, kT0 + 10 * kSec, {"d", "e"})};
+  commit(tx);
+  auto run = [&](const LogQuery& q) {
+    std::vector<std::string> out;
+    auto s = reader_->query_logs(q, [&](const LogRow& r) { out.push_back(r.message); });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return out;
+  };
+  EXPECT_EQ(run(LogQuery{.limit = 3}), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(run(LogQuery{.limit = 3, .latest = true}), (std::vector<std::string>{"c", "d", "e"}));
+  EXPECT_EQ(run(LogQuery{.limit = 1, .latest = true}), (std::vector<std::string>{"e"}));
+  EXPECT_EQ(run(LogQuery{.limit = 10, .latest = true}),
+            (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+  EXPECT_EQ(run(LogQuery{.latest = true}), (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+  // With the other filters: the newest two of the matching ones.
+  EXPECT_EQ(run(LogQuery{.until_us = kT0 + 10 * kSec, .limit = 2, .latest = true}),
+            (std::vector<std::string>{"c", "d"}));
+}
+
 // The collector's storage thread in small: every message goes to the FleetTracker first, its
 // events into the same transaction.
 class PresenceTest : public ReaderTest {

@@ -1,6 +1,7 @@
 // The SQLite sink on real files (read back through the SqliteReader), the journal, and
 // classification of received messages.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -187,6 +188,96 @@ TEST_F(SinkTest, DlqKeepsRawBytesAndReasonAndIsBounded) {
   auto purged = sink->purge_dlq(two);
   ASSERT_TRUE(purged.ok());
   EXPECT_EQ(purged.value(), 2u);
+}
+
+TEST_F(SinkTest, PurgeHonoursTopicContainsButNotOffsetOrOrder) {
+  auto sink = open();
+  Transaction tx;
+  for (const char* topic : {"outpost/v1/lab/gw-1/data", "outpost/v1/lab/gw-2/data",
+                            "outpost/v1/yard/gw-1/logs", "outpost/v1/yard/GW-1/data"}) {
+    tx.dlq.push_back(DlqItem{topic, "x", 1000, common::Reason::kNotDecodable, "bad"});
+  }
+  ASSERT_TRUE(sink->commit(tx).ok());
+  // The offset and the order are the listing's: purge removes what matches, oldest first.
+  DlqFilter gw1;
+  gw1.topic_contains = "gw-1";
+  gw1.offset = 5;
+  gw1.newest_first = true;
+  auto purged = sink->purge_dlq(gw1);
+  ASSERT_TRUE(purged.ok()) << purged.error().message;
+  EXPECT_EQ(purged.value(), 2u);
+  auto rows = read()->dlq(DlqFilter{});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows.value().size(), 2u);
+  EXPECT_EQ(rows.value()[0].topic, "outpost/v1/lab/gw-2/data");
+  EXPECT_EQ(rows.value()[1].topic, "outpost/v1/yard/GW-1/data");  // case-sensitive
+}
+
+// Runs `sql` on the database file itself, as an older build or another program would.
+void run_sql(const fs::path& file, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &error);
+  const std::string message = error ? error : "";
+  sqlite3_free(error);
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << message;
+}
+
+TEST_F(SinkTest, ADatabaseWithoutLastDataGetsItFromTheBatchesLedger) {
+  {
+    auto sink = open();
+    Transaction tx;
+    BatchItem first = sample("gw-1", 1);
+    first.received_us = 5'000;
+    BatchItem second = sample("gw-1", 2);
+    second.received_us = 7'000;
+    tx.batches = {first, second};
+    tx.batches.push_back(BatchItem{
+        "lab",
+        common::Envelope{1, "gw-1", 77, 3,
+                         common::LogBatch{true, {{1, common::Severity::kInfo, "boot", {}}}}},
+        9'000});  // logs are no data
+    tx.statuses = {StatusItem{"lab", "gw-2", {}, 8'000}};
+    ASSERT_TRUE(sink->commit(tx).ok());
+  }
+  // The schema as it was before the column and the version.
+  run_sql(dir_ / "c.db", "ALTER TABLE devices DROP COLUMN last_data_us; PRAGMA user_version = 0;");
+
+  auto reader = read();
+  ASSERT_NE(reader, nullptr);
+  auto devices = reader->devices();
+  ASSERT_TRUE(devices.ok()) << devices.error().message;
+  ASSERT_EQ(devices.value().size(), 2u);
+  EXPECT_EQ(devices.value()[0].device, "gw-1");
+  EXPECT_EQ(devices.value()[0].last_data_us, 7'000);
+  EXPECT_EQ(devices.value()[0].last_seen_us, 9'000);
+  EXPECT_EQ(devices.value()[1].last_data_us, 0);
+  reader.reset();
+
+  // The writer keeps it from then on.
+  auto sink = open();
+  ASSERT_NE(sink, nullptr);
+  Transaction tx;
+  BatchItem third = sample("gw-1", 4);
+  third.received_us = 10'000;
+  tx.batches = {third};
+  ASSERT_TRUE(sink->commit(tx).ok());
+  devices = read()->devices();
+  ASSERT_TRUE(devices.ok());
+  EXPECT_EQ(devices.value()[0].last_data_us, 10'000);
+}
+
+TEST_F(SinkTest, ADatabaseOfANewerSchemaIsRefusedNamingItsVersion) {
+  ASSERT_NE(open(), nullptr);
+  run_sql(dir_ / "c.db", "PRAGMA user_version = 99;");
+  auto s = SqliteSink::open(SqliteOptions{(dir_ / "c.db").string(), false, 10, true});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("schema version 99"), std::string::npos) << s.error().message;
+  auto r = SqliteReader::open((dir_ / "c.db").string());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("c.db"), std::string::npos) << r.error().message;
 }
 
 TEST_F(SinkTest, JournalPositionIsCommittedWithTheData) {

@@ -32,6 +32,13 @@ class SqliteReader final : public Reader {
                                        const std::function<void(const LogRow&)>& row) override;
   common::Result<std::vector<DlqRow>, SinkError> dlq(const DlqFilter& filter) override;
   common::Result<std::optional<DlqRow>, SinkError> dlq_entry(int64_t id) override;
+  common::Result<uint64_t, SinkError> dlq_count(const DlqFilter& filter) override;
+  common::Result<std::vector<DlqBucket>, SinkError> dlq_histogram(int64_t since_us,
+                                                                  int64_t bucket_us) override;
+  common::Result<std::map<std::string, uint64_t>, SinkError> dlq_topics() override;
+  common::Result<std::vector<EventRow>, SinkError> find_events(const EventQuery& query) override;
+  common::Result<std::vector<SensorRow>, SinkError> sensors(const std::string& device) override;
+  common::Result<std::vector<SeriesBucket>, SinkError> series(const SeriesQuery& query) override;
   common::Result<std::vector<EventRow>, SinkError> events(uint64_t limit) override;
   common::Result<std::map<common::Reason, uint64_t>, SinkError> dlq_reasons() override;
   common::Result<std::map<std::string, uint64_t>, SinkError> event_kinds() override;

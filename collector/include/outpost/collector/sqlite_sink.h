@@ -41,9 +41,11 @@ class SqliteSink final : public Sink {
   // Also in the next commit: removes these DLQ entries (`dlq replay` moves them into storage).
   void remove_dlq_on_next_commit(std::vector<int64_t> ids);
 
-  // Removes the DLQ entries `filter` selects (`dlq purge`); returns how many went. An operator
-  // action, so here on the writer and not on the Reader: it deletes rows, and the writer keeps
-  // the count its DLQ bound (dlq_max_entries) is checked against.
+  // Removes the DLQ entries `filter` selects (`dlq purge`: reason, topic prefix and text,
+  // receive times, and at most filter.limit of them, oldest first; offset and newest_first are
+  // the listing's and ignored here); returns how many went. An operator action, so here on the
+  // writer and not on the Reader: it deletes rows, and the writer keeps the count its DLQ bound
+  // (dlq_max_entries) is checked against.
   common::Result<uint64_t, SinkError> purge_dlq(const DlqFilter& filter);
 
  private:
