@@ -335,9 +335,9 @@ ConsoleApi::ConsoleApi(Reader& reader, ConsoleOptions options, ReplayFunction re
 
 common::Status<SinkError> ConsoleApi::refresh(bool force) {
   const int64_t now = now_us_();
-  if (!force && refreshed_us_ && now - refreshed_us_ < options_.cache_us && now >= refreshed_us_) {
-    return {};
-  }
+  const int64_t age = now - refreshed_us_;
+  if (!force && refreshed_us_ && age >= 0 && age < options_.cache_us) return {};
+  refresh_wanted_ = false;
   auto rows = reader_.devices();
   if (!rows.ok()) return rows.error();
   auto lines = reader_.seq_lines();
@@ -393,7 +393,12 @@ common::Status<SinkError> ConsoleApi::refresh(bool force) {
 }
 
 common::Result<const std::vector<ConsoleDevice>*, SinkError> ConsoleApi::fleet() {
-  if (auto s = refresh(false); !s.ok()) return s.error();
+  const int64_t age = now_us_() - refreshed_us_;
+  if (refreshed_us_ && age >= 0 && age < options_.stale_us) {
+    if (age >= options_.cache_us) refresh_wanted_ = true;  // served now, read again after
+    return &fleet_;
+  }
+  if (auto s = refresh(true); !s.ok()) return s.error();
   return &fleet_;
 }
 
@@ -574,7 +579,7 @@ HttpResponse ConsoleApi::device(const HttpRequest& req, std::string_view rest) {
   const std::size_t slash = rest.find('/');
   const std::string id(rest.substr(0, slash));
   const std::string_view what = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
-  if (auto s = refresh(false); !s.ok()) return storage_error(s.error());
+  if (auto f = fleet(); !f.ok()) return storage_error(f.error());
   const ConsoleDevice* d = find(id);
   if (!d) {
     // A device stored since the cache was read: look again once before saying no.

@@ -76,6 +76,12 @@ struct ConsoleServer::State {
       return HttpResponse{503, "application/json", body + "}\n", {{"Retry-After", "5"}}};
     }
     HttpResponse r = a->answer(req);
+    if (a->refresh_wanted()) {
+      // Answered from a fleet read a few seconds old: read it again once this answer is out.
+      asio::post(io, [this] {
+        if (api_ && api_->refresh_wanted()) (void)api_->refresh_fleet();
+      });
+    }
     if (r.status == 503) {
       // A reader that failed may hold a broken connection: open a fresh one next time.
       api_.reset();
@@ -169,6 +175,10 @@ common::Result<std::unique_ptr<ConsoleServer>> ConsoleServer::start(const Collec
   const bool v6 = where->host.find(':') != std::string::npos;
   s.address = (v6 ? "[" + where->host + "]" : where->host) + ":" + std::to_string(s.server.port());
   s.poll();
+  // The first fleet read before anyone asks, so that the first page does not wait for it.
+  asio::post(s.io, [&s] {
+    if (ConsoleApi* a = s.api()) (void)a->refresh_fleet();
+  });
   s.thread = std::thread([&s] {
     try {
       s.io.run();

@@ -581,7 +581,8 @@ HttpResponse HttpServer::answer(const HttpRequest& request) const {
     for (const auto& [p, route] : routes_) known += (known.empty() ? "" : ", ") + p;
     return text_response(404, "not found; this server answers " + known + "\n");
   }
-  const std::string_view method = request.method == "HEAD" ? "GET" : request.method;
+  std::string_view method = request.method;
+  if (method == "HEAD") method = "GET";
   const auto it = r->methods.find(method);
   if (it == r->methods.end()) {
     std::set<std::string> allowed;

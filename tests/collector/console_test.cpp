@@ -285,14 +285,27 @@ TEST_F(ConsoleApiTest, BadParametersAreClear400sNamingTheParameter) {
   EXPECT_EQ(r.headers[1].first, "Allow");
 }
 
-TEST_F(ConsoleApiTest, TheFleetIsReadAgainOnlyWhenTheCacheIsASecondOld) {
+TEST_F(ConsoleApiTest, AFleetReadIsReusedForASecondThenServedWhileItIsReadAgain) {
   fleet_of_each_state();
   api_->answer(get("/api/v1/fleet"));
   api_->answer(get("/api/v1/fleet", {{"sort", "site"}}));
   EXPECT_EQ(reader_.device_reads, 1);
+  EXPECT_FALSE(api_->refresh_wanted());
+  // Older than a second: answered from it at once, and the caller asked to read again after.
   now_ += 1'000'001;
-  api_->answer(get("/api/v1/fleet"));
+  EXPECT_EQ(api_->answer(get("/api/v1/fleet")).status, 200);
+  EXPECT_EQ(reader_.device_reads, 1);
+  EXPECT_TRUE(api_->refresh_wanted());
+  ASSERT_TRUE(api_->refresh_fleet().ok());
   EXPECT_EQ(reader_.device_reads, 2);
+  EXPECT_FALSE(api_->refresh_wanted());
+  // A poll within the second uses the same read.
+  api_->poll();
+  EXPECT_EQ(reader_.device_reads, 2);
+  // Older than ten seconds: read again before answering.
+  now_ += 10'000'001;
+  api_->answer(get("/api/v1/fleet"));
+  EXPECT_EQ(reader_.device_reads, 3);
 }
 
 TEST_F(ConsoleApiTest, ADeviceHasItsFactsSensorsAndStatusCounters) {
@@ -548,7 +561,8 @@ TEST_F(ConsoleApiTest, PollSendsChangedDevicesAndNewEventsOnly) {
   old.device = "d-online";
   old.event.kind = common::EventKind::kDeviceOnline;
   reader_.event_rows = {old};
-  EXPECT_TRUE((now_ += 1'000'001, api_->poll()).empty());  // the first poll only learns where things stand
+  EXPECT_TRUE(
+      (now_ += 1'000'001, api_->poll()).empty());  // the first poll only learns where things stand
   EXPECT_TRUE((now_ += 1'000'001, api_->poll()).empty());  // nothing changed
 
   reader_.device_rows[0].presence = Presence::kSilent;

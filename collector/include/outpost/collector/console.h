@@ -38,9 +38,13 @@ using ReplayFunction = std::function<common::Result<std::vector<ReplayOutcome>, 
     const std::vector<int64_t>& ids)>;
 
 struct ConsoleOptions {
-  std::string token;             // "" = read-only: replay is refused
-  std::string version;           // shown by /api/v1/session
-  int64_t cache_us = 1'000'000;  // how old the fleet cache may get before a request reads again
+  std::string token;    // "" = read-only: replay is refused
+  std::string version;  // shown by /api/v1/session
+  // A fleet read younger than cache_us is used as it is; one younger than stale_us is still
+  // used at once, and refresh_wanted() asks the caller to read again after answering (so a
+  // large fleet's page is not held up by a read); an older one is read again first.
+  int64_t cache_us = 1'000'000;
+  int64_t stale_us = 10'000'000;
 };
 
 // A device as the console shows it: its stored row and what the page derives from it.
@@ -77,8 +81,13 @@ class ConsoleApi {
   // only remembers where things stand and returns nothing.
   std::vector<std::pair<std::string, std::string>> poll();
 
-  // The fleet as the cache holds it (refreshed if older than options.cache_us).
+  // The fleet as the cache holds it (read again first when older than options.stale_us).
   common::Result<const std::vector<ConsoleDevice>*, SinkError> fleet();
+  // Whether an answer used a fleet read older than options.cache_us: the caller should call
+  // refresh_fleet() once it has sent the answer.
+  bool refresh_wanted() const { return refresh_wanted_; }
+  // Reads the fleet again now (what refresh_wanted() asks for; also the warm-up at start).
+  common::Status<SinkError> refresh_fleet() { return refresh(true); }
 
  private:
   common::HttpResponse session(const common::HttpRequest& request);
@@ -100,6 +109,7 @@ class ConsoleApi {
   std::unordered_map<std::string_view, std::size_t> index_;  // device -> position in fleet_
   int64_t refreshed_us_ = 0;
   bool polled_ = false;
+  bool refresh_wanted_ = false;
   int64_t last_event_id_ = 0;
   std::unordered_map<std::string, uint64_t> last_sent_;  // device -> fingerprint last sent
 };
