@@ -1,7 +1,8 @@
 // The console's fleet page against a large fleet: stores N devices (one reading batch and one
 // status each, 2% lost, 1% offline) through the SqliteSink into a real file, then times what
 // the console's API does for the fleet page's first paint and for the live poll, wall clock
-// and peak RSS.
+// and peak RSS; then changes the statuses of 1% and 10% of the devices through the writer and
+// times the live poll that applies and sends them.
 //
 //   console_bench [--devices N (100000)] [--keep PATH]
 //
@@ -10,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -158,6 +160,48 @@ int main(int argc, char** argv) {
   const auto changes = api.poll();
   const double second_poll = ms_since(p1);
 
+  // 3. A live fleet: new statuses of 1%, then 10% of the devices, through the writer, then a
+  // poll (which applies what changed and sends it).
+  struct Live {
+    long changed;
+    double commit_ms;
+    double poll_ms;
+    std::size_t sent;
+  };
+  std::vector<Live> live;
+  {
+    auto sink = collector::SqliteSink::open(collector::SqliteOptions{path, false, 10'000, true});
+    if (!sink.ok()) {
+      std::fprintf(stderr, "%s\n", sink.error().message.c_str());
+      return 1;
+    }
+    for (const long share : {std::max(1L, devices / 100), std::max(1L, devices / 10)}) {
+      const int64_t now = common::wall_now_us();
+      collector::Transaction tx;
+      const long step = devices / share;
+      for (long i = 0; i < share; ++i) {
+        char device[32];
+        std::snprintf(device, sizeof device, "dev-%06ld", i * step);
+        common::DeviceStatus st;
+        st.state = common::DeviceState::kOnline;
+        st.time_us = now + i;
+        st.queue_depth = 1;
+        tx.statuses.push_back(
+            collector::StatusItem{"site-" + std::to_string(i * step % 50), device, st, now + i});
+      }
+      const auto c0 = Clock::now();
+      if (auto c = sink.value()->commit(tx); !c.ok()) {
+        std::fprintf(stderr, "%s\n", c.error().message.c_str());
+        return 1;
+      }
+      const double commit_ms = ms_since(c0);
+      fake_now += 2'000'000;
+      const auto t = Clock::now();
+      const auto sent = api.poll();
+      live.push_back({share, commit_ms, ms_since(t), sent.size()});
+    }
+  }
+
   std::printf("| %-46s | %10s | %6s | %9s |\n", "console_bench", "wall ms", "status", "bytes");
   std::printf("|%s|%s|%s|%s|\n", std::string(48, '-').c_str(), std::string(12, '-').c_str(),
               std::string(8, '-').c_str(), std::string(11, '-').c_str());
@@ -172,10 +216,19 @@ int main(int argc, char** argv) {
               "", "");
   std::printf("| %-46s | %10.1f | %6s | %9zu |\n", "live poll, nothing changed", second_poll, "",
               changes.size());
+  for (const Live& l : live) {
+    std::printf("| %-46s | %10.1f | %6s | %9s |\n",
+                ("  writer: commit " + std::to_string(l.changed) + " statuses").c_str(),
+                l.commit_ms, "", "");
+    std::printf("| %-46s | %10.1f | %6s | %9zu |\n",
+                ("live poll, " + std::to_string(l.changed) + " devices changed (sent)").c_str(),
+                l.poll_ms, "", l.sent);
+    ok = ok && l.sent == static_cast<std::size_t>(l.changed);
+  }
   std::printf("| %-46s | %10ld | %6s | %9s |\n", "peak RSS KiB", peak_rss_kb(), "", "");
   std::printf("\nRESULT first_fleet_ms=%.1f cached_fleet_ms=%.1f poll_ms=%.1f rss_kb=%ld\n",
               rows[3].ms, rows[4].ms, second_poll, peak_rss_kb());
   if (keep.empty()) fs::remove_all(dir);
-  if (!ok) std::printf("\nFAILED: a request did not answer 200\n");
+  if (!ok) std::printf("\nFAILED: a request did not answer 200, or a poll missed a change\n");
   return ok ? 0 : 1;
 }

@@ -333,61 +333,123 @@ ConsoleApi::ConsoleApi(Reader& reader, ConsoleOptions options, ReplayFunction re
       replay_(std::move(replay)),
       now_us_(std::move(now_us)) {}
 
+namespace {
+
+// What the page derives from a device's row: its status fields, restarts and open gaps (from
+// its sequence line), and its state (which also depends on d.dlq).
+void derive(ConsoleDevice& d) {
+  d.restarts = 0;
+  d.open_gaps = 0;
+  if (d.row.seq_line) {
+    const SeqLineState& l = *d.row.seq_line;
+    const std::size_t epochs = l.epochs.size() + l.retired.size();
+    d.restarts = epochs > 1 ? epochs - 1 : 0;
+    for (const SeqHole& h : l.holes) d.open_gaps += h.reported_us != 0;
+  }
+  const std::string_view status = d.row.last_status;
+  d.has_status = !status.empty();
+  d.connected_since_us = 0;
+  d.queue_depth = 0;
+  d.dropped = 0;
+  d.agent_version.clear();
+  if (d.has_status) {
+    d.connected_since_us = status_number(status, "t").value_or(0);
+    d.queue_depth = static_cast<uint64_t>(status_number(status, "queue_depth").value_or(0));
+    d.dropped = static_cast<uint64_t>(status_number(status, "dropped_oldest").value_or(0) +
+                                      status_number(status, "dropped_newest").value_or(0) +
+                                      status_number(status, "dropped_expired").value_or(0));
+    d.agent_version = status_text(status, "agent_version");
+  }
+  d.state = std::string(derive_state(d));
+  d.rank = state_rank(d.state);
+}
+
+}  // namespace
+
 common::Status<SinkError> ConsoleApi::refresh(bool force) {
   const int64_t now = now_us_();
   const int64_t age = now - refreshed_us_;
   if (!force && refreshed_us_ && age >= 0 && age < options_.cache_us) return {};
   refresh_wanted_ = false;
-  auto rows = reader_.devices();
-  if (!rows.ok()) return rows.error();
-  auto lines = reader_.seq_lines();
-  if (!lines.ok()) return lines.error();
-  auto topics = reader_.dlq_topics();
-  if (!topics.ok()) return topics.error();
+  auto changes = reader_.fleet_changes(fleet_.empty() ? 0 : revision_);
+  if (!changes.ok()) return changes.error();
+  FleetChanges& c = changes.value();
+  revision_ = c.revision;
 
-  std::unordered_map<std::string_view, uint64_t> dlq_of;
-  std::vector<common::DeviceTopic> parsed;
-  parsed.reserve(topics.value().size());
-  for (const auto& [topic, n] : topics.value()) {
-    if (auto t = common::parse_device_topic(topic); t.ok()) {
-      parsed.push_back(std::move(t).value());
-      dlq_of[parsed.back().device] += n;
+  if (c.dlq_topics) {
+    dlq_of_.clear();
+    for (const auto& [topic, n] : *c.dlq_topics) {
+      if (auto t = common::parse_device_topic(topic); t.ok()) dlq_of_[t.value().device] += n;
     }
   }
-  std::unordered_map<std::string_view, const SeqLineState*> line_of;
-  line_of.reserve(lines.value().size());
-  for (const SeqLineState& l : lines.value()) line_of[l.device] = &l;
+  const auto dlq_count = [this](const std::string& device) -> uint64_t {
+    const auto it = dlq_of_.find(device);
+    return it == dlq_of_.end() ? 0 : it->second;
+  };
 
-  std::vector<ConsoleDevice> fleet;
-  fleet.reserve(rows.value().size());
-  for (DeviceRow& row : rows.value()) {
-    ConsoleDevice d;
-    d.row = std::move(row);
-    if (auto it = line_of.find(d.row.device); it != line_of.end()) {
-      const SeqLineState& l = *it->second;
-      const std::size_t epochs = l.epochs.size() + l.retired.size();
-      d.restarts = epochs > 1 ? epochs - 1 : 0;
-      for (const SeqHole& h : l.holes) d.open_gaps += h.reported_us != 0;
+  if (c.complete) {
+    std::vector<ConsoleDevice> fleet;
+    fleet.reserve(c.devices.size());
+    for (DeviceRow& row : c.devices) {
+      ConsoleDevice d;
+      d.row = std::move(row);
+      d.dlq = dlq_count(d.row.device);
+      derive(d);
+      fleet.push_back(std::move(d));
     }
-    if (auto it = dlq_of.find(d.row.device); it != dlq_of.end()) d.dlq = it->second;
-    const std::string_view status = d.row.last_status;
-    if (!status.empty()) {
-      d.has_status = true;
-      d.connected_since_us = status_number(status, "t").value_or(0);
-      d.queue_depth = static_cast<uint64_t>(status_number(status, "queue_depth").value_or(0));
-      d.dropped = static_cast<uint64_t>(status_number(status, "dropped_oldest").value_or(0) +
-                                        status_number(status, "dropped_newest").value_or(0) +
-                                        status_number(status, "dropped_expired").value_or(0));
-      d.agent_version = status_text(status, "agent_version");
+    fleet_ = std::move(fleet);
+    index_.clear();
+    index_.reserve(fleet_.size());
+    for (std::size_t i = 0; i < fleet_.size(); ++i) index_[fleet_[i].row.device] = i;
+    all_changed_ = true;
+    changed_.clear();
+  } else {
+    // Apply the changed devices in place; a new one goes at the end (every page sorts).
+    const ConsoleDevice* const before = fleet_.data();
+    std::size_t added = 0;
+    for (DeviceRow& row : c.devices) {
+      if (const auto it = index_.find(row.device); it != index_.end()) {
+        // The key views the row's name, which the assignment replaces: key it again after.
+        const std::size_t at = it->second;
+        index_.erase(it);
+        ConsoleDevice& d = fleet_[at];
+        d.row = std::move(row);
+        index_.emplace(d.row.device, at);
+        d.dlq = dlq_count(d.row.device);
+        derive(d);
+        if (!all_changed_) changed_.push_back(at);
+        continue;
+      }
+      ConsoleDevice d;
+      d.row = std::move(row);
+      d.dlq = dlq_count(d.row.device);
+      derive(d);
+      fleet_.push_back(std::move(d));
+      ++added;
+      if (!all_changed_) changed_.push_back(fleet_.size() - 1);
     }
-    d.state = std::string(derive_state(d));
-    d.rank = state_rank(d.state);
-    fleet.push_back(std::move(d));
+    if (fleet_.data() != before) {
+      // The vector moved: index_'s keys point into the old rows' names.
+      index_.clear();
+      index_.reserve(fleet_.size());
+      for (std::size_t i = 0; i < fleet_.size(); ++i) index_[fleet_[i].row.device] = i;
+    } else {
+      for (std::size_t i = fleet_.size() - added; i < fleet_.size(); ++i) {
+        index_[fleet_[i].row.device] = i;
+      }
+    }
+    if (c.dlq_topics) {
+      // The DLQ changed: every device's count may have, whether its row did or not.
+      for (std::size_t i = 0; i < fleet_.size(); ++i) {
+        ConsoleDevice& d = fleet_[i];
+        const uint64_t n = dlq_count(d.row.device);
+        if (n == d.dlq) continue;
+        d.dlq = n;
+        derive(d);
+        if (!all_changed_) changed_.push_back(i);
+      }
+    }
   }
-  fleet_ = std::move(fleet);
-  index_.clear();
-  index_.reserve(fleet_.size());
-  for (std::size_t i = 0; i < fleet_.size(); ++i) index_[fleet_[i].row.device] = i;
   refreshed_us_ = now;
   return {};
 }
@@ -864,20 +926,27 @@ std::vector<std::pair<std::string, std::string>> ConsoleApi::poll() {
   const bool first = !polled_;
   polled_ = true;
   // What a device's JSON is made of, hashed: only a device whose fingerprint changed is
-  // written out and sent, so a poll of a large, quiet fleet builds no JSON.
-  std::unordered_map<std::string, uint64_t> sent;
-  sent.reserve(fleet_.size());
-  for (const ConsoleDevice& d : fleet_) {
+  // written out and sent. After a complete read every device is looked at; otherwise only
+  // those the reads since the last poll changed.
+  const auto look = [&](const ConsoleDevice& d) {
     const uint64_t print = fingerprint(d);
-    if (!first) {
-      const auto it = last_sent_.find(d.row.device);
-      if (it == last_sent_.end() || it->second != print) {
-        out.emplace_back("fleet", console_device_json(d));
-      }
+    auto [it, added] = last_sent_.try_emplace(d.row.device, print);
+    if (!added && it->second == print) return;
+    it->second = print;
+    if (!first) out.emplace_back("fleet", console_device_json(d));
+  };
+  if (first || all_changed_) {
+    if (first) last_sent_.reserve(fleet_.size());
+    for (const ConsoleDevice& d : fleet_) look(d);
+  } else {
+    std::sort(changed_.begin(), changed_.end());
+    changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());
+    for (std::size_t i : changed_) {
+      if (i < fleet_.size()) look(fleet_[i]);
     }
-    sent.emplace(d.row.device, print);
   }
-  last_sent_ = std::move(sent);
+  all_changed_ = false;
+  changed_.clear();
   if (first) {
     auto latest = reader_.find_events(EventQuery{"", 0, 1, false});
     if (latest.ok() && !latest.value().empty()) last_event_id_ = latest.value().back().id;

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS devices (
   batches INTEGER NOT NULL DEFAULT 0,
   duplicates INTEGER NOT NULL DEFAULT 0,
   gaps INTEGER NOT NULL DEFAULT 0,
-  last_status TEXT NOT NULL DEFAULT '');
+  last_status TEXT NOT NULL DEFAULT '',
+  changed INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS sensors (
   id INTEGER PRIMARY KEY,
   device_id INTEGER NOT NULL,
@@ -96,7 +97,7 @@ CREATE VIEW IF NOT EXISTS reading_rows AS
 // The schema's version, kept in PRAGMA user_version (0: a database made before versions were
 // kept). kSchema above is the newest version's; migration i takes a database from version i to
 // i + 1, and must also do the right thing on tables kSchema has just created.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 // Version 1: devices.last_data_us, the receive time of the device's newest readings batch,
 // filled from the batches ledger (a device whose batch keys have expired keeps 0 until its next
@@ -113,7 +114,22 @@ bool add_last_data_us(Database& db) {
       "WHERE b.device_id = devices.id AND b.kind = 0), 0);");
 }
 
-constexpr bool (*kMigrations[])(Database&) = {add_last_data_us};
+// Version 2: devices.changed, the revision of the last commit that changed the device's row or
+// sequence line (meta 'revision' is the newest commit's), indexed, so that a reader can ask for
+// what changed since it last looked. Devices of an older file start at 0.
+bool add_changed(Database& db) {
+  Statement has(
+      db.prepare("SELECT count(*) FROM pragma_table_info('devices') WHERE name = 'changed'"));
+  if (!has.ok() || has.step() != SQLITE_ROW) return false;
+  const bool present = has.integer(0) > 0;
+  has.reset();
+  if (!present && !db.exec("ALTER TABLE devices ADD COLUMN changed INTEGER NOT NULL DEFAULT 0")) {
+    return false;
+  }
+  return db.exec("CREATE INDEX IF NOT EXISTS devices_by_changed ON devices (changed)");
+}
+
+constexpr bool (*kMigrations[])(Database&) = {add_last_data_us, add_changed};
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 // The database's schema version; -1 if it cannot be read.

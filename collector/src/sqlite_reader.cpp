@@ -5,6 +5,8 @@
 #include <climits>
 #include <map>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "sqlite_db.h"
@@ -81,13 +83,19 @@ Result<std::unique_ptr<SqliteReader>, SinkError> SqliteReader::open(const std::s
   return std::unique_ptr<SqliteReader>(new SqliteReader(std::move(db).value()));
 }
 
-Result<std::vector<DeviceRow>, SinkError> SqliteReader::devices() {
-  sqlite_db::Database& db = *db_;
+namespace {
+
+// The devices matching `where` (an SQL condition on the devices table, with ?1 bound to
+// `after`; "" = all), ordered by site, then device.
+Result<std::vector<DeviceRow>, SinkError> read_devices(sqlite_db::Database& db,
+                                                       const std::string& where, int64_t after) {
   std::vector<DeviceRow> out;
   Statement q(db.prepare(
       "SELECT device, site, first_seen_us, last_seen_us, state, epoch, readings, logs, batches, "
-      "duplicates, gaps, last_status, last_data_us FROM devices ORDER BY site, device"));
+      "duplicates, gaps, last_status, last_data_us FROM devices" +
+      (where.empty() ? "" : " WHERE " + where) + " ORDER BY site, device"));
   if (!q.ok()) return db.error("cannot list devices");
+  if (!where.empty()) q.bind(1, after);
   int rc;
   while ((rc = q.step()) == SQLITE_ROW) {
     DeviceRow d;
@@ -111,15 +119,22 @@ Result<std::vector<DeviceRow>, SinkError> SqliteReader::devices() {
   return out;
 }
 
-Result<std::vector<SeqLineState>, SinkError> SqliteReader::seq_lines() {
-  sqlite_db::Database& db = *db_;
+// The sequence lines of the devices matching `where` (as read_devices; seq_lines has none of
+// the devices table's column names), holes by first seq.
+Result<std::vector<SeqLineState>, SinkError> read_seq_lines(sqlite_db::Database& db,
+                                                            const std::string& where,
+                                                            int64_t after) {
   std::vector<SeqLineState> out;
   std::map<int64_t, std::size_t> index;  // device id -> position in out
+  const std::string of_devices =
+      where.empty() ? "" : " WHERE device_id IN (SELECT id FROM devices WHERE " + where + ")";
   {
     Statement q(db.prepare(
         "SELECT l.device_id, d.device, d.site, l.max_seq, l.epochs, l.retired FROM seq_lines l "
-        "JOIN devices d ON d.id = l.device_id ORDER BY l.device_id"));
+        "JOIN devices d ON d.id = l.device_id" +
+        (where.empty() ? "" : " WHERE " + where) + " ORDER BY l.device_id"));
     if (!q.ok()) return db.error("cannot read sequence lines");
+    if (!where.empty()) q.bind(1, after);
     int rc;
     while ((rc = q.step()) == SQLITE_ROW) {
       SeqLineState line;
@@ -134,9 +149,10 @@ Result<std::vector<SeqLineState>, SinkError> SqliteReader::seq_lines() {
     if (rc != SQLITE_DONE) return db.error("cannot read sequence lines");
   }
   Statement q(db.prepare(
-      "SELECT device_id, first_seq, last_seq, epoch, since_us, reported_us FROM seq_holes "
-      "ORDER BY device_id, first_seq"));
+      "SELECT device_id, first_seq, last_seq, epoch, since_us, reported_us FROM seq_holes" +
+      of_devices + " ORDER BY device_id, first_seq"));
   if (!q.ok()) return db.error("cannot read sequence holes");
+  if (!where.empty()) q.bind(1, after);
   int rc;
   while ((rc = q.step()) == SQLITE_ROW) {
     auto it = index.find(q.integer(0));
@@ -146,6 +162,69 @@ Result<std::vector<SeqLineState>, SinkError> SqliteReader::seq_lines() {
                 static_cast<uint64_t>(q.integer(3)), q.integer(4), q.integer(5)});
   }
   if (rc != SQLITE_DONE) return db.error("cannot read sequence holes");
+  return out;
+}
+
+// A meta value as a number; 0 when it is not there.
+Result<int64_t, SinkError> meta_number(sqlite_db::Database& db, const char* key) {
+  Statement q(db.prepare("SELECT value FROM meta WHERE key = ?"));
+  if (!q.ok()) return db.error("cannot read meta");
+  q.bind(1, std::string_view(key));
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return int64_t{0};
+  if (rc != SQLITE_ROW) return db.error("cannot read meta");
+  return q.integer(0);
+}
+
+}  // namespace
+
+Result<std::vector<DeviceRow>, SinkError> SqliteReader::devices() {
+  return read_devices(*db_, "", 0);
+}
+
+Result<std::vector<SeqLineState>, SinkError> SqliteReader::seq_lines() {
+  return read_seq_lines(*db_, "", 0);
+}
+
+Result<FleetChanges, SinkError> SqliteReader::fleet_changes(uint64_t revision) {
+  sqlite_db::Database& db = *db_;
+  // One read transaction: the revision and the rows from the same snapshot (a commit between
+  // two statements would otherwise be half seen and never asked for again).
+  if (!db.exec("BEGIN")) return db.error("cannot begin a read");
+  struct End {
+    sqlite_db::Database& db;
+    ~End() { (void)db.exec("COMMIT"); }  // a read transaction: nothing to lose if it fails
+  } end{db};
+  auto now = meta_number(db, "revision");
+  if (!now.ok()) return now.error();
+  auto dlq_now = meta_number(db, "dlq_revision");
+  if (!dlq_now.ok()) return dlq_now.error();
+  const auto latest = static_cast<uint64_t>(now.value());
+  // Nothing recorded yet, or a revision from another file (restored from a backup): all of it.
+  const bool complete = revision == 0 || revision > latest;
+  const std::string where = complete ? "" : "changed > ?1";
+  const auto after = static_cast<int64_t>(complete ? 0 : revision);
+  FleetChanges out;
+  out.complete = complete;
+  out.revision = latest;
+  auto rows = read_devices(db, where, after);
+  if (!rows.ok()) return rows.error();
+  out.devices = std::move(rows).value();
+  auto lines = read_seq_lines(db, where, after);
+  if (!lines.ok()) return lines.error();
+  std::unordered_map<std::string_view, DeviceRow*> by_name;
+  by_name.reserve(out.devices.size());
+  for (DeviceRow& d : out.devices) by_name.emplace(d.device, &d);
+  for (SeqLineState& line : lines.value()) {
+    if (auto it = by_name.find(line.device); it != by_name.end()) {
+      it->second->seq_line = std::move(line);
+    }
+  }
+  if (complete || static_cast<uint64_t>(dlq_now.value()) > revision) {
+    auto topics = dlq_topics();
+    if (!topics.ok()) return topics.error();
+    out.dlq_topics = std::move(topics).value();
+  }
   return out;
 }
 

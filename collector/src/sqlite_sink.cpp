@@ -47,6 +47,10 @@ struct SqliteSink::Impl {
   std::unordered_map<std::string, Sensor> sensor_ids_;  // key: device id, '\0', name
   std::vector<int64_t> dlq_remove_;
   uint64_t dlq_entries_ = 0;
+  // The revision of the transaction being written (meta 'revision' + 1): what devices.changed
+  // is set to for every device it changes, so a reader can ask for what changed (Reader::
+  // fleet_changes). 0 outside a transaction.
+  int64_t revision_ = 0;
   // The statements run once or more per message, held here (they live in the connection's
   // cache): looking one up by its text costs a string and a hash of it each time. Null until
   // first used, and again if it did not prepare (the step then fails with SQLite's message).
@@ -81,7 +85,40 @@ struct SqliteSink::Impl {
   Result<uint64_t, SinkError> expire(int64_t cutoff_us, int64_t dlq_cutoff_us,
                                      int64_t key_cutoff_us, uint64_t max_rows);
   Result<uint64_t, SinkError> purge_dlq(const DlqFilter& filter);
+  // In a write transaction: sets revision_ to the last recorded revision + 1.
+  Status<SinkError> begin_revision();
+  // Records revision_ as the newest (and, with `dlq_changed`, as the DLQ's last change).
+  Status<SinkError> record_revision(bool dlq_changed);
+  // Sets device `id`'s changed to revision_ (if another statement has not already).
+  Status<SinkError> mark_changed(int64_t id);
 };
+
+Status<SinkError> SqliteSink::Impl::begin_revision() {
+  Statement q(db->prepare("SELECT value FROM meta WHERE key = 'revision'"));
+  if (!q.ok()) return db->error("cannot read the revision");
+  const int rc = q.step();
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db->error("cannot read the revision");
+  revision_ = (rc == SQLITE_ROW ? q.integer(0) : 0) + 1;
+  return {};
+}
+
+Status<SinkError> SqliteSink::Impl::record_revision(bool dlq_changed) {
+  Statement up(db->prepare(dlq_changed ? "INSERT OR REPLACE INTO meta (key, value) VALUES "
+                                         "('revision', ?1), ('dlq_revision', ?1)"
+                                       : "INSERT OR REPLACE INTO meta (key, value) VALUES "
+                                         "('revision', ?1)"));
+  up.bind(1, revision_);
+  if (up.step() != SQLITE_DONE) return db->error("cannot record the revision");
+  return {};
+}
+
+Status<SinkError> SqliteSink::Impl::mark_changed(int64_t id) {
+  Statement up(db->prepare("UPDATE devices SET changed = ?1 WHERE id = ?2 AND changed <> ?1"));
+  up.bind(1, revision_);
+  up.bind(2, id);
+  if (up.step() != SQLITE_DONE) return db->error("cannot mark a device changed");
+  return {};
+}
 
 SqliteSink::SqliteSink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -141,12 +178,14 @@ Result<int64_t, SinkError> SqliteSink::Impl::device_id(const std::string& site,
       return id;
     }
   }
-  Statement ins(db->prepare(
-      "INSERT INTO devices (device, site, first_seen_us, last_seen_us) VALUES (?, ?, ?, ?)"));
+  Statement ins(
+      db->prepare("INSERT INTO devices (device, site, first_seen_us, last_seen_us, changed) "
+                  "VALUES (?, ?, ?, ?, ?)"));
   ins.bind(1, device);
   ins.bind(2, site);
   ins.bind(3, now_us);
   ins.bind(4, now_us);
+  ins.bind(5, revision_);
   if (ins.step() != SQLITE_DONE) return db->error("cannot add device " + device);
   const int64_t id = sqlite3_last_insert_rowid(db->handle());
   device_ids_.emplace(device, id);
@@ -192,6 +231,7 @@ Result<CommitResult, SinkError> SqliteSink::Impl::commit(const Transaction& tx) 
     return db->error("cannot begin a transaction");
   }
   auto result = write(tx);
+  revision_ = 0;
   if (result.ok() && db->exec("COMMIT")) {
     dlq_entries_ += tx.dlq.size();
     dlq_entries_ -= std::min<uint64_t>(dlq_entries_, result.value().dlq_dropped);
@@ -244,6 +284,7 @@ Status<SinkError> SqliteSink::Impl::insert_readings(const std::vector<common::Re
 Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
   CommitResult result;
   result.outcomes.reserve(tx.batches.size());
+  if (auto s = begin_revision(); !s.ok()) return s.error();
   struct Tally {
     int64_t last_seen_us = 0;
     int64_t last_data_us = 0;  // newest stored readings batch; 0: none in this transaction
@@ -345,7 +386,7 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
         db->prepare("UPDATE devices SET last_seen_us = max(last_seen_us, ?), "
                     "last_data_us = max(last_data_us, ?), readings = readings + ?, "
                     "logs = logs + ?, batches = batches + ?, duplicates = duplicates + ?, "
-                    "epoch = CASE WHEN ? != 0 THEN ? ELSE epoch END WHERE id = ?"));
+                    "epoch = CASE WHEN ? != 0 THEN ? ELSE epoch END, changed = ? WHERE id = ?"));
     up.bind(1, t.last_seen_us);
     up.bind(2, t.last_data_us);
     up.bind(3, t.readings);
@@ -354,7 +395,8 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
     up.bind(6, t.duplicates);
     up.bind(7, t.epoch);
     up.bind(8, t.epoch);
-    up.bind(9, id);
+    up.bind(9, revision_);
+    up.bind(10, id);
     if (up.step() != SQLITE_DONE) return db->error("cannot update a device");
   }
 
@@ -366,11 +408,12 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
     const std::string json = status_json(st.status);
     Statement up(
         db->prepare("UPDATE devices SET state = coalesce(?, state), last_status = ?, "
-                    "last_seen_us = max(last_seen_us, ?) WHERE id = ?"));
+                    "last_seen_us = max(last_seen_us, ?), changed = ? WHERE id = ?"));
     if (p) up.bind(1, presence_name(*p));
     up.bind(2, std::string_view(json));
     up.bind(3, st.received_us);
-    up.bind(4, dev.value());
+    up.bind(4, revision_);
+    up.bind(5, dev.value());
     if (up.step() != SQLITE_DONE) return db->error("cannot update a device status");
   }
 
@@ -397,11 +440,12 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
       if (gap || resolved || ev.presence) {
         const auto n = static_cast<int64_t>(e.value);
         Statement up(
-            db->prepare("UPDATE devices SET gaps = max(gaps + ?, 0), state = coalesce(?, state) "
-                        "WHERE device = ?"));
+            db->prepare("UPDATE devices SET gaps = max(gaps + ?, 0), state = coalesce(?, state), "
+                        "changed = ? WHERE device = ?"));
         up.bind(1, gap ? n : resolved ? -n : int64_t{0});
         if (ev.presence) up.bind(2, presence_name(*ev.presence));
-        up.bind(3, std::string_view(ev.device));
+        up.bind(3, revision_);
+        up.bind(4, std::string_view(ev.device));
         if (up.step() != SQLITE_DONE) return db->error("cannot update a device");
       }
     }
@@ -425,8 +469,10 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
     if (del.step() != SQLITE_DONE) return db->error("cannot remove a DLQ entry");
     result.dlq_dropped += static_cast<uint64_t>(sqlite3_changes(db->handle()));
   }
+  bool dlq_changed = !tx.dlq.empty() || result.dlq_dropped > 0;
   const uint64_t entries = dlq_entries_ + tx.dlq.size() - result.dlq_dropped;
   if (entries > options.dlq_max_entries) {
+    dlq_changed = true;
     Statement del(
         db->prepare("DELETE FROM dlq WHERE id IN (SELECT id FROM dlq ORDER BY id LIMIT ?)"));
     del.bind(1, entries - options.dlq_max_entries);
@@ -441,6 +487,7 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
     up.bind(1, std::string_view(pos));
     if (up.step() != SQLITE_DONE) return db->error("cannot record the journal position");
   }
+  if (auto s = record_revision(dlq_changed); !s.ok()) return s.error();
   return result;
 }
 
@@ -458,6 +505,7 @@ Status<SinkError> SqliteSink::Impl::write_seq_lines(const Transaction& tx) {
     line.bind(3, std::string_view(epochs));
     line.bind(4, std::string_view(retired));
     if (line.step() != SQLITE_DONE) return db->error("cannot record a sequence line");
+    if (auto s = mark_changed(dev.value()); !s.ok()) return s.error();
     if (u.replace_holes) {
       Statement del(db->prepare("DELETE FROM seq_holes WHERE device_id = ?"));
       del.bind(1, dev.value());
@@ -562,6 +610,12 @@ Result<uint64_t, SinkError> SqliteSink::Impl::expire(int64_t cutoff_us, int64_t 
     const auto n = static_cast<uint64_t>(sqlite3_changes(db->handle()));
     removed += n;
     dlq_entries_ -= std::min(dlq_entries_, n);
+    if (n > 0) {
+      auto s = begin_revision();
+      if (s.ok()) s = record_revision(/*dlq_changed=*/true);
+      revision_ = 0;
+      if (!s.ok()) return fail("cannot record the revision");
+    }
   }
   if (!db->exec("COMMIT")) {
     return fail("cannot commit retention");
@@ -573,12 +627,29 @@ Result<uint64_t, SinkError> SqliteSink::Impl::purge_dlq(const DlqFilter& filter)
   std::string sql = "DELETE FROM dlq WHERE id IN (SELECT id FROM dlq" +
                     sqlite_db::dlq_where(filter) + " ORDER BY id" +
                     (filter.limit ? " LIMIT " + std::to_string(filter.limit) : "") + ")";
-  sqlite3_stmt* s = db->prepare(sql.c_str());
-  if (!s) return db->error("cannot purge the DLQ");
-  Statement q(s);
-  sqlite_db::bind_dlq(q, filter);
-  if (q.step() != SQLITE_DONE) return db->error("cannot purge the DLQ");
-  const auto n = static_cast<uint64_t>(sqlite3_changes(db->handle()));
+  if (!db->exec("BEGIN IMMEDIATE")) return db->error("cannot begin a transaction");
+  auto fail = [&](std::string_view what) {
+    SinkError e = db->error(what);
+    revision_ = 0;
+    (void)db->exec("ROLLBACK");  // nothing more to do if it fails
+    return e;
+  };
+  uint64_t n = 0;
+  {
+    sqlite3_stmt* s = db->prepare(sql.c_str());
+    if (!s) return fail("cannot purge the DLQ");
+    Statement q(s);
+    sqlite_db::bind_dlq(q, filter);
+    if (q.step() != SQLITE_DONE) return fail("cannot purge the DLQ");
+    n = static_cast<uint64_t>(sqlite3_changes(db->handle()));
+  }
+  if (n > 0) {
+    if (!begin_revision().ok() || !record_revision(/*dlq_changed=*/true).ok()) {
+      return fail("cannot record the revision");
+    }
+    revision_ = 0;
+  }
+  if (!db->exec("COMMIT")) return fail("cannot commit the purge");
   dlq_entries_ -= std::min(dlq_entries_, n);
   return n;
 }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <regex>
 
 namespace outpost::collector {
@@ -31,6 +32,24 @@ class FakeReader final : public Reader {
   EventQuery last_events;
   LogQuery last_logs;
 
+  // Answers for fleet_changes(), in order; when none is left, a complete read (the default)
+  // given revision full_revision.
+  std::deque<FleetChanges> changes;
+  uint64_t full_revision = 0;
+  std::vector<uint64_t> asked;  // the revisions fleet_changes() was asked for
+
+  common::Result<FleetChanges, SinkError> fleet_changes(uint64_t revision) override {
+    asked.push_back(revision);
+    if (fail) return SinkError{"database is locked", true};
+    if (!changes.empty()) {
+      FleetChanges c = std::move(changes.front());
+      changes.pop_front();
+      return c;
+    }
+    auto all = Reader::fleet_changes(revision);
+    if (all.ok()) all.value().revision = full_revision;
+    return all;
+  }
   common::Result<std::vector<DeviceRow>, SinkError> devices() override {
     ++device_reads;
     if (fail) return SinkError{"database is locked", true};
@@ -582,6 +601,74 @@ TEST_F(ConsoleApiTest, PollSendsChangedDevicesAndNewEventsOnly) {
       << sent[1].second;
   EXPECT_NE(sent[1].second.find(R"("detail":"silent for 2 s")"), std::string::npos);
   EXPECT_TRUE((now_ += 1'000'001, api_->poll()).empty());
+}
+
+// A backend that records revisions hands over only what changed: the console applies it in
+// place (a new device joins, a DLQ change moves the counts of devices whose rows did not
+// change) and a poll looks at those devices only.
+TEST_F(ConsoleApiTest, ChangesSinceTheLastReadAreAppliedInPlaceAndPolledAlone) {
+  constexpr const char* kLongName = "d-with-a-name-longer-than-inline";
+  fleet_of_each_state();
+  reader_.full_revision = 10;
+  EXPECT_TRUE((now_ += 1'000'001, api_->poll()).empty());  // a complete read; learns the fleet
+  ASSERT_EQ(reader_.asked, (std::vector<uint64_t>{0}));
+
+  FleetChanges moved;
+  moved.complete = false;
+  moved.revision = 11;
+  moved.devices = {device("d-online", "north", Presence::kSilent, kNow - 1'000'000),
+                   device("d-new", "west", Presence::kOnline, kNow),
+                   device(kLongName, "west", Presence::kOnline, kNow)};
+  reader_.changes.push_back(moved);
+  auto sent = (now_ += 1'000'001, api_->poll());
+  EXPECT_EQ(reader_.asked.back(), 10u);
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_NE(sent[0].second.find(R"("device":"d-online","site":"north","state":"silent")"),
+            std::string::npos)
+      << sent[0].second;
+  EXPECT_NE(sent[1].second.find(R"("device":"d-new","site":"west","state":"online")"),
+            std::string::npos)
+      << sent[1].second;
+  const HttpResponse page = api_->answer(get("/api/v1/fleet", {{"sort", "device"}}));
+  EXPECT_NE(page.body.find(R"("fleet":9)"), std::string::npos) << page.body;
+  EXPECT_EQ(api_->answer(get("/api/v1/devices/d-new")).status, 200);
+  EXPECT_EQ(api_->answer(get("/api/v1/devices/d-gaps")).status, 200) << "the others are kept";
+
+  // The DLQ changed, no device row did: d-dlq's entries went, d-online has one now.
+  FleetChanges dlq;
+  dlq.complete = false;
+  dlq.revision = 12;
+  dlq.dlq_topics = std::map<std::string, uint64_t>{{"outpost/v1/north/d-online/data", 1}};
+  reader_.changes.push_back(dlq);
+  sent = (now_ += 1'000'001, api_->poll());
+  EXPECT_EQ(reader_.asked.back(), 11u);
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_NE(sent[0].second.find(R"("device":"d-online")"), std::string::npos) << sent[0].second;
+  EXPECT_NE(sent[0].second.find(R"("dlq":1)"), std::string::npos) << sent[0].second;
+  EXPECT_NE(sent[1].second.find(R"("device":"d-dlq","site":"south","state":"online")"),
+            std::string::npos)
+      << sent[1].second;
+
+  // A device changed in place is still found by its name (one too long to be stored inline).
+  FleetChanges again;
+  again.complete = false;
+  again.revision = 12;
+  again.devices = {device(kLongName, "west", Presence::kSilent, kNow - 1'000'000)};
+  reader_.changes.push_back(again);
+  sent = (now_ += 1'000'001, api_->poll());
+  ASSERT_EQ(sent.size(), 1u);
+  const HttpResponse one = api_->answer(get(std::string("/api/v1/devices/") + kLongName));
+  EXPECT_EQ(one.status, 200);
+  EXPECT_NE(one.body.find(R"("state":"silent")"), std::string::npos) << one.body;
+
+  // Nothing changed: nothing sent, and the whole fleet was read only the first time.
+  FleetChanges none;
+  none.complete = false;
+  none.revision = 12;
+  reader_.changes.push_back(none);
+  EXPECT_TRUE((now_ += 1'000'001, api_->poll()).empty());
+  EXPECT_EQ(reader_.asked.back(), 12u);
+  EXPECT_EQ(reader_.device_reads, 1);
 }
 
 TEST_F(ConsoleApiTest, ADatabaseThatCannotBeReadIs503WithTheReason) {

@@ -742,6 +742,101 @@ TEST_P(ReaderTest, LatestLogsAreTheNewestOnesInTheUsualOrder) {
 
 // The collector's storage thread in small: every message goes to the FleetTracker first, its
 // events into the same transaction.
+// What the console applies instead of reading the whole fleet again: after a first, complete
+// read, only the devices a commit touched, and the DLQ's topics only when the DLQ changed. A
+// backend that keeps no revisions answers every call with a complete read (revision 0).
+TEST_P(ReaderTest, FleetChangesGiveOnlyWhatChangedSinceTheRevisionAsked) {
+  FleetTracker fleet(FleetOptions{.gap_grace_us = 10 * kSec});
+  Transaction tx;
+  tx.batches = {batch("gw-1", 1, kT0), batch("gw-2", 1, kT0), batch("gw-3", 1, kT0)};
+  for (const BatchItem& b : tx.batches) {
+    fleet.on_batch("lab", b.envelope.device_id, 3, 1, kT0, tx.events);
+  }
+  fleet.take_commit(kT0, tx.events, tx.seq_lines);
+  tx.dlq = {dead("outpost/v1/lab/gw-1/data", common::Reason::kNotDecodable, kT0)};
+  commit(std::move(tx));
+
+  auto all = reader_->fleet_changes(0);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_TRUE(all.value().complete);
+  ASSERT_EQ(all.value().devices.size(), 3u);
+  EXPECT_EQ(all.value().devices[0].device, "gw-1");
+  ASSERT_TRUE(all.value().devices[0].seq_line.has_value());
+  EXPECT_EQ(all.value().devices[0].seq_line->max_seq, 1u);
+  EXPECT_EQ(all.value().devices[0].readings, 50u);
+  ASSERT_TRUE(all.value().dlq_topics.has_value());
+  EXPECT_EQ(*all.value().dlq_topics,
+            (std::map<std::string, uint64_t>{{"outpost/v1/lab/gw-1/data", 1}}));
+  const uint64_t first = all.value().revision;
+  const bool keeps_revisions = backend() == Backend::kSqlite;
+  if (keeps_revisions) {
+    EXPECT_GT(first, 0u);
+  } else {
+    EXPECT_EQ(first, 0u);
+  }
+
+  // A status of gw-2 and a batch of gw-3 (its sequence line moves): those two only.
+  Transaction next;
+  next.statuses = {StatusItem{"lab", "gw-2", {}, kT0 + 20 * kSec}};
+  next.batches = {batch("gw-3", 2, kT0 + 10 * kSec)};
+  fleet.on_batch("lab", "gw-3", 3, 2, kT0 + 20 * kSec, next.events);
+  fleet.take_commit(kT0 + 20 * kSec, next.events, next.seq_lines);
+  commit(std::move(next));
+  auto changed = reader_->fleet_changes(first);
+  ASSERT_TRUE(changed.ok()) << changed.error().message;
+  if (keeps_revisions) {
+    EXPECT_FALSE(changed.value().complete);
+    EXPECT_GT(changed.value().revision, first);
+    ASSERT_EQ(changed.value().devices.size(), 2u);
+    EXPECT_EQ(changed.value().devices[0].device, "gw-2");
+    EXPECT_FALSE(changed.value().devices[0].last_status.empty());
+    EXPECT_EQ(changed.value().devices[1].device, "gw-3");
+    ASSERT_TRUE(changed.value().devices[1].seq_line.has_value());
+    EXPECT_EQ(changed.value().devices[1].seq_line->max_seq, 2u);
+    EXPECT_EQ(changed.value().devices[1].readings, 100u);
+    EXPECT_FALSE(changed.value().dlq_topics.has_value()) << "the DLQ did not change";
+  } else {
+    EXPECT_TRUE(changed.value().complete);
+    EXPECT_EQ(changed.value().devices.size(), 3u);
+  }
+  const uint64_t second = changed.value().revision;
+
+  // Nothing committed since: nothing changed.
+  auto same = reader_->fleet_changes(second);
+  ASSERT_TRUE(same.ok());
+  if (keeps_revisions) {
+    EXPECT_FALSE(same.value().complete);
+    EXPECT_TRUE(same.value().devices.empty());
+    EXPECT_EQ(same.value().revision, second);
+  }
+
+  // A DLQ entry for a device, and retention removing the first: the topics come each time.
+  Transaction bad;
+  bad.dlq = {dead("outpost/v1/lab/gw-2/data", common::Reason::kNotDecodable, kT0 + 30 * kSec)};
+  commit(std::move(bad));
+  auto with_dlq = reader_->fleet_changes(second);
+  ASSERT_TRUE(with_dlq.ok());
+  ASSERT_TRUE(with_dlq.value().dlq_topics.has_value());
+  EXPECT_EQ(with_dlq.value().dlq_topics->size(), 2u);
+  if (keeps_revisions) {
+    EXPECT_TRUE(with_dlq.value().devices.empty());
+  }
+  auto removed = sink_->expire(INT64_MIN, kT0 + 1, INT64_MIN, 1000);
+  ASSERT_TRUE(removed.ok()) << removed.error().message;
+  EXPECT_EQ(removed.value(), 1u);
+  auto after_expiry = reader_->fleet_changes(with_dlq.value().revision);
+  ASSERT_TRUE(after_expiry.ok());
+  ASSERT_TRUE(after_expiry.value().dlq_topics.has_value());
+  EXPECT_EQ(*after_expiry.value().dlq_topics,
+            (std::map<std::string, uint64_t>{{"outpost/v1/lab/gw-2/data", 1}}));
+
+  // A revision this database never gave (another file's): a complete read.
+  auto foreign = reader_->fleet_changes(after_expiry.value().revision + 1000);
+  ASSERT_TRUE(foreign.ok());
+  EXPECT_TRUE(foreign.value().complete);
+  EXPECT_EQ(foreign.value().devices.size(), 3u);
+}
+
 class PresenceTest : public ReaderTest {
  protected:
   void status(common::DeviceState state, int64_t now_us) {

@@ -269,6 +269,46 @@ TEST_F(SinkTest, ADatabaseWithoutLastDataGetsItFromTheBatchesLedger) {
   EXPECT_EQ(devices.value()[0].last_data_us, 10'000);
 }
 
+TEST_F(SinkTest, ADatabaseOfSchemaOneGetsChangeRevisionsAndReadsCompleteFirst) {
+  {
+    auto sink = open();
+    Transaction tx;
+    tx.batches = {sample("gw-1", 1), sample("gw-2", 1)};
+    ASSERT_TRUE(sink->commit(tx).ok());
+  }
+  // Version 1: no devices.changed, no index on it, no revision in meta.
+  run_sql(dir_ / "c.db",
+          "DROP INDEX devices_by_changed; ALTER TABLE devices DROP COLUMN changed; "
+          "DELETE FROM meta WHERE key IN ('revision', 'dlq_revision'); PRAGMA user_version = 1;");
+
+  auto reader = read();
+  ASSERT_NE(reader, nullptr);
+  auto all = reader->fleet_changes(0);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_TRUE(all.value().complete);
+  EXPECT_EQ(all.value().devices.size(), 2u);
+  EXPECT_EQ(all.value().revision, 0u);
+
+  auto sink = open();
+  ASSERT_NE(sink, nullptr);
+  Transaction tx;
+  tx.batches = {sample("gw-2", 2)};
+  ASSERT_TRUE(sink->commit(tx).ok());
+  // Revision 0 still means "all of it"; after the first revision of the migrated file, gw-2.
+  auto again = reader->fleet_changes(0);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again.value().complete);
+  ASSERT_EQ(again.value().revision, 1u);
+  tx.batches = {sample("gw-2", 3)};
+  ASSERT_TRUE(sink->commit(tx).ok());
+  auto changed = reader->fleet_changes(1);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_FALSE(changed.value().complete);
+  ASSERT_EQ(changed.value().devices.size(), 1u);
+  EXPECT_EQ(changed.value().devices[0].device, "gw-2");
+  EXPECT_EQ(changed.value().revision, 2u);
+}
+
 TEST_F(SinkTest, ADatabaseOfANewerSchemaIsRefusedNamingItsVersion) {
   ASSERT_NE(open(), nullptr);
   run_sql(dir_ / "c.db", "PRAGMA user_version = 99;");

@@ -2,9 +2,10 @@
 // the live stream's messages. Transport-free: the console server (console_server.h) routes
 // requests here and sends what it returns; tests call it directly.
 //
-// Used by one thread at a time (the console's): it owns a cache of the fleet, read again from
-// the Reader when it is older than a second, so that paging and filtering 100,000 devices does
-// not read the database on every request.
+// Used by one thread at a time (the console's): it keeps the fleet in memory and, when that is
+// older than a second, applies what changed since (Reader::fleet_changes: only the changed
+// devices on a backend that records revisions), so that paging and filtering 100,000 devices
+// reads neither the database nor every device on each request.
 #pragma once
 
 #include <cstdint>
@@ -108,6 +109,12 @@ class ConsoleApi {
   std::vector<ConsoleDevice> fleet_;
   std::unordered_map<std::string_view, std::size_t> index_;  // device -> position in fleet_
   int64_t refreshed_us_ = 0;
+  uint64_t revision_ = 0;  // the Reader's revision of the last read (FleetChanges)
+  std::unordered_map<std::string, uint64_t> dlq_of_;  // device -> its DLQ entries
+  // Positions in fleet_ of the devices reads have changed since the last poll (all_changed_:
+  // every device, after a complete read).
+  std::vector<std::size_t> changed_;
+  bool all_changed_ = true;
   bool polled_ = false;
   bool refresh_wanted_ = false;
   int64_t last_event_id_ = 0;

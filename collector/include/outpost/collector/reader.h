@@ -160,12 +160,31 @@ struct SeriesBucket {
   uint64_t count = 0;  // numeric readings in it (>= 1: empty buckets are left out)
 };
 
+// What changed in the fleet since an earlier read (Reader::fleet_changes): the console keeps
+// the fleet in memory and applies these instead of reading every device again.
+struct FleetChanges {
+  // true: `devices` holds every device (a full read: replace what you hold); false: only the
+  // devices whose row or sequence line changed after the revision asked for.
+  bool complete = true;
+  std::vector<DeviceRow> devices;  // each with its seq_line when it has one
+  // DLQ entries per topic (Reader::dlq_topics); set on a complete read and whenever the DLQ
+  // may have changed since the revision asked for, else left empty (what you hold is right).
+  std::optional<std::map<std::string, uint64_t>> dlq_topics;
+  // Pass this to the next call. 0: the backend keeps no revisions (every read is complete).
+  uint64_t revision = 0;
+};
+
 class Reader {
  public:
   virtual ~Reader() = default;
 
   // Every device, ordered by site, then device.
   virtual common::Result<std::vector<DeviceRow>, SinkError> devices() = 0;
+
+  // The devices changed after `revision` (one an earlier call returned; 0: every device), with
+  // their sequence lines, and the DLQ's topics if it changed: one consistent snapshot. This
+  // default reads everything (complete); a backend that records revisions returns less.
+  virtual common::Result<FleetChanges, SinkError> fleet_changes(uint64_t revision);
 
   // Every device's sequence line as the last commit left it (what the FleetTracker restores at
   // start: fleet.h), holes ordered by first seq. Devices stored before lines were have none.

@@ -26,6 +26,9 @@ class SqliteReader final : public Reader {
 
   common::Result<std::vector<DeviceRow>, SinkError> devices() override;
   common::Result<std::vector<SeqLineState>, SinkError> seq_lines() override;
+  // Devices changed after `revision` (devices.changed, set by every commit that touches a
+  // device): an index range, not a read of every device.
+  common::Result<FleetChanges, SinkError> fleet_changes(uint64_t revision) override;
   common::Status<SinkError> query_readings(
       const ReadingQuery& query, const std::function<void(const ReadingRow&)>& row) override;
   common::Status<SinkError> query_logs(const LogQuery& query,
