@@ -115,18 +115,17 @@ bool add_last_data_us(Database& db) {
 }
 
 // Version 2: devices.changed, the revision of the last commit that changed the device's row or
-// sequence line (meta 'revision' is the newest commit's), indexed, so that a reader can ask for
-// what changed since it last looked. Devices of an older file start at 0.
+// sequence line (meta 'revision' is the newest commit's), so that a reader can ask for what
+// changed since it last looked. Not indexed: an index would cost every commit about a tenth
+// more on small messages (each changes the key of every device it touches), for a read that
+// scans 100,000 devices in about 15 ms. Devices of an older file start at 0.
 bool add_changed(Database& db) {
   Statement has(
       db.prepare("SELECT count(*) FROM pragma_table_info('devices') WHERE name = 'changed'"));
   if (!has.ok() || has.step() != SQLITE_ROW) return false;
   const bool present = has.integer(0) > 0;
   has.reset();
-  if (!present && !db.exec("ALTER TABLE devices ADD COLUMN changed INTEGER NOT NULL DEFAULT 0")) {
-    return false;
-  }
-  return db.exec("CREATE INDEX IF NOT EXISTS devices_by_changed ON devices (changed)");
+  return present || db.exec("ALTER TABLE devices ADD COLUMN changed INTEGER NOT NULL DEFAULT 0");
 }
 
 constexpr bool (*kMigrations[])(Database&) = {add_last_data_us, add_changed};

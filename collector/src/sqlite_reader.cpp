@@ -85,17 +85,22 @@ Result<std::unique_ptr<SqliteReader>, SinkError> SqliteReader::open(const std::s
 
 namespace {
 
-// The devices matching `where` (an SQL condition on the devices table, with ?1 bound to
-// `after`; "" = all), ordered by site, then device.
+// The condition "<column> is one of `ids`" (a JSON array of device ids, bound to ?1), or none.
+std::string of_ids(const std::string* ids, const char* column) {
+  return ids ? std::string(" WHERE ") + column + " IN (SELECT value FROM json_each(?1))" : "";
+}
+
+// The devices whose ids are in `ids` (a JSON array; null: every device), ordered by site, then
+// device.
 Result<std::vector<DeviceRow>, SinkError> read_devices(sqlite_db::Database& db,
-                                                       const std::string& where, int64_t after) {
+                                                       const std::string* ids) {
   std::vector<DeviceRow> out;
   Statement q(db.prepare(
       "SELECT device, site, first_seen_us, last_seen_us, state, epoch, readings, logs, batches, "
       "duplicates, gaps, last_status, last_data_us FROM devices" +
-      (where.empty() ? "" : " WHERE " + where) + " ORDER BY site, device"));
+      of_ids(ids, "id") + " ORDER BY site, device"));
   if (!q.ok()) return db.error("cannot list devices");
-  if (!where.empty()) q.bind(1, after);
+  if (ids) q.bind(1, std::string_view(*ids));
   int rc;
   while ((rc = q.step()) == SQLITE_ROW) {
     DeviceRow d;
@@ -119,22 +124,19 @@ Result<std::vector<DeviceRow>, SinkError> read_devices(sqlite_db::Database& db,
   return out;
 }
 
-// The sequence lines of the devices matching `where` (as read_devices; seq_lines has none of
-// the devices table's column names), holes by first seq.
+// The sequence lines of the devices whose ids are in `ids` (as read_devices), holes by first
+// seq.
 Result<std::vector<SeqLineState>, SinkError> read_seq_lines(sqlite_db::Database& db,
-                                                            const std::string& where,
-                                                            int64_t after) {
+                                                            const std::string* ids) {
   std::vector<SeqLineState> out;
   std::map<int64_t, std::size_t> index;  // device id -> position in out
-  const std::string of_devices =
-      where.empty() ? "" : " WHERE device_id IN (SELECT id FROM devices WHERE " + where + ")";
   {
     Statement q(db.prepare(
         "SELECT l.device_id, d.device, d.site, l.max_seq, l.epochs, l.retired FROM seq_lines l "
         "JOIN devices d ON d.id = l.device_id" +
-        (where.empty() ? "" : " WHERE " + where) + " ORDER BY l.device_id"));
+        of_ids(ids, "l.device_id") + " ORDER BY l.device_id"));
     if (!q.ok()) return db.error("cannot read sequence lines");
-    if (!where.empty()) q.bind(1, after);
+    if (ids) q.bind(1, std::string_view(*ids));
     int rc;
     while ((rc = q.step()) == SQLITE_ROW) {
       SeqLineState line;
@@ -150,9 +152,9 @@ Result<std::vector<SeqLineState>, SinkError> read_seq_lines(sqlite_db::Database&
   }
   Statement q(db.prepare(
       "SELECT device_id, first_seq, last_seq, epoch, since_us, reported_us FROM seq_holes" +
-      of_devices + " ORDER BY device_id, first_seq"));
+      of_ids(ids, "device_id") + " ORDER BY device_id, first_seq"));
   if (!q.ok()) return db.error("cannot read sequence holes");
-  if (!where.empty()) q.bind(1, after);
+  if (ids) q.bind(1, std::string_view(*ids));
   int rc;
   while ((rc = q.step()) == SQLITE_ROW) {
     auto it = index.find(q.integer(0));
@@ -179,11 +181,11 @@ Result<int64_t, SinkError> meta_number(sqlite_db::Database& db, const char* key)
 }  // namespace
 
 Result<std::vector<DeviceRow>, SinkError> SqliteReader::devices() {
-  return read_devices(*db_, "", 0);
+  return read_devices(*db_, nullptr);
 }
 
 Result<std::vector<SeqLineState>, SinkError> SqliteReader::seq_lines() {
-  return read_seq_lines(*db_, "", 0);
+  return read_seq_lines(*db_, nullptr);
 }
 
 Result<FleetChanges, SinkError> SqliteReader::fleet_changes(uint64_t revision) {
@@ -202,22 +204,40 @@ Result<FleetChanges, SinkError> SqliteReader::fleet_changes(uint64_t revision) {
   const auto latest = static_cast<uint64_t>(now.value());
   // Nothing recorded yet, or a revision from another file (restored from a backup): all of it.
   const bool complete = revision == 0 || revision > latest;
-  const std::string where = complete ? "" : "changed > ?1";
-  const auto after = static_cast<int64_t>(complete ? 0 : revision);
   FleetChanges out;
   out.complete = complete;
   out.revision = latest;
-  auto rows = read_devices(db, where, after);
-  if (!rows.ok()) return rows.error();
-  out.devices = std::move(rows).value();
-  auto lines = read_seq_lines(db, where, after);
-  if (!lines.ok()) return lines.error();
-  std::unordered_map<std::string_view, DeviceRow*> by_name;
-  by_name.reserve(out.devices.size());
-  for (DeviceRow& d : out.devices) by_name.emplace(d.device, &d);
-  for (SeqLineState& line : lines.value()) {
-    if (auto it = by_name.find(line.device); it != by_name.end()) {
-      it->second->seq_line = std::move(line);
+  // Which devices changed: one scan of devices.changed (unindexed: an index would cost every
+  // commit more than the console's reads of it, once a second at most, cost without one).
+  std::string ids;
+  std::size_t changed = 0;
+  if (!complete) {
+    Statement q(db.prepare("SELECT id FROM devices WHERE changed > ?1"));
+    if (!q.ok()) return db.error("cannot list changed devices");
+    q.bind(1, static_cast<int64_t>(revision));
+    int rc;
+    ids = "[";
+    while ((rc = q.step()) == SQLITE_ROW) {
+      if (changed++) ids += ',';
+      ids += std::to_string(q.integer(0));
+    }
+    if (rc != SQLITE_DONE) return db.error("cannot list changed devices");
+    ids += ']';
+  }
+  if (complete || changed > 0) {
+    const std::string* which = complete ? nullptr : &ids;
+    auto rows = read_devices(db, which);
+    if (!rows.ok()) return rows.error();
+    out.devices = std::move(rows).value();
+    auto lines = read_seq_lines(db, which);
+    if (!lines.ok()) return lines.error();
+    std::unordered_map<std::string_view, DeviceRow*> by_name;
+    by_name.reserve(out.devices.size());
+    for (DeviceRow& d : out.devices) by_name.emplace(d.device, &d);
+    for (SeqLineState& line : lines.value()) {
+      if (auto it = by_name.find(line.device); it != by_name.end()) {
+        it->second->seq_line = std::move(line);
+      }
     }
   }
   if (complete || static_cast<uint64_t>(dlq_now.value()) > revision) {

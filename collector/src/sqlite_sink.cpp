@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "outpost/common/json.h"
 #include "sqlite_db.h"
@@ -51,6 +52,7 @@ struct SqliteSink::Impl {
   // is set to for every device it changes, so a reader can ask for what changed (Reader::
   // fleet_changes). 0 outside a transaction.
   int64_t revision_ = 0;
+  std::unordered_set<int64_t> marked_;  // devices this transaction has set changed of
   // The statements run once or more per message, held here (they live in the connection's
   // cache): looking one up by its text costs a string and a hash of it each time. Null until
   // first used, and again if it did not prepare (the step then fails with SQLite's message).
@@ -89,7 +91,7 @@ struct SqliteSink::Impl {
   Status<SinkError> begin_revision();
   // Records revision_ as the newest (and, with `dlq_changed`, as the DLQ's last change).
   Status<SinkError> record_revision(bool dlq_changed);
-  // Sets device `id`'s changed to revision_ (if another statement has not already).
+  // Sets device `id`'s changed to revision_, unless this transaction already has.
   Status<SinkError> mark_changed(int64_t id);
 };
 
@@ -99,6 +101,7 @@ Status<SinkError> SqliteSink::Impl::begin_revision() {
   const int rc = q.step();
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db->error("cannot read the revision");
   revision_ = (rc == SQLITE_ROW ? q.integer(0) : 0) + 1;
+  marked_.clear();
   return {};
 }
 
@@ -113,6 +116,7 @@ Status<SinkError> SqliteSink::Impl::record_revision(bool dlq_changed) {
 }
 
 Status<SinkError> SqliteSink::Impl::mark_changed(int64_t id) {
+  if (!marked_.insert(id).second) return {};
   Statement up(db->prepare("UPDATE devices SET changed = ?1 WHERE id = ?2 AND changed <> ?1"));
   up.bind(1, revision_);
   up.bind(2, id);
@@ -188,6 +192,7 @@ Result<int64_t, SinkError> SqliteSink::Impl::device_id(const std::string& site,
   ins.bind(5, revision_);
   if (ins.step() != SQLITE_DONE) return db->error("cannot add device " + device);
   const int64_t id = sqlite3_last_insert_rowid(db->handle());
+  marked_.insert(id);
   device_ids_.emplace(device, id);
   return id;
 }
@@ -398,6 +403,7 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
     up.bind(9, revision_);
     up.bind(10, id);
     if (up.step() != SQLITE_DONE) return db->error("cannot update a device");
+    marked_.insert(id);
   }
 
   for (const StatusItem& st : tx.statuses) {
@@ -415,6 +421,7 @@ Result<CommitResult, SinkError> SqliteSink::Impl::write(const Transaction& tx) {
     up.bind(4, revision_);
     up.bind(5, dev.value());
     if (up.step() != SQLITE_DONE) return db->error("cannot update a device status");
+    marked_.insert(dev.value());
   }
 
   for (const EventItem& ev : tx.events) {
