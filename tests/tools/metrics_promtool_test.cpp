@@ -2,6 +2,15 @@
 // base units with `_total` last on counters, HELP and TYPE on every family. The page builders
 // are rendered with every counter non-zero and the histogram filled, so no family is left out.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <regex>
+#include <set>
+#include <string>
+#include <utility>
 
 #include "outpost/agent/metrics.h"
 #include "outpost/collector/counters.h"
@@ -63,8 +72,7 @@ TEST(MetricsPromtool, AgentPagePasses) {
   EXPECT_EQ(promtool_problems(agent::render_metrics(agent::MetricsSnapshot{})), "");
 }
 
-TEST(MetricsPromtool, CollectorPagePassesWithWebhooksAndHistogram) {
-  REQUIRE_PROMTOOL();
+std::string busy_collector_page() {
   collector::Counters c;
   uint64_t v = 1;
   for (auto* counter : {&c.received,        &c.replayed,
@@ -94,12 +102,69 @@ TEST(MetricsPromtool, CollectorPagePassesWithWebhooksAndHistogram) {
   live.webhooks = collector::WebhookStats{7, 3, 2, 1};
   live.fleet_leader = true;
   live.leader_rounds = 12;
-  const std::string text = collector::metrics_text(c, live);
+  return collector::metrics_text(c, live);
+}
+
+TEST(MetricsPromtool, CollectorPagePassesWithWebhooksAndHistogram) {
+  REQUIRE_PROMTOOL();
+  const std::string text = busy_collector_page();
   ASSERT_NE(text.find("outpost_collector_commit_seconds_total 2.500000\n"), std::string::npos);
   ASSERT_NE(text.find("outpost_collector_reading_latency_seconds_bucket{le=\"+Inf\"}"),
             std::string::npos);
   EXPECT_EQ(promtool_problems(text), "") << text;
   EXPECT_EQ(promtool_problems(collector::metrics_text(collector::Counters{}, {})), "");
+}
+
+// promtool's output and exit code for `args` ("" and 0 when it passes).
+std::pair<int, std::string> promtool(const std::string& args) {
+  const std::string cmd = std::string(test_support::kPromtool) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return {-1, "cannot run " + cmd};
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// The alerting rules operators install (packaging/prometheus) load, and their unit tests
+// (tests/tools/alert_rules_test.yml: each alert fires when it should and not before) pass.
+TEST(MetricsPromtool, AlertRulesLoadAndPassTheirUnitTests) {
+  REQUIRE_PROMTOOL();
+  const auto [check, check_out] = promtool("check rules " OUTPOST_ALERT_RULES);
+  EXPECT_EQ(check, 0) << check_out;
+  const auto [test, test_out] = promtool("test rules " OUTPOST_ALERT_RULES_TEST);
+  EXPECT_EQ(test, 0) << test_out;
+}
+
+// Every metric the rules name is one the programs serve: a renamed metric would otherwise leave
+// an alert that can never fire.
+TEST(MetricsPromtool, AlertRulesNameOnlyMetricsTheProgramsServe) {
+  std::ifstream in(OUTPOST_ALERT_RULES);
+  ASSERT_TRUE(in) << OUTPOST_ALERT_RULES;
+  const std::string rules((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string pages = agent::render_metrics(busy_agent()) + busy_collector_page();
+  const std::regex name(R"(outpost_(agent|collector)_[a-z_]+)");
+  std::set<std::string> named;
+  for (auto it = std::sregex_iterator(rules.begin(), rules.end(), name);
+       it != std::sregex_iterator(); ++it) {
+    std::string family = it->str();
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      const std::string sfx(suffix);
+      if (family.size() > sfx.size() &&
+          family.compare(family.size() - sfx.size(), sfx.size(), sfx) == 0 &&
+          pages.find("# TYPE " + family.substr(0, family.size() - sfx.size()) + " histogram") !=
+              std::string::npos) {
+        family.resize(family.size() - sfx.size());
+      }
+    }
+    named.insert(family);
+  }
+  EXPECT_GE(named.size(), 15u) << "the rules name fewer metrics than expected: is the file right?";
+  for (const std::string& family : named) {
+    EXPECT_NE(pages.find("# TYPE " + family + " "), std::string::npos)
+        << family << " is in the alerting rules but on neither program's /metrics page";
+  }
 }
 
 // The linter itself: a page it must refuse, so the tests above cannot pass by accident.
