@@ -157,6 +157,26 @@ UPDATE devices d SET last_data_us = b.last_data_us
         GROUP BY device_id) b
   WHERE b.device_id = d.id;
 )sql",
+    // 4: a `changed` column (the id of the transaction that last wrote the row) on the rows a
+    // device's fleet entry is made of, set on insert by its default and on every update by a
+    // trigger, whichever collector or tool writes it, so that a reader can ask for the devices
+    // changed since an earlier snapshot (Reader::fleet_changes). Not indexed, as in SQLite.
+    R"sql(
+ALTER TABLE devices ADD COLUMN changed xid8 NOT NULL DEFAULT pg_current_xact_id();
+ALTER TABLE device_counts ADD COLUMN changed xid8 NOT NULL DEFAULT pg_current_xact_id();
+ALTER TABLE seq_lines ADD COLUMN changed xid8 NOT NULL DEFAULT pg_current_xact_id();
+CREATE FUNCTION outpost_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.changed := pg_current_xact_id();
+  RETURN NEW;
+END $$;
+CREATE TRIGGER devices_changed BEFORE UPDATE ON devices
+  FOR EACH ROW EXECUTE FUNCTION outpost_touch();
+CREATE TRIGGER device_counts_changed BEFORE UPDATE ON device_counts
+  FOR EACH ROW EXECUTE FUNCTION outpost_touch();
+CREATE TRIGGER seq_lines_changed BEFORE UPDATE ON seq_lines
+  FOR EACH ROW EXECUTE FUNCTION outpost_touch();
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);

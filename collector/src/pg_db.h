@@ -20,7 +20,7 @@
 namespace outpost::collector::pg_db {
 
 // The schema version this build creates and reads (the schema_version table).
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // pg_try_advisory_lock key the shared-mode leader holds on its session ("outpost" in ASCII + 1;
 // the schema migrations' transaction lock is "outpost").

@@ -1,7 +1,10 @@
 // The Reader over PostgreSQL: devices, readings, the DLQ, events and counts for the operator
 // tools and the collector's start-up.
 #include <algorithm>
+#include <charconv>
 #include <map>
+#include <string_view>
+#include <unordered_map>
 
 #include "outpost/collector/postgres.h"
 #include "pg_db.h"
@@ -137,16 +140,25 @@ Result<std::unique_ptr<PostgresReader>, SinkError> PostgresReader::open(
   "duplicates FROM device_counts WINDOW w AS (PARTITION BY device_id) ORDER BY device_id, " \
   "last_seen_us DESC)"
 
-Result<std::vector<DeviceRow>, SinkError> PostgresReader::devices() {
-  auto r = db_->exec("cannot list devices",
-                     "SELECT d.device, d.site, d.first_seen_us, greatest(d.last_seen_us, "
-                     "c.last_seen_us), d.state, coalesce(c.epoch, d.epoch), d.readings + "
-                     "coalesce(c.readings, 0), d.logs + coalesce(c.logs, 0), d.batches + "
-                     "coalesce(c.batches, 0), d.duplicates + coalesce(c.duplicates, 0), d.gaps, "
-                     "d.last_status, greatest(d.last_data_us, c.last_data_us) FROM devices d LEFT "
-                     "JOIN " DEVICE_COUNTS
-                     " c ON c.device_id = d.id ORDER BY d.site COLLATE \"C\", d.device COLLATE "
-                     "\"C\"");
+namespace {
+
+// The devices whose ids are in `ids` (an array literal, "{1,2}"; null: every device), ordered by
+// site, then device.
+Result<std::vector<DeviceRow>, SinkError> read_devices(pg_db::Connection& db,
+                                                       const std::string* ids) {
+  Params params;
+  if (ids) params.push_back(*ids);
+  auto r = db.exec(
+      "cannot list devices",
+      std::string("SELECT d.device, d.site, d.first_seen_us, greatest(d.last_seen_us, "
+                  "c.last_seen_us), d.state, coalesce(c.epoch, d.epoch), d.readings + "
+                  "coalesce(c.readings, 0), d.logs + coalesce(c.logs, 0), d.batches + "
+                  "coalesce(c.batches, 0), d.duplicates + coalesce(c.duplicates, 0), d.gaps, "
+                  "d.last_status, greatest(d.last_data_us, c.last_data_us) FROM devices d LEFT "
+                  "JOIN " DEVICE_COUNTS " c ON c.device_id = d.id") +
+          (ids ? " WHERE d.id = ANY($1::bigint[])" : "") +
+          " ORDER BY d.site COLLATE \"C\", d.device COLLATE \"C\"",
+      params);
   if (!r.ok()) return r.error();
   const Res& q = r.value();
   std::vector<DeviceRow> out;
@@ -171,11 +183,19 @@ Result<std::vector<DeviceRow>, SinkError> PostgresReader::devices() {
   return out;
 }
 
-Result<std::vector<SeqLineState>, SinkError> PostgresReader::seq_lines() {
-  auto lines = db_->exec("cannot read sequence lines",
-                         "SELECT l.device_id, d.device, d.site, l.max_seq, l.epochs, l.retired "
-                         "FROM seq_lines l JOIN devices d ON d.id = l.device_id ORDER BY "
-                         "l.device_id");
+// The sequence lines of the devices whose ids are in `ids` (as read_devices), holes by first
+// seq.
+Result<std::vector<SeqLineState>, SinkError> read_seq_lines(pg_db::Connection& db,
+                                                            const std::string* ids) {
+  Params params;
+  if (ids) params.push_back(*ids);
+  auto lines =
+      db.exec("cannot read sequence lines",
+              std::string("SELECT l.device_id, d.device, d.site, l.max_seq, l.epochs, "
+                          "l.retired FROM seq_lines l JOIN devices d ON d.id = "
+                          "l.device_id") +
+                  (ids ? " WHERE l.device_id = ANY($1::bigint[])" : "") + " ORDER BY l.device_id",
+              params);
   if (!lines.ok()) return lines.error();
   std::vector<SeqLineState> out;
   std::map<int64_t, std::size_t> index;  // device id -> position in out
@@ -190,9 +210,12 @@ Result<std::vector<SeqLineState>, SinkError> PostgresReader::seq_lines() {
     index[q.integer(i, 0)] = out.size();
     out.push_back(std::move(line));
   }
-  auto holes = db_->exec("cannot read sequence holes",
-                         "SELECT device_id, first_seq, last_seq, epoch, since_us, reported_us "
-                         "FROM seq_holes ORDER BY device_id, first_seq");
+  auto holes = db.exec("cannot read sequence holes",
+                       std::string("SELECT device_id, first_seq, last_seq, epoch, since_us, "
+                                   "reported_us FROM seq_holes") +
+                           (ids ? " WHERE device_id = ANY($1::bigint[])" : "") +
+                           " ORDER BY device_id, first_seq",
+                       params);
   if (!holes.ok()) return holes.error();
   const Res& h = holes.value();
   for (int i = 0; i < h.rows(); ++i) {
@@ -202,6 +225,74 @@ Result<std::vector<SeqLineState>, SinkError> PostgresReader::seq_lines() {
         SeqHole{static_cast<uint64_t>(h.integer(i, 1)), static_cast<uint64_t>(h.integer(i, 2)),
                 static_cast<uint64_t>(h.integer(i, 3)), h.integer(i, 4), h.integer(i, 5)});
   }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<DeviceRow>, SinkError> PostgresReader::devices() {
+  return read_devices(*db_, nullptr);
+}
+
+Result<std::vector<SeqLineState>, SinkError> PostgresReader::seq_lines() {
+  return read_seq_lines(*db_, nullptr);
+}
+
+Result<FleetChanges, SinkError> PostgresReader::fleet_changes(uint64_t revision) {
+  pg_db::Connection& db = *db_;
+  // One snapshot for all of it. Its xmin is the revision handed back: every transaction this
+  // snapshot does not see has an id at least that, so the rows the next call finds with
+  // changed >= it include every change made after this read (and a few seen already).
+  if (auto b = db.exec("cannot begin a read", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      !b.ok()) {
+    return b.error();
+  }
+  struct End {
+    pg_db::Connection& db;
+    ~End() { db.rollback(); }  // read only: nothing to keep
+  } end{db};
+  auto snap =
+      db.exec("cannot read the snapshot", "SELECT pg_snapshot_xmin(pg_current_snapshot())::text");
+  if (!snap.ok()) return snap.error();
+  uint64_t latest = 0;
+  const std::string xmin = snap.value().text(0, 0);
+  std::from_chars(xmin.data(), xmin.data() + xmin.size(), latest);
+  // A revision from another database (restored, or a new cluster) is past this one's: all.
+  const bool complete = revision == 0 || revision > latest;
+  FleetChanges out;
+  out.complete = complete;
+  out.revision = latest;
+  std::string ids;
+  if (!complete) {
+    auto r = db.exec("cannot list changed devices",
+                     "SELECT coalesce(array_agg(id), '{}')::text FROM (SELECT id FROM devices "
+                     "WHERE changed >= $1::xid8 UNION SELECT device_id FROM device_counts WHERE "
+                     "changed >= $1::xid8 UNION SELECT device_id FROM seq_lines WHERE changed >= "
+                     "$1::xid8) c",
+                     {std::to_string(revision)});
+    if (!r.ok()) return r.error();
+    ids = r.value().text(0, 0);
+  }
+  if (complete || ids != "{}") {
+    const std::string* which = complete ? nullptr : &ids;
+    auto rows = read_devices(db, which);
+    if (!rows.ok()) return rows.error();
+    out.devices = std::move(rows).value();
+    auto lines = read_seq_lines(db, which);
+    if (!lines.ok()) return lines.error();
+    std::unordered_map<std::string_view, DeviceRow*> by_name;
+    by_name.reserve(out.devices.size());
+    for (DeviceRow& d : out.devices) by_name.emplace(d.device, &d);
+    for (SeqLineState& line : lines.value()) {
+      if (auto it = by_name.find(line.device); it != by_name.end()) {
+        it->second->seq_line = std::move(line);
+      }
+    }
+  }
+  // The DLQ keeps no revision here: its counts by topic come with every read.
+  auto topics = dlq_topics();
+  if (!topics.ok()) return topics.error();
+  out.dlq_topics = std::move(topics).value();
   return out;
 }
 

@@ -193,9 +193,9 @@ TEST_F(PostgresSinkTest, AnUnreachableServerIsTransientAtOpenAndABadDsnIsNot) {
 
 TEST_F(PostgresSinkTest, TheSchemaIsVersionedAndANewerOneIsRefused) {
   ASSERT_NE(open(), nullptr);
-  EXPECT_EQ(sql("SELECT max(version) FROM schema_version"), "3");
+  EXPECT_EQ(sql("SELECT max(version) FROM schema_version"), "4");
   ASSERT_NE(open(), nullptr);  // opening again migrates nothing
-  EXPECT_EQ(sql("SELECT count(*) FROM schema_version"), "3");
+  EXPECT_EQ(sql("SELECT count(*) FROM schema_version"), "4");
   sql("INSERT INTO schema_version VALUES (99, 0)");
   auto s = PostgresSink::open(options());
   ASSERT_FALSE(s.ok());
@@ -428,8 +428,9 @@ TEST_F(PostgresSinkTest, OneFleetStoreLeadsAtATimeAndARoundCommitsOrLeavesItsRow
 }
 
 // Version 3 adds each device's newest reading batch: a version 2 database gets it from the
-// ledger (reading batches only, not logs or statuses).
-TEST_F(PostgresSinkTest, MigratingToVersion3FillsTheLastDataTimeFromTheLedger) {
+// ledger (reading batches only, not logs or statuses). Version 4 adds the changed columns and
+// their triggers: after it, a reader is given only the devices written since its last read.
+TEST_F(PostgresSinkTest, MigratingFromVersion2FillsTheLastDataTimeAndTracksChanges) {
   {
     auto sink = open();
     ASSERT_NE(sink, nullptr);
@@ -441,15 +442,20 @@ TEST_F(PostgresSinkTest, MigratingToVersion3FillsTheLastDataTimeFromTheLedger) {
     ASSERT_TRUE(sink->commit(tx).ok());
   }
   // What a version 2 schema was.
+  sql("DROP TRIGGER devices_changed ON devices; DROP TRIGGER device_counts_changed ON "
+      "device_counts; DROP TRIGGER seq_lines_changed ON seq_lines; DROP FUNCTION outpost_touch; "
+      "ALTER TABLE devices DROP COLUMN changed; ALTER TABLE device_counts DROP COLUMN changed; "
+      "ALTER TABLE seq_lines DROP COLUMN changed");
   sql("ALTER TABLE devices DROP COLUMN last_data_us; ALTER TABLE device_counts DROP COLUMN "
-      "last_data_us; DELETE FROM schema_version WHERE version = 3");
+      "last_data_us; DELETE FROM schema_version WHERE version >= 3");
   auto old = PostgresReader::open(options());
   ASSERT_FALSE(old.ok());
   EXPECT_NE(old.error().message.find("schema version 2 is older"), std::string::npos)
       << old.error().message;
 
-  ASSERT_NE(open(), nullptr);
-  EXPECT_EQ(sql("SELECT max(version) FROM schema_version"), "3");
+  auto sink = open();
+  ASSERT_NE(sink, nullptr);
+  EXPECT_EQ(sql("SELECT max(version) FROM schema_version"), "4");
   auto devices = read()->devices();
   ASSERT_TRUE(devices.ok()) << devices.error().message;
   ASSERT_EQ(devices.value().size(), 2u);
@@ -457,6 +463,19 @@ TEST_F(PostgresSinkTest, MigratingToVersion3FillsTheLastDataTimeFromTheLedger) {
   EXPECT_EQ(devices.value()[0].last_data_us, 5'000);
   EXPECT_EQ(devices.value()[0].last_seen_us, 10'000);
   EXPECT_EQ(devices.value()[1].last_data_us, 0);  // logs only
+
+  auto reader = read();
+  auto all = reader->fleet_changes(0);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_TRUE(all.value().complete);
+  Transaction tx;
+  tx.statuses = {StatusItem{"lab", "gw-2", {}, 20'000}};
+  ASSERT_TRUE(sink->commit(tx).ok());
+  auto changed = reader->fleet_changes(all.value().revision);
+  ASSERT_TRUE(changed.ok()) << changed.error().message;
+  EXPECT_FALSE(changed.value().complete);
+  ASSERT_EQ(changed.value().devices.size(), 1u);
+  EXPECT_EQ(changed.value().devices[0].device, "gw-2");
 }
 
 // The last data time is counted where last_seen is: the devices row alone, or each collector's

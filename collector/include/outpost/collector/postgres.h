@@ -106,6 +106,7 @@ class PostgresReader final : public Reader {
 
   common::Result<std::vector<DeviceRow>, SinkError> devices() override;
   common::Result<std::vector<SeqLineState>, SinkError> seq_lines() override;
+  common::Result<FleetChanges, SinkError> fleet_changes(uint64_t revision) override;
   common::Status<SinkError> query_readings(
       const ReadingQuery& query, const std::function<void(const ReadingRow&)>& row) override;
   common::Status<SinkError> query_logs(const LogQuery& query,
