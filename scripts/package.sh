@@ -137,7 +137,9 @@ run_daemon() {
     echo "  skipped: a running $bin (port ${addr##*:} is taken on this machine)"
     return 0
   fi
-  $sudo runuser -u outpost -- "$bin" --config "$config" >"$build/package-run.log" 2>&1 &
+  # setpriv execs the daemon itself (runuser would stay its parent and take the SIGTERM).
+  $sudo setpriv --reuid=outpost --regid=outpost --init-groups -- "$bin" --config "$config" \
+    >"$build/package-run.log" 2>&1 &
   pid=$!
   if ! wait_for 15 curl -sf -o /dev/null "http://$addr/healthz"; then
     kill "$pid" 2>/dev/null || true
@@ -148,7 +150,9 @@ run_daemon() {
   wait "$pid" || code=$?
   [[ $code -eq 0 ]] || { cat "$build/package-run.log"; echo "  $bin exited $code"; return 1; }
   echo "  $bin ran on $config as outpost (/healthz 200, SIGTERM: exit 0)"
+  ran+=("$bin")
 }
+ran=()
 
 check_installed() {
   for p in "${packages[@]}"; do
@@ -157,7 +161,7 @@ check_installed() {
   done
   for b in outpost-agent outpost-collector outpost-sim outpost-wire; do
     check "/usr/bin/$b runs (--version: $(/usr/bin/$b --version 2>&1 | head -1))" \
-      /usr/bin/$b --version
+      quiet /usr/bin/$b --version
   done
   check "conffiles: /etc/outpost/agent.toml, collector.toml" \
     bash -c "dpkg-query -W -f '\${Conffiles}\n' outpost-agent | grep -q ' /etc/outpost/agent.toml ' &&
@@ -210,6 +214,11 @@ for b in outpost-agent outpost-collector outpost-sim outpost-wire; do
 done
 check "conffiles kept" test -f /etc/outpost/agent.toml -a -f /etc/outpost/collector.toml
 check "state kept (/var/lib/outpost)" test -d /var/lib/outpost
+# What the short runs above stored: purge is to remove it.
+for b in "${ran[@]}"; do
+  db=/var/lib/outpost/${b#outpost-}.db
+  check "$db (written by the run) kept" test -f "$db"
+done
 for u in outpost-agent outpost-collector; do
   check "$u.service gone from /lib/systemd/system" absent "/lib/systemd/system/$u.service"
 done
