@@ -39,6 +39,9 @@ if [[ $install_test -eq 1 && $(id -u) -ne 0 ]]; then
   sudo=sudo
 fi
 
+# The manual pages are made by help2man (cmake/Packaging.cmake): without it the packages lack them.
+command -v help2man >/dev/null || fail "no help2man: scripts/install-deps.sh installs it"
+
 step "configure and build ($build)"
 configure=(cmake -S . -B "$build")
 # A fresh tree is configured as the README test command configures it, so that it serves both.
