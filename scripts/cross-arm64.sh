@@ -5,7 +5,8 @@
 # with cmake/toolchain-aarch64-linux-gnu.cmake, builds, runs `ctest -L unit` and prints how
 # long each phase took. Idempotent; touches apt only for what is missing.
 #   scripts/cross-arm64.sh             install, configure, build, unit tests
-#   scripts/cross-arm64.sh --package   also the arm64 .deb packages (CPack), into build-arm64/
+#   scripts/cross-arm64.sh --package   also the arm64 .deb packages (CPack), into
+#                                      build-arm64/packages/ (cmake/Packaging.cmake)
 # Environment: OUTPOST_ARM64_BUILD_DIR (default build-arm64), JOBS (default nproc);
 # ccache is used when installed (CCACHE_DISABLE=1 for a cold build).
 set -euo pipefail
@@ -122,15 +123,25 @@ ctest --test-dir "$build" --output-on-failure -j "$jobs" -L unit -E "$qemu_exclu
 
 if [[ $package -eq 1 ]]; then
   phase package
-  if ! grep -q '^CPACK_' "$build/CMakeCache.txt" && [[ ! -f "$build/CPackConfig.cmake" ]]; then
-    echo "cross-arm64: FAIL: this tree has no CPack packaging (CPackConfig.cmake)" >&2
-    exit 1
-  fi
-  (cd "$build" && cpack -G DEB)
-  for deb in "$build"/*.deb; do
+  # cmake/Packaging.cmake names the architecture from the toolchain's multiarch triplet.
+  # dpkg-shlibdeps (CPack's Depends) reads the arm64 programs with the cross objdump and the
+  # arm64 libraries' symbols files when told the host architecture.
+  deb_arch=$(dpkg-architecture -t aarch64-linux-gnu -qDEB_HOST_ARCH 2>/dev/null)
+  rm -f "$build"/packages/*.deb
+  (cd "$build" && DEB_HOST_ARCH=$deb_arch cpack -G DEB)
+  debs=("$build"/packages/*.deb)
+  [[ -e "${debs[0]}" ]] || { echo "cross-arm64: FAIL: cpack made no .deb" >&2; exit 1; }
+  for deb in "${debs[@]}"; do
     arch=$(dpkg-deb -f "$deb" Architecture)
-    echo "$deb: Architecture $arch"
-    [[ "$arch" == arm64 ]] || { echo "cross-arm64: FAIL: $deb is not arm64" >&2; exit 1; }
+    echo "$deb: Architecture $arch; Depends: $(dpkg-deb -f "$deb" Depends)"
+    [[ "$arch" == "$deb_arch" ]] || { echo "cross-arm64: FAIL: $deb is not $deb_arch" >&2; exit 1; }
+    program=$(dpkg-deb -c "$deb" | awk '$6 ~ /^\.\/usr\/bin\// {print $6; exit}')
+    dpkg-deb --fsys-tarfile "$deb" | tar -xO "$program" | file -b - | grep -q 'ARM aarch64' ||
+      { echo "cross-arm64: FAIL: $program in $deb is not an arm64 program" >&2; exit 1; }
   done
+  if command -v lintian >/dev/null; then
+    lintian -I --pedantic --fail-on error,warning,info,pedantic "${debs[@]}"
+    echo "cross-arm64: lintian: no tag"
+  fi
 fi
 report

@@ -19,7 +19,8 @@ packages=(cmake make g++ pkg-config python3 python3-protobuf dpkg-dev
   libpq-dev postgresql  # the PostgreSQL sink's client library; the server its tests start
   prometheus  # for promtool: the tests lint both programs' metrics pages with it
   nats-server  # a clustered MQTT broker: a test runs Outpost on a 3-node cluster
-  chromium sqlite3)  # the headless browser and the database shell the console's test drives (tests/console)
+  chromium sqlite3  # the headless browser and the database shell the console's test drives (tests/console)
+  help2man)  # the Debian packages' manual pages, from each program's --help (cmake/Packaging.cmake)
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
 elif [[ "${1:-}" == "--bench" ]]; then
