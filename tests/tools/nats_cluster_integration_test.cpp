@@ -22,6 +22,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -226,6 +227,20 @@ class NatsCluster : public ::testing::Test {
     std::smatch m;
     return std::regex_search(body, m, re) ? std::stoll(m[1]) : -1;
   }
+  // Who leads JetStream as node `i` sees it: the metadata leader and the leaders of the MQTT
+  // message and session streams ("?" where it names none), for the printed timeline.
+  std::string leaders(int i) const {
+    const auto [status, body] = monitor_get(nodes_[i].http, "/jsz?accounts=true&streams=true");
+    auto find = [&](const std::string& pattern) {
+      std::smatch m;
+      return std::regex_search(body, m, std::regex(pattern)) ? std::string(m[1]) : "?";
+    };
+    return "meta " + find(R"re("meta_cluster":\s*\{[^}]*?"leader":\s*"(\w+)")re") +
+           ", $MQTT_msgs " +
+           find(R"re("name":\s*"\$MQTT_msgs",[^{]*"cluster":\s*\{[^}]*?"leader":\s*"(\w+)")re") +
+           ", $MQTT_sess " +
+           find(R"re("name":\s*"\$MQTT_sess",[^{]*"cluster":\s*\{[^}]*?"leader":\s*"(\w+)")re");
+  }
   // How many MQTT clients whose id starts with `prefix` node `i` has connected.
   int mqtt_clients(int i, const std::string& prefix) const {
     const auto [status, body] = monitor_get(nodes_[i].http, "/connz?limit=1024");
@@ -389,23 +404,29 @@ TEST_F(NatsCluster, KillingTheCollectorsNodeAndADevicesNodeLosesNothingAndDouble
   auto outage = [&](int i, int witness, int64_t taken) {
     const int64_t before = messages_accepted(witness);
     ASSERT_GE(before, 0) << logs();
+    const std::string led = leaders(witness);
     const auto killed_at = Clock::now();
     kill_node(i);
     note("n" + std::to_string(i + 1) + " killed (kill -9); JetStream had taken " +
-         std::to_string(before) + " messages");
+         std::to_string(before) + " messages; leaders: " + led);
     int64_t now = before;
+    std::optional<double> first;  // when the first message after the kill was taken
     ASSERT_TRUE(wait_until(
         [&] {
           now = std::max(now, messages_accepted(witness));
+          if (!first && now > before) {
+            first = std::chrono::duration<double>(Clock::now() - killed_at).count();
+          }
           return now >= before + taken;
         },
         25s))
         << "the cluster did not take messages without n" << i + 1 << " (" << now - before
         << " taken)" << logs();
-    char took[96];
-    std::snprintf(took, sizeof took, "%lld more taken without it, %.2f s after the kill",
+    char took[128];
+    std::snprintf(took, sizeof took,
+                  "%lld more taken without it, %.2f s after the kill (the first %.2f s after)",
                   static_cast<long long>(now - before),
-                  std::chrono::duration<double>(Clock::now() - killed_at).count());
+                  std::chrono::duration<double>(Clock::now() - killed_at).count(), *first);
     note(took);
     ASSERT_TRUE(start_node(i)) << logs();
     note("n" + std::to_string(i + 1) + " started again");
