@@ -560,7 +560,10 @@ TEST_F(NatsCluster, KillingTheCollectorsNodeAndADevicesNodeLosesNothingAndDouble
          << sim_unacked_batches << " stored batches it never counted\n"
          << "agent:     " << fed << " readings fed, " << copies.size() << " distinct stored, "
          << agent_lost << " lost, " << agent_twice << " stored twice, " << agent_unexpected
-         << " unexpected\n"
+         << " unexpected; it lost its connection "
+         << test_support::count_in_file(agent_log, "connection to") << " times, the broker "
+         << "refused its ack subscription "
+         << test_support::count_in_file(agent_log, "refused the subscription") << " times\n"
          << "collector: " << duplicates.value_or(-1)
          << " duplicate messages received (re-sends, not stored again); data gaps " << gaps << "\n";
   std::cout << report.str();
