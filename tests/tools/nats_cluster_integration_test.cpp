@@ -16,12 +16,12 @@
 
 #include <array>
 #include <atomic>
-#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <regex>
 #include <set>
