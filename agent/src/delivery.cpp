@@ -75,6 +75,9 @@ Delivery::Delivery(DeliveryOptions options, Publisher& publisher, Outbox& outbox
       backoff_(std::chrono::duration_cast<milliseconds>(options_.reconnect_min),
                std::chrono::duration_cast<milliseconds>(options_.reconnect_max), 0.3,
                options_.epoch),
+      subscribe_backoff_(std::chrono::duration_cast<milliseconds>(options_.reconnect_min),
+                         std::chrono::duration_cast<milliseconds>(options_.reconnect_max), 0.3,
+                         options_.epoch + 1),
       store_log_(10, std::chrono::seconds(10)),
       mqtt_log_(10, std::chrono::seconds(10)),
       ack_log_(10, std::chrono::seconds(10)) {
@@ -110,6 +113,7 @@ void Delivery::step(time_point now) {
   received_.clear();
   const Connection state = publisher_.poll(completed_, received_);
   maintain_connection(state, now);
+  if (connected_) check_subscription(now);
   // A lost connection has forgotten its deliveries (maintain_connection): their completions
   // match nothing. Acks are the collector's word whatever our connection does.
   handle_completions(now);
@@ -174,15 +178,38 @@ void Delivery::on_connected(time_point now) {
   spdlog::info("connected to {} as {}", options_.broker, options_.client_id);
   next_status_ = now;  // birth at once
   // A clean session forgets subscriptions: every connect subscribes again.
-  if (uses_end_to_end()) {
-    if (auto s = publisher_.subscribe(ack_topic_); !s.ok()) {
-      // Acks cannot come on this connection: messages go again after ack_timeout.
-      ++counters_.subscribe_failures;
-      if (mqtt_log_.allow(now)) {
-        spdlog::warn("cannot subscribe to {}: {}{}", ack_topic_, s.error().message,
-                     suppressed_note(mqtt_log_));
-      }
+  subscribe_backoff_.reset();
+  resubscribe_at_.reset();
+  if (uses_end_to_end()) subscribe_acks(now);
+}
+
+void Delivery::subscribe_acks(time_point now) {
+  if (auto s = publisher_.subscribe(ack_topic_); !s.ok()) {
+    // No acks come until a subscription stands (messages go again after ack_timeout meanwhile).
+    ++counters_.subscribe_failures;
+    const auto delay = subscribe_backoff_.next();
+    resubscribe_at_ = now + delay;
+    if (mqtt_log_.allow(now)) {
+      spdlog::warn("cannot subscribe to {}: {}; subscribing again in {} ms{}", ack_topic_,
+                   s.error().message, delay.count(), suppressed_note(mqtt_log_));
     }
+  }
+}
+
+void Delivery::check_subscription(time_point now) {
+  if (!uses_end_to_end()) return;
+  if (publisher_.subscription_refused()) {
+    ++counters_.subscribe_failures;
+    const auto delay = subscribe_backoff_.next();
+    resubscribe_at_ = now + delay;
+    if (mqtt_log_.allow(now)) {
+      spdlog::warn("the broker refused the subscription to {}; subscribing again in {} ms{}",
+                   ack_topic_, delay.count(), suppressed_note(mqtt_log_));
+    }
+  }
+  if (resubscribe_at_ && now >= *resubscribe_at_) {
+    resubscribe_at_.reset();
+    subscribe_acks(now);
   }
 }
 

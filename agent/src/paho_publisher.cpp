@@ -52,6 +52,7 @@ common::Status<> PahoPublisher::connect(const Outgoing& will) {
     options.set_max_inflight(max_inflight_);
     options.set_will_message(message_of(will));
     pending_.clear();  // the old connection's deliveries are never reported
+    subscribe_token_.reset();
     connect_token_ = client_->connect(options);
     return {};
   } catch (const mqtt::exception& e) {
@@ -61,11 +62,29 @@ common::Status<> PahoPublisher::connect(const Outgoing& will) {
 
 common::Status<> PahoPublisher::subscribe(const std::string& topic) {
   try {
-    client_->subscribe(topic, 1);
+    subscribe_token_ = client_->subscribe(topic, 1);
     return {};
   } catch (const mqtt::exception& e) {
     return common::Error{e.what()};
   }
+}
+
+bool PahoPublisher::subscription_refused() {
+  if (!subscribe_token_) return false;
+  bool refused = false;
+  try {
+    if (!subscribe_token_->wait_for(std::chrono::milliseconds(0))) return false;
+    // MQTT 3.1.1 answers with the granted QoS per topic, 0x80 for a refusal; Paho may also
+    // report that as a failed token (the catch below).
+    const mqtt::subscribe_response response = subscribe_token_->get_subscribe_response();
+    for (const auto code : response.get_reason_codes()) {
+      refused |= static_cast<int>(code) >= 0x80;
+    }
+  } catch (const mqtt::exception&) {
+    refused = true;
+  }
+  subscribe_token_.reset();
+  return refused;
 }
 
 common::Result<PublishId> PahoPublisher::publish(const Outgoing& message) {

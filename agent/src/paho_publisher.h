@@ -32,6 +32,7 @@ class PahoPublisher final : public Publisher {
 
   common::Status<> connect(const Outgoing& will) override;
   common::Status<> subscribe(const std::string& topic) override;
+  bool subscription_refused() override;
   common::Result<PublishId> publish(const Outgoing& message) override;
   Connection poll(std::vector<Completion>& completed, std::vector<Received>& received) override;
   common::Status<> disconnect(const Outgoing& farewell, std::chrono::milliseconds wait) override;
@@ -44,8 +45,9 @@ class PahoPublisher final : public Publisher {
   std::unique_ptr<mqtt::async_client> client_;
   common::MqttSettings settings_;
   int max_inflight_;
-  mqtt::token_ptr connect_token_;  // while an attempt is under way
-  std::string connect_error_;      // why the last attempt failed
+  mqtt::token_ptr connect_token_;    // while an attempt is under way
+  std::string connect_error_;        // why the last attempt failed
+  mqtt::token_ptr subscribe_token_;  // the last subscribe's, until its SUBACK is looked at
   std::map<PublishId, mqtt::delivery_token_ptr> pending_;
   PublishId next_id_ = 1;
 };

@@ -118,6 +118,7 @@ class Worker final : public mqtt::iaction_listener {
         if (!op) ++counters_.lost_completions;
         push(op, false);
       });
+      link->backoff_us = min_backoff_us();
       to_connect_.push_back(link);
       for (Device* d : link->devices) heap_.push({d->next_due(), d});
     }
@@ -422,7 +423,7 @@ class Worker final : public mqtt::iaction_listener {
     }
     link->state = LinkState::kIdle;
     link->retry_at_us = now + link->backoff_us;
-    link->backoff_us = std::min<int64_t>(link->backoff_us * 2, common::kMqttReconnectMaxUs);
+    link->backoff_us = std::min<int64_t>(link->backoff_us * 2, s_.reconnect_max_us);
     if (link->goal == LinkGoal::kCut || link->goal == LinkGoal::kOffline) {
       begin_goal(link, link->goal, now);
       if (link->state == LinkState::kDead) return;
@@ -472,7 +473,7 @@ class Worker final : public mqtt::iaction_listener {
             break;
           }
           link->state = LinkState::kUp;
-          link->backoff_us = common::kMqttReconnectMinUs;
+          link->backoff_us = min_backoff_us();
           ++counters_.connects;
           counters_.connected += static_cast<int64_t>(link->devices.size());
           for (Device* d : link->devices) {
@@ -511,6 +512,11 @@ class Worker final : public mqtt::iaction_listener {
       }
     }
     batch_.clear();
+  }
+
+  // The first reconnect delay: 0.5 s, or reconnect_max if that is shorter.
+  int64_t min_backoff_us() const {
+    return std::min<int64_t>(common::kMqttReconnectMinUs, s_.reconnect_max_us);
   }
 
   bool can_send(const Link* link) const {

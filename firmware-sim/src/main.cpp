@@ -30,7 +30,8 @@ struct Flags {
   bool progress = false;
   // Overrides: applied when given on the command line.
   std::string broker, mode, site, agent_bin, work_dir, agent_delivery, malformed_kinds;
-  std::string duration, period, clock_skew, reboot_every, storm_every, burst_every, burst_length;
+  std::string duration, period, reconnect_max, clock_skew, reboot_every, storm_every, burst_every,
+      burst_length;
   uint32_t devices = 0, agents = 0, threads = 0, processes = 0, connections = 0, batch_size = 0,
            max_inflight = 0, burst_factor = 0;
   uint64_t seed = 0;
@@ -81,6 +82,9 @@ void add_flags(CLI::App& app, Flags& f) {
                  "MQTT connections to spread the fleet over; 0: one per device")
       ->group(fleet);
   app.add_option("--max-inflight", f.max_inflight, "Unacknowledged messages per connection")
+      ->group(fleet);
+  app.add_option("--reconnect-max", f.reconnect_max,
+                 "Longest wait between reconnect attempts (the backoff doubles from 0.5s), e.g. 1s")
       ->group(fleet);
   auto* faults = "Faults (override the scenario)";
   app.add_option("--malformed-fraction", f.malformed_fraction,
@@ -166,6 +170,7 @@ bool apply_flags(const CLI::App& app, const Flags& f, Scenario& s, std::string& 
   int64_t period = s.period_us;
   if (!duration("--duration", f.duration, s.duration_us) ||
       !duration("--period", f.period, period) ||
+      !duration("--reconnect-max", f.reconnect_max, s.reconnect_max_us) ||
       !duration("--clock-skew", f.clock_skew, fs.clock_skew_us) ||
       !duration("--reboot-every", f.reboot_every, fs.reboot_every_us) ||
       !duration("--storm-every", f.storm_every, fs.storm_every_us) ||
@@ -178,6 +183,10 @@ bool apply_flags(const CLI::App& app, const Flags& f, Scenario& s, std::string& 
     return false;
   }
   s.period_us = period;
+  if (s.reconnect_max_us < 1000) {
+    error = "--reconnect-max: at least 1ms";
+    return false;
+  }
   if (s.duration_us <= 0) {
     error = "--duration: must be positive";
     return false;

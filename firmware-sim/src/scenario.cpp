@@ -36,6 +36,7 @@ void read_scenario(common::ConfigReader& r, Scenario& s) {
   r.read("fleet.connections", s.connections, 0, 1'000'000);
   r.read("fleet.max_inflight", s.max_inflight, 1, 65535);
   r.read_duration_us("fleet.connect_timeout", s.connect_timeout_us, 1000);
+  r.read_duration_us("fleet.reconnect_max", s.reconnect_max_us, 1000);
 
   const auto names = r.table_keys("sensors");
   if (!names.empty()) s.device.sensors.clear();

@@ -500,6 +500,42 @@ TEST_F(DeliveryTest, SubscribeFailureIsCountedAndAcksComeAfterReconnect) {
   ASSERT_TRUE(tick_until([&] { return publisher_.subscriptions.size() == 1; }));
 }
 
+// A broker may refuse the subscription in its SUBACK for a while (NATS does while JetStream
+// elects a leader): without a subscription no commit ack ever comes, so it is asked for again on
+// the same connection, with backoff, until it stands; then the acks complete the messages.
+TEST_F(DeliveryTest, RefusedAckSubscriptionIsAskedForAgainUntilGranted) {
+  options_.data_delivery = DeliveryMode::kEndToEnd;
+  publisher_.refuse_suback = true;
+  start();
+  ASSERT_TRUE(tick_until([&] { return publisher_.subacks_refused >= 3; }, 2000));
+  EXPECT_EQ(publisher_.connect_calls, 1);        // the same connection
+  EXPECT_GE(counters().subscribe_failures, 2u);  // the third is counted at the next tick
+  publisher_.refuse_suback = false;
+  ASSERT_TRUE(tick_until([&] { return publisher_.subscriptions.size() == 1; }, 2000));
+  receive_readings(1);
+  ticks(5);
+  ack(1, 1);
+  ticks(1);
+  EXPECT_TRUE(queue_.messages().empty());
+  EXPECT_EQ(counters().commit_acks, 1u);
+  const int refused = publisher_.subacks_refused;
+  ticks(1000);  // granted: nothing is asked for again
+  EXPECT_EQ(publisher_.subacks_refused, refused);
+  EXPECT_EQ(publisher_.subscriptions.size(), 1u);
+  EXPECT_EQ(publisher_.connect_calls, 1);
+}
+
+// A subscription that cannot even be sent is asked for again on the same connection too.
+TEST_F(DeliveryTest, AckSubscriptionThatCannotBeSentIsAskedForAgain) {
+  options_.data_delivery = DeliveryMode::kEndToEnd;
+  publisher_.refuse_subscribe = true;
+  start();
+  ASSERT_TRUE(tick_until([&] { return counters().subscribe_failures >= 2; }, 2000));
+  publisher_.refuse_subscribe = false;
+  ASSERT_TRUE(tick_until([&] { return publisher_.subscriptions.size() == 1; }, 2000));
+  EXPECT_EQ(publisher_.connect_calls, 1);
+}
+
 TEST_F(DeliveryTest, StatusThatCannotBeBuiltOrSentIsCounted) {
   options_.status_interval = 1s;
   fail_status_ = true;

@@ -43,6 +43,7 @@ devices = 3
 period = "250ms"
 batch_size = 20
 qos = 0
+reconnect_max = "2s"
 [sensors.c]
 kind = "counter"
 wrap = 10
@@ -64,6 +65,7 @@ delivery = "end_to_end"
   EXPECT_EQ(v.mode, DeviceMode::kAgent);
   EXPECT_EQ(v.period_us, 250'000);
   EXPECT_EQ(v.qos, 0);
+  EXPECT_EQ(v.reconnect_max_us, 2'000'000);
   ASSERT_EQ(v.device.sensors.size(), 1u) << "listing sensors replaces the defaults";
   EXPECT_EQ(v.device.sensors[0].wrap, 10);
   EXPECT_EQ(v.device.sensors[0].count, 2u);

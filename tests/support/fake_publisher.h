@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "outpost/agent/publisher.h"
@@ -37,6 +38,7 @@ class FakePublisher final : public agent::Publisher {
   bool hold_connect = false;            // an attempt stays under way
   bool refuse_publish = false;          // publish() fails
   bool refuse_subscribe = false;        // subscribe() fails
+  bool refuse_suback = false;           // subscribe() is sent; the broker refuses it
   bool lose_pubacks = false;            // deliveries of new publishes never complete
   bool fail_deliveries = false;         // deliveries of new publishes complete as failed
   bool fail_disconnect = false;         // disconnect() fails
@@ -50,9 +52,10 @@ class FakePublisher final : public agent::Publisher {
   int ack_copies = 1;
 
   // What happened.
-  std::vector<Message> published;  // every accepted publish, in order
-  std::vector<Message> wills;      // the will of every connect() that started
-  std::vector<std::string> subscriptions;
+  std::vector<Message> published;          // every accepted publish, in order
+  std::vector<Message> wills;              // the will of every connect() that started
+  std::vector<std::string> subscriptions;  // the ones granted
+  int subacks_refused = 0;
   std::optional<Message> farewell;
   int connect_calls = 0;
   int polls = 0;
@@ -91,6 +94,7 @@ class FakePublisher final : public agent::Publisher {
     if (refuse_connect) return common::Error{"connect refused"};
     wills.push_back(copy(will, 0));
     pending_.clear();
+    suback_refused_ = false;
     state_ = agent::Connection::kConnecting;
     return {};
   }
@@ -98,9 +102,15 @@ class FakePublisher final : public agent::Publisher {
     if (refuse_subscribe || state_ != agent::Connection::kUp) {
       return common::Error{"subscribe refused"};
     }
+    if (refuse_suback) {
+      suback_refused_ = true;
+      ++subacks_refused;
+      return {};
+    }
     subscriptions.push_back(topic);
     return {};
   }
+  bool subscription_refused() override { return std::exchange(suback_refused_, false); }
   common::Result<agent::PublishId> publish(const agent::Outgoing& message) override {
     if (refuse_publish || state_ != agent::Connection::kUp) return common::Error{"not connected"};
     const agent::PublishId id = next_id_++;
@@ -183,6 +193,7 @@ class FakePublisher final : public agent::Publisher {
   std::map<agent::PublishId, Pending> pending_;
   std::multimap<int, agent::Received> acks_due_;  // by the poll that delivers them
   std::vector<agent::Received> received_;
+  bool suback_refused_ = false;  // the last subscribe was refused; not yet reported
 };
 
 }  // namespace outpost::test_support

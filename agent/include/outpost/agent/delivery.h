@@ -12,6 +12,9 @@
 //     sealed while max_awaiting_ack wait;
 //   - a lost connection is retried with jittered exponential backoff; a new connection
 //     (clean session) re-subscribes to the ack topic and re-publishes what was in flight;
+//     an ack subscription the broker refuses, or that cannot be sent, is asked for again with
+//     the same backoff on the same connection (a broker may refuse it for a while: NATS does
+//     while JetStream elects a leader), so commit acks never stop for a connection's life;
 //   - the retained status is "online" at every connect and every status_interval, "lost"
 //     as the last will, and "offline" at a graceful stop, which first drains for a bounded
 //     time and then leaves what is left in the queue for the next start.
@@ -75,7 +78,7 @@ struct DeliveryCounters {
   uint64_t connect_failures = 0;   // connection attempts that failed or could not start
   uint64_t publish_failures = 0;   // messages the client refused (they stay queued)
   uint64_t delivery_failures = 0;  // publishes the client gave up on (they stay queued)
-  uint64_t subscribe_failures = 0;  // ack topic subscriptions that could not be sent
+  uint64_t subscribe_failures = 0;  // ack topic subscriptions not sent or refused by the broker
   uint64_t status_failures = 0;     // status messages not built, refused or not delivered
   uint64_t bad_acks = 0;            // ack messages that did not decode or validate
   StoreErrors store_errors;         // queue operations that failed (StoreOp)
@@ -138,6 +141,9 @@ class Delivery {
   void step(time_point now);
   void maintain_connection(Connection state, time_point now);
   void on_connected(time_point now);
+  // end_to_end: subscribes to the ack topic; on a refusal, again after a backoff.
+  void subscribe_acks(time_point now);
+  void check_subscription(time_point now);
   void handle_completions(time_point now);
   void handle_acks();
   void forget_if(const std::function<bool(uint64_t epoch, uint64_t seq)>& acked);
@@ -173,6 +179,8 @@ class Delivery {
   time_point next_connect_{};
   time_point next_status_{};
   Backoff backoff_;
+  Backoff subscribe_backoff_;                 // between refused ack subscriptions
+  std::optional<time_point> resubscribe_at_;  // a refused ack subscription is asked again then
   bool stopping_ = false;
   time_point stop_deadline_{};
   std::vector<Completion> completed_;  // storage reused by every poll

@@ -58,8 +58,15 @@ class Publisher {
   virtual common::Status<> connect(const Outgoing& will) = 0;
 
   // Subscribes to `topic` at QoS 1 on the current connection (a clean session forgets
-  // subscriptions: subscribe again after every connect). Fails if the request cannot be sent.
+  // subscriptions: subscribe again after every connect). Fails if the request cannot be sent;
+  // whether the broker granted it shows later (subscription_refused).
   virtual common::Status<> subscribe(const std::string& topic) = 0;
+
+  // True, once, when the broker refused the last subscribe() of this connection (its SUBACK
+  // carried a failure code, or the request failed on the way): the subscription does not
+  // stand, and the caller subscribes again. False while the answer is outstanding, once it
+  // was granted, and after a new connect().
+  virtual bool subscription_refused() = 0;
 
   // Hands a message to the client; its id comes back in a Completion from a later poll().
   // Fails (the message is not sent) if the client refuses it, e.g. while disconnected.

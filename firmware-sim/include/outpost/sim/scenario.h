@@ -33,7 +33,9 @@ struct Scenario {
   uint32_t connections = 0;                 // MQTT connections; 0: one per device
   uint32_t max_inflight = 32;               // unacknowledged messages per connection
   int64_t connect_timeout_us = 10'000'000;  // a connect not done by then counts as failed
-  DeviceSettings device;                    // sensors, batch size, logs, faults
+  // Reconnect backoff: doubles from 0.5 s up to this (every program's default, mqtt_settings.h).
+  int64_t reconnect_max_us = 30'000'000;
+  DeviceSettings device;  // sensors, batch size, logs, faults
 
   // [agents]
   uint32_t agents = 2;    // agent mode: agents (= devices) to start
