@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <optional>
 
 #include "agent.h"
 #include "outpost/agent/config.h"
@@ -314,15 +315,16 @@ int main(int argc, char** argv) {
   auto notifier = common::SdNotifier::from_environment();
   common::NotifyLoop notify_loop(notifier);
   std::string reload_note;  // said in the status line while the last reload failed
-  const auto status_line = [&] {
-    return common::status_summary(agent.health(), config.broker) + reload_note;
+  const auto status_line = [&](const common::HealthReport& report) {
+    return common::status_summary(report, config.broker) + reload_note;
   };
   asio::steady_timer notify_timer(io);
   std::function<void()> schedule_notify = [&] {
     notify_timer.expires_after(notify_loop.period());
     notify_timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      notify_loop.turn(agent.health(), status_line(), common::NotifyLoop::Clock::now());
+      const auto report = agent.health();
+      notify_loop.turn(report, status_line(report), common::NotifyLoop::Clock::now());
       schedule_notify();
     });
   };
@@ -336,7 +338,7 @@ int main(int argc, char** argv) {
     notifier.reloading("reloading " + (path.empty() ? std::string("(no file)") : path));
     if (path.empty()) {
       spdlog::warn("SIGHUP: no --config file to reload");
-      notifier.ready(status_line());
+      notify_loop.ready(status_line(agent.health()));
       return;
     }
     auto reader = common::ConfigReader::load_file(path);
@@ -352,23 +354,25 @@ int main(int argc, char** argv) {
       for (const auto& e : errors) spdlog::error("SIGHUP: {}", e);
       spdlog::error("SIGHUP: {} has errors: keeping the running configuration", path);
       reload_note = "; the last reload failed: running the previous configuration (see the log)";
-      notifier.ready(status_line());
+      notify_loop.ready(status_line(agent.health()));
       return;
     }
     reload_note.clear();
     auto changed = agent::changed_agent_settings(config, fresh);
     const auto level_at = std::find(changed.begin(), changed.end(), "log.level");
     std::string applied = "nothing changed that applies at once";
+    std::optional<spdlog::level::level_enum> level;
     if (level_at != changed.end()) {
       changed.erase(level_at);
       config.log = fresh.log;
       if (common_options.log_level.empty()) {
-        spdlog::set_level(common::parse_log_level(config.log.level).value_or(spdlog::level::info));
+        level = common::parse_log_level(config.log.level).value_or(spdlog::level::info);
         applied = "log level is now " + config.log.level;
       } else {
         applied = "log level stays " + common_options.log_level + " (--log-level)";
       }
     }
+    // Said at the level in force when the reload was asked for, then the new one applies.
     if (changed.empty()) {
       spdlog::info("SIGHUP: reloaded {}: {}", path, applied);
     } else {
@@ -377,7 +381,8 @@ int main(int argc, char** argv) {
           "with the previous values): {}",
           path, applied, fmt::join(changed, ", "));
     }
-    notifier.ready(status_line());
+    if (level) spdlog::set_level(*level);
+    notify_loop.ready(status_line(agent.health()));
   };
   asio::signal_set hangup(io, SIGHUP);
   std::function<void()> wait_hangup = [&] {
@@ -400,7 +405,7 @@ int main(int argc, char** argv) {
   });
 
   // Ready once the signal handlers are in place: systemd may send SIGHUP from now on.
-  notifier.ready(status_line());
+  notify_loop.ready(status_line(agent.health()));
   if (notify_loop.active()) schedule_notify();
 
   // 6. Run.

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <unordered_map>
 
 #include "collector.h"
@@ -423,8 +424,7 @@ int main(int argc, char** argv) {
   // watchdog's ping while the storage loop's heartbeat (/healthz's check) is fresh.
   common::NotifyLoop notify_loop(notifier);
   std::string reload_note;  // said in the status line while the last reload failed
-  const auto status_line = [&] {
-    common::HealthReport report = service.health();
+  const auto status_line = [&](common::HealthReport report) {
     // "connecting to" already says what the subscription check would.
     report.ready.erase(std::remove_if(report.ready.begin(), report.ready.end(),
                                       [](const auto& c) { return c.name == "subscribed"; }),
@@ -436,7 +436,8 @@ int main(int argc, char** argv) {
     notify_timer.expires_after(notify_loop.period());
     notify_timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      notify_loop.turn(service.health(), status_line(), common::NotifyLoop::Clock::now());
+      const auto report = service.health();
+      notify_loop.turn(report, status_line(report), common::NotifyLoop::Clock::now());
       schedule_notify();
     });
   };
@@ -458,7 +459,7 @@ int main(int argc, char** argv) {
     notifier.reloading("reloading " + (path.empty() ? std::string("(no file)") : path));
     if (path.empty()) {
       spdlog::warn("SIGHUP: no --config file to reload");
-      notifier.ready(status_line());
+      notify_loop.ready(status_line(service.health()));
       return;
     }
     collector::CollectorConfig fresh;
@@ -466,23 +467,25 @@ int main(int argc, char** argv) {
       for (const auto& e : errors) spdlog::error("SIGHUP: {}", e);
       spdlog::error("SIGHUP: {} has errors: keeping the running configuration", path);
       reload_note = "; the last reload failed: running the previous configuration (see the log)";
-      notifier.ready(status_line());
+      notify_loop.ready(status_line(service.health()));
       return;
     }
     reload_note.clear();
     auto changed = collector::changed_collector_settings(config, fresh);
     const auto level_at = std::find(changed.begin(), changed.end(), "log.level");
     std::string applied = "nothing changed that applies at once";
+    std::optional<spdlog::level::level_enum> level;
     if (level_at != changed.end()) {
       changed.erase(level_at);
       config.log = fresh.log;
       if (common_options.log_level.empty()) {
-        spdlog::set_level(common::parse_log_level(config.log.level).value_or(spdlog::level::info));
+        level = common::parse_log_level(config.log.level).value_or(spdlog::level::info);
         applied = "log level is now " + config.log.level;
       } else {
         applied = "log level stays " + common_options.log_level + " (--log-level)";
       }
     }
+    // Said at the level in force when the reload was asked for, then the new one applies.
     if (changed.empty()) {
       spdlog::info("SIGHUP: reloaded {}: {}", path, applied);
     } else {
@@ -491,7 +494,8 @@ int main(int argc, char** argv) {
           "with the previous values): {}",
           path, applied, fmt::join(changed, ", "));
     }
-    notifier.ready(status_line());
+    if (level) spdlog::set_level(*level);
+    notify_loop.ready(status_line(service.health()));
   };
   asio::signal_set hangup(io, SIGHUP);
   std::function<void()> wait_hangup = [&] {
@@ -504,7 +508,7 @@ int main(int argc, char** argv) {
   wait_hangup();
 
   // Ready once the signal handlers are in place: systemd may send SIGHUP from now on.
-  notifier.ready(status_line());
+  notify_loop.ready(status_line(service.health()));
   if (notify_loop.active()) schedule_notify();
 
   // 6. Run until a signal, then drain.

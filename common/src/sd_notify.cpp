@@ -173,6 +173,10 @@ void NotifyLoop::turn(const HealthReport& report, const std::string& status,
   if (status != status_ && notifier_.status(status)) status_ = status;
 }
 
+void NotifyLoop::ready(const std::string& status) {
+  if (notifier_.ready(status)) status_ = status;
+}
+
 std::string status_summary(const HealthReport& report, std::string_view broker) {
   std::string s = report.connected ? "connected to " : "connecting to ";
   s += broker;

@@ -197,6 +197,20 @@ TEST_F(SdNotify, LoopPingsWhileAliveStopsWhenALiveCheckFailsAndSendsChangedStatu
   EXPECT_EQ(turn_output(systemd, notifier, from), (V{"WATCHDOG=1", "STATUS=connected"}));
 }
 
+TEST_F(SdNotify, LoopSendsTheStatusOfReadyOnlyOnce) {
+  NotifySocket systemd((dir_ / "notify").string());
+  SdNotifier notifier(systemd.address());
+  NotifyLoop loop(notifier);
+  const auto t0 = NotifyLoop::Clock::now();
+  std::size_t from = 0;
+  loop.ready("connecting");
+  loop.turn(alive(true), "connecting", t0);
+  EXPECT_EQ(turn_output(systemd, notifier, from),
+            std::vector<std::string>{"READY=1\nSTATUS=connecting"});
+  loop.turn(alive(true), "connected", t0 + 1s);
+  EXPECT_EQ(turn_output(systemd, notifier, from), std::vector<std::string>{"STATUS=connected"});
+}
+
 TEST_F(SdNotify, LoopWithoutAWatchdogOnlySendsStatus) {
   NotifySocket systemd((dir_ / "notify").string());
   SdNotifier notifier(systemd.address());

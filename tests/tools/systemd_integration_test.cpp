@@ -51,11 +51,14 @@ class Systemd : public test_support::BrokerTest {
     argv.insert(argv.end(), {program, "--config", config.string()});
     return argv;
   }
+  // Ports 0 until the agent started (start_outpost_agent assigns them), then the ones it holds.
   void write_agent_config(const std::string& level, const std::string& broker) {
-    std::ofstream(agent_config_) << "[metrics]\nlisten = \"127.0.0.1:0\"\n"
+    const auto at = [](int port) { return "\"127.0.0.1:" + std::to_string(port) + "\"\n"; };
+    std::ofstream(agent_config_) << "[metrics]\nlisten = " << at(ports_.metrics)
                                  << "[system]\ninterval = \"0s\"\n"
                                  << "[device]\nsite = \"lab\"\nid = \"gw-1\"\n"
-                                 << "[inputs]\nudp_listen = \"127.0.0.1:0\"\n"
+                                 << "[inputs]\nudp_listen = " << at(ports_.udp)
+                                 << "unix_socket = \"" << (dir_ / "agent.sock").string() << "\"\n"
                                  << "[store]\npath = \"" << (dir_ / "agent.db").string() << "\"\n"
                                  << "[mqtt]\nbroker = \"" << broker << "\"\n"
                                  << "[log]\nlevel = \"" << level << "\"\n";
@@ -101,15 +104,15 @@ class Systemd : public test_support::BrokerTest {
   std::unique_ptr<NotifySocket> systemd_;
   fs::path agent_config_, collector_config_, log_;
   std::unique_ptr<Process> process_;
+  test_support::AgentPorts ports_;
 };
 
 TEST_F(Systemd, AgentReadyPingsReloadsAndStops) {
   write_agent_config("info", broker_->uri());
   log_ = dir_ / "agent.log";
   std::string error;
-  test_support::AgentPorts ports;
   process_ = test_support::start_outpost_agent(under_systemd(OUTPOST_AGENT_BIN, agent_config_),
-                                               agent_config_, log_, ports, error);
+                                               agent_config_, log_, ports_, error);
   ASSERT_TRUE(process_) << error;
   const std::size_t ready = expect_line("READY=1", 0);
   const auto status = value_of(message(ready), "STATUS");
@@ -230,14 +233,13 @@ TEST_F(Systemd, AgentLinesCarryJournalPrioritiesWhenStderrIsTheJournal) {
   struct stat st {};
   ASSERT_EQ(::stat(log_.c_str(), &st), 0);
   std::string error;
-  test_support::AgentPorts ports;
   process_ = test_support::start_outpost_agent(
       under_systemd(
           OUTPOST_AGENT_BIN, agent_config_,
           {"JOURNAL_STREAM=" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino)}),
-      agent_config_, log_, ports, error);
+      agent_config_, log_, ports_, error);
   ASSERT_TRUE(process_) << error;
-  test_support::send_udp(ports.udp, "not a line\n");  // a warning
+  test_support::send_udp(ports_.udp, "not a line\n");  // a warning
   ASSERT_TRUE(test_support::wait_until(
       [&] { return test_support::count_in_file(log_, "<4>warning rejected input line") > 0; }, 10s))
       << test_support::read_text(log_);

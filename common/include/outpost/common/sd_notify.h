@@ -82,9 +82,9 @@ class NotifyLoop {
   // How often turn() should run: 1 s, or the watchdog's interval when that is shorter.
   Clock::duration period() const;
   void turn(const HealthReport& report, const std::string& status, Clock::time_point now);
-  // The status sent last (tests, and a reload that wants it sent again).
-  const std::string& last_status() const { return status_; }
-  void forget_status() { status_.clear(); }
+  // READY=1 with the status line (at start and at the end of a reload), which turn() then
+  // sends again only once it changed.
+  void ready(const std::string& status);
 
  private:
   SdNotifier& notifier_;
