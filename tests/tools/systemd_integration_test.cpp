@@ -2,7 +2,8 @@
 // WATCHDOG_USEC point at the test's socket. READY=1 once each does its job (a collector with
 // no broker included), WATCHDOG=1 keeps coming, SIGHUP is RELOADING=1 then READY=1 with the new
 // log level in force and the settings that wait for a restart named, a broken file on SIGHUP
-// keeps it running, SIGTERM is STOPPING=1 and exit 0; under the journal, lines carry "<N>".
+// keeps it running, SIGTERM is STOPPING=1 and exit 0; a collector waiting for PostgreSQL at
+// start extends the start timeout; under the journal, lines carry "<N>".
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -223,6 +224,33 @@ TEST_F(Systemd, CollectorWithoutABrokerIsReadyAndSaysItIsConnecting) {
   expect_pings(ready);
   EXPECT_EQ(process_->stop(SIGTERM), 0);
   EXPECT_GE(systemd_->count_line("STOPPING=1"), 1u);
+}
+
+// A PostgreSQL server that does not answer at start is waited for: not ready, and each retry
+// pushes the start timeout out (EXTEND_TIMEOUT_USEC=) and says why in the status line.
+TEST_F(Systemd, CollectorWaitingForPostgresExtendsTheStartTimeoutAndIsNotReady) {
+  test_support::RefusingPort nobody;
+  std::ofstream(collector_config_) << "[mqtt]\nbroker = \"" << broker_->uri() << "\"\n"
+                                   << "[storage]\nkind = \"postgres\"\n"
+                                   << "dsn = \"host=127.0.0.1 port=" << nobody.port()
+                                   << " dbname=outpost user=outpost connect_timeout=2\"\n"
+                                   << "journal_dir = \"" << (dir_ / "journal").string() << "\"\n"
+                                   << "[metrics]\nlisten = \"\"\n";
+  log_ = dir_ / "collector.log";
+  process_ =
+      std::make_unique<Process>(under_systemd(OUTPOST_COLLECTOR_BIN, collector_config_), log_);
+  // The first wait is 1 s: 31 s more; the second 2 s: 32 s more.
+  const std::size_t first = expect_line("EXTEND_TIMEOUT_USEC=31000000", 0);
+  expect_line("EXTEND_TIMEOUT_USEC=32000000", first + 1);
+  const auto status = systemd_->wait_for(
+      [](const std::string& m) {
+        return value_of(m, "STATUS").value_or("").rfind("waiting for the database: ", 0) == 0;
+      },
+      0, 5s);
+  ASSERT_TRUE(status) << test_support::read_text(log_);
+  EXPECT_NE(message(*status).find("cannot connect"), std::string::npos) << message(*status);
+  EXPECT_EQ(systemd_->count_line("READY=1"), 0u);
+  EXPECT_EQ(process_->stop(SIGTERM), 0) << test_support::read_text(log_);
 }
 
 // Under the journal (JOURNAL_STREAM names stderr's file), each line starts with its priority.
