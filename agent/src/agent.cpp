@@ -114,6 +114,9 @@ common::Status<> Agent::start() {
   delivery_ = std::move(delivery).value();
   schedule_flush();
   schedule_tick();
+  // Alive from here: the loop runs as soon as start() returns, and a first READY=1 or /healthz
+  // must not read "has not run yet" for its first 100 ms.
+  heartbeat_.beat();
   for (const auto& path : config_.tail_files) {
     auto saved = store_->tail_offset(path);
     if (!saved.ok())

@@ -216,4 +216,13 @@ std::string effective_agent_config(const AgentConfig& c) {
   return w.take();
 }
 
+std::vector<std::string> changed_agent_settings(const AgentConfig& running,
+                                                const AgentConfig& reloaded) {
+  auto changed =
+      common::changed_settings(effective_agent_config(running), effective_agent_config(reloaded));
+  // Redacted in the effective configuration: compared here.
+  if (running.password != reloaded.password) changed.push_back("mqtt.password");
+  return changed;
+}
+
 }  // namespace outpost::agent

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <optional>
 
 #include "agent.h"
 #include "outpost/agent/config.h"
@@ -20,6 +21,7 @@
 #include "outpost/agent/startup_pages.h"
 #include "outpost/common/cli.h"
 #include "outpost/common/instance_lock.h"
+#include "outpost/common/sd_notify.h"
 
 namespace {
 
@@ -306,30 +308,87 @@ int main(int argc, char** argv) {
                   released.value().traced ? ", skipped: traced" : "");
   }
 
-  // 4. Signals, handled on the event loop.
-  // SIGHUP: re-read the file; the log level is applied at once, other changes
-  // need a restart (the agent says so rather than half-applying them).
+  // 4. systemd (Type=notify): READY=1 below, once the signals are handled (the store is open
+  // and the inputs are bound); then a turn a second with the status line and the watchdog's
+  // ping, which the io loop's heartbeat gates (/healthz's check): a stuck loop stops the pings.
+  // All no-ops without NOTIFY_SOCKET.
+  auto notifier = common::SdNotifier::from_environment();
+  common::NotifyLoop notify_loop(notifier);
+  std::string reload_note;  // said in the status line while the last reload failed
+  const auto status_line = [&](const common::HealthReport& report) {
+    return common::status_summary(report, config.broker) + reload_note;
+  };
+  asio::steady_timer notify_timer(io);
+  std::function<void()> schedule_notify = [&] {
+    notify_timer.expires_after(notify_loop.period());
+    notify_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      const auto report = agent.health();
+      notify_loop.turn(report, status_line(report), common::NotifyLoop::Clock::now());
+      schedule_notify();
+    });
+  };
+
+  // 5. Signals, handled on the event loop.
+  // SIGHUP: re-read and check the whole file as a start would. A file that does not load
+  // leaves everything as it runs; one that does has its log level applied at once, and every
+  // other changed setting is named as waiting for a restart (never half-applied).
+  const auto reload = [&] {
+    const std::string& path = common_options.config_path;
+    notifier.reloading("reloading " + (path.empty() ? std::string("(no file)") : path));
+    if (path.empty()) {
+      spdlog::warn("SIGHUP: no --config file to reload");
+      notify_loop.ready(status_line(agent.health()));
+      return;
+    }
+    auto reader = common::ConfigReader::load_file(path);
+    agent::AgentConfig fresh;
+    std::vector<std::string> errors;
+    if (!reader.ok()) {
+      errors.push_back(reader.error().to_string());
+    } else if (auto s = agent::read_agent_config(reader.value(), fresh); !s.ok()) {
+      for (const auto& e : reader.value().errors()) errors.push_back(e.to_string());
+      if (errors.empty()) errors.push_back(s.error().to_string());
+    }
+    if (!errors.empty()) {
+      for (const auto& e : errors) spdlog::error("SIGHUP: {}", e);
+      spdlog::error("SIGHUP: {} has errors: keeping the running configuration", path);
+      reload_note = "; the last reload failed: running the previous configuration (see the log)";
+      notify_loop.ready(status_line(agent.health()));
+      return;
+    }
+    reload_note.clear();
+    auto changed = agent::changed_agent_settings(config, fresh);
+    const auto level_at = std::find(changed.begin(), changed.end(), "log.level");
+    std::string applied = "nothing changed that applies at once";
+    std::optional<spdlog::level::level_enum> level;
+    if (level_at != changed.end()) {
+      changed.erase(level_at);
+      config.log = fresh.log;
+      if (common_options.log_level.empty()) {
+        level = common::parse_log_level(config.log.level).value_or(spdlog::level::info);
+        applied = "log level is now " + config.log.level;
+      } else {
+        applied = "log level stays " + common_options.log_level + " (--log-level)";
+      }
+    }
+    // Said at the level in force when the reload was asked for, then the new one applies.
+    if (changed.empty()) {
+      spdlog::info("SIGHUP: reloaded {}: {}", path, applied);
+    } else {
+      spdlog::warn(
+          "SIGHUP: reloaded {}: {}; changed but applied only after a restart (still running "
+          "with the previous values): {}",
+          path, applied, fmt::join(changed, ", "));
+    }
+    if (level) spdlog::set_level(*level);
+    notify_loop.ready(status_line(agent.health()));
+  };
   asio::signal_set hangup(io, SIGHUP);
   std::function<void()> wait_hangup = [&] {
     hangup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
-      if (common_options.config_path.empty()) {
-        spdlog::warn("SIGHUP: no --config file to reload");
-      } else {
-        auto reader = common::ConfigReader::load_file(common_options.config_path);
-        agent::AgentConfig fresh;
-        if (!reader.ok()) {
-          spdlog::error("SIGHUP: keeping the running configuration: {}",
-                        reader.error().to_string());
-        } else if (auto s = agent::read_agent_config(reader.value(), fresh); !s.ok()) {
-          spdlog::error("SIGHUP: keeping the running configuration: {}", s.error().to_string());
-        } else {
-          const std::string lvl =
-              common_options.log_level.empty() ? fresh.log.level : common_options.log_level;
-          spdlog::set_level(common::parse_log_level(lvl).value_or(spdlog::level::info));
-          spdlog::warn("SIGHUP: log level is now {}; other settings apply after a restart", lvl);
-        }
-      }
+      reload();
       wait_hangup();
     });
   };
@@ -339,11 +398,17 @@ int main(int argc, char** argv) {
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
     spdlog::info("signal {}: stopping", signal);
+    notifier.stopping("stopping: delivering what is ready, keeping the rest in the store");
     hangup.cancel();
+    notify_timer.cancel();
     agent.stop([&io] { io.stop(); });
   });
 
-  // 5. Run.
+  // Ready once the signal handlers are in place: systemd may send SIGHUP from now on.
+  notify_loop.ready(status_line(agent.health()));
+  if (notify_loop.active()) schedule_notify();
+
+  // 6. Run.
   io.run();
   const auto& c = agent.counters();
   spdlog::info(

@@ -230,6 +230,9 @@ common::Status<> Collector::start() {
   adapters_->publisher.emplace(*publisher_);
   make_reconnect_state();
   storage_->attach_publisher(*adapters_->publisher);
+  // Alive from here (the storage thread starts now), so that READY=1 and /healthz right after
+  // start() do not read "has not run yet".
+  adapters_->clock.heartbeat.beat();
   mqtt_thread_ = std::thread([this] { mqtt_loop(); });
   storage_thread_ = std::thread([this] { storage_->run(adapters_->source); });
   if (leader_) {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -106,6 +107,30 @@ std::string effective_collector_config(const CollectorConfig& c) {
   w.section("log");
   w.string("level", c.log.level);
   return w.take();
+}
+
+std::vector<std::string> changed_collector_settings(const CollectorConfig& running,
+                                                    const CollectorConfig& reloaded) {
+  auto changed = common::changed_settings(effective_collector_config(running),
+                                          effective_collector_config(reloaded));
+  const auto also = [&](bool differs, std::string key) {
+    if (differs && std::find(changed.begin(), changed.end(), key) == changed.end()) {
+      changed.push_back(std::move(key));
+    }
+  };
+  // Redacted in the effective configuration: compared here.
+  also(running.password != reloaded.password, "mqtt.password");
+  also(running.dsn != reloaded.dsn, "storage.dsn");
+  also(running.postgres_password != reloaded.postgres_password, "storage.password_file");
+  also(running.console_token != reloaded.console_token, "console.token");
+  for (const WebhookConfig& hook : reloaded.webhooks) {
+    for (const WebhookConfig& old : running.webhooks) {
+      if (old.name == hook.name) {
+        also(old.secret != hook.secret, "webhooks." + common::toml_key(hook.name) + ".secret");
+      }
+    }
+  }
+  return changed;
 }
 
 }  // namespace outpost::collector

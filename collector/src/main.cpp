@@ -7,6 +7,7 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <unordered_map>
 
 #include "collector.h"
@@ -17,6 +18,7 @@
 #include "outpost/common/http_server.h"
 #include "outpost/common/instance_lock.h"
 #include "outpost/common/net.h"
+#include "outpost/common/sd_notify.h"
 #include "outpost/common/time_text.h"
 #include "pg_dsn.h"
 #include "storage.h"
@@ -64,6 +66,32 @@ int run_check_config(const std::string& path, const std::string& db_path) {
             << (path.empty() ? "the defaults" : path) << "\n"
             << collector::effective_collector_config(config);
   return common::kExitOk;
+}
+
+// The configuration a SIGHUP reloads, checked as a start checks it (and the dsn's syntax), with
+// --db applied again; every error, or none.
+std::vector<std::string> reload_config(const std::string& path, const std::string& db_path,
+                                       collector::CollectorConfig& out) {
+  auto reader = common::ConfigReader::load_file(path);
+  if (!reader.ok()) return {reader.error().to_string()};
+  std::vector<std::string> errors;
+  if (auto s = collector::read_collector_config(reader.value(), out); !s.ok()) {
+    for (const auto& e : reader.value().errors()) errors.push_back(e.to_string());
+    if (errors.empty()) errors.push_back(s.error().to_string());
+    return errors;
+  }
+  if (collector::uses_postgres(out)) {
+    if (!db_path.empty()) {
+      errors.push_back(path +
+                       ": storage.kind is \"postgres\": --db (an SQLite file) does not apply");
+    }
+    if (auto problem = collector::dsn_problem(out.dsn)) {
+      errors.push_back(path + ": storage.dsn: " + *problem);
+    }
+  } else if (!db_path.empty()) {
+    out.path = db_path;
+  }
+  return errors;
 }
 
 // Waits up to `wait` for SIGTERM or SIGINT; returns the signal, or 0 if none came. For the
@@ -271,6 +299,9 @@ int main(int argc, char** argv) {
   common::init_logging("outpost-collector",
                        common::parse_log_level(level).value_or(spdlog::level::info));
 
+  // systemd (Type=notify): all no-ops without NOTIFY_SOCKET.
+  auto notifier = common::SdNotifier::from_environment();
+
   // 3. Store and journal. The database file is created if missing, its directory is not:
   // a missing one is most likely a typo or a step of the installation not done.
   std::error_code fs_error;
@@ -306,6 +337,11 @@ int main(int argc, char** argv) {
   for (std::chrono::seconds wait{1}; !sink.ok() && sink.error().transient;
        wait = std::min(wait * 2, std::chrono::seconds(30))) {
     spdlog::warn("{}; retrying in {} s", sink.error().message, wait.count());
+    // Not ready yet, and not failed: waiting is what the collector is meant to do here, so the
+    // start's timeout is pushed past the next attempt.
+    notifier.extend_timeout(
+        std::chrono::duration_cast<std::chrono::microseconds>(wait + std::chrono::seconds(30)));
+    notifier.status("waiting for the database: " + sink.error().message);
     if (const int signal = wait_for_stop_signal(wait); signal != 0) {
       spdlog::info("signal {} while waiting for the database: stopping", signal);
       return common::kExitOk;
@@ -383,22 +419,97 @@ int main(int argc, char** argv) {
                collector::storage_name(config), config.broker,
                config.metrics_listen.empty() ? "off" : config.metrics_listen);
 
+  // Ready for systemd now that the storage is open and the threads run; the broker may still
+  // be on its way (the status line says so). Then a turn a second: the status line, and the
+  // watchdog's ping while the storage loop's heartbeat (/healthz's check) is fresh.
+  common::NotifyLoop notify_loop(notifier);
+  std::string reload_note;  // said in the status line while the last reload failed
+  const auto status_line = [&](common::HealthReport report) {
+    // "connecting to" already says what the subscription check would.
+    report.ready.erase(std::remove_if(report.ready.begin(), report.ready.end(),
+                                      [](const auto& c) { return c.name == "subscribed"; }),
+                       report.ready.end());
+    return common::status_summary(report, config.broker) + reload_note;
+  };
+  asio::steady_timer notify_timer(io);
+  std::function<void()> schedule_notify = [&] {
+    notify_timer.expires_after(notify_loop.period());
+    notify_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      const auto report = service.health();
+      notify_loop.turn(report, status_line(report), common::NotifyLoop::Clock::now());
+      schedule_notify();
+    });
+  };
   asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
     spdlog::info("signal {}: draining and stopping", signal);
+    notifier.stopping("stopping: committing what is queued");
+    notify_timer.cancel();
     metrics.close();
     io.stop();
   });
+  // SIGHUP: re-read and check the whole file as a start would. A file with errors leaves
+  // everything as it runs; a good one has its log level applied at once, and every other
+  // changed setting is named as waiting for a restart (the threads hold their own copies, and
+  // half a configuration is worse than the old one).
+  const auto reload = [&] {
+    const std::string& path = common_options.config_path;
+    notifier.reloading("reloading " + (path.empty() ? std::string("(no file)") : path));
+    if (path.empty()) {
+      spdlog::warn("SIGHUP: no --config file to reload");
+      notify_loop.ready(status_line(service.health()));
+      return;
+    }
+    collector::CollectorConfig fresh;
+    if (const auto errors = reload_config(path, db_path, fresh); !errors.empty()) {
+      for (const auto& e : errors) spdlog::error("SIGHUP: {}", e);
+      spdlog::error("SIGHUP: {} has errors: keeping the running configuration", path);
+      reload_note = "; the last reload failed: running the previous configuration (see the log)";
+      notify_loop.ready(status_line(service.health()));
+      return;
+    }
+    reload_note.clear();
+    auto changed = collector::changed_collector_settings(config, fresh);
+    const auto level_at = std::find(changed.begin(), changed.end(), "log.level");
+    std::string applied = "nothing changed that applies at once";
+    std::optional<spdlog::level::level_enum> level;
+    if (level_at != changed.end()) {
+      changed.erase(level_at);
+      config.log = fresh.log;
+      if (common_options.log_level.empty()) {
+        level = common::parse_log_level(config.log.level).value_or(spdlog::level::info);
+        applied = "log level is now " + config.log.level;
+      } else {
+        applied = "log level stays " + common_options.log_level + " (--log-level)";
+      }
+    }
+    // Said at the level in force when the reload was asked for, then the new one applies.
+    if (changed.empty()) {
+      spdlog::info("SIGHUP: reloaded {}: {}", path, applied);
+    } else {
+      spdlog::warn(
+          "SIGHUP: reloaded {}: {}; changed but applied only after a restart (still running "
+          "with the previous values): {}",
+          path, applied, fmt::join(changed, ", "));
+    }
+    if (level) spdlog::set_level(*level);
+    notify_loop.ready(status_line(service.health()));
+  };
   asio::signal_set hangup(io, SIGHUP);
   std::function<void()> wait_hangup = [&] {
     hangup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
-      spdlog::warn("SIGHUP: configuration changes apply after a restart");
+      reload();
       wait_hangup();
     });
   };
   wait_hangup();
+
+  // Ready once the signal handlers are in place: systemd may send SIGHUP from now on.
+  notify_loop.ready(status_line(service.health()));
+  if (notify_loop.active()) schedule_notify();
 
   // 6. Run until a signal, then drain.
   io.run();

@@ -204,4 +204,37 @@ void write_validation_options(TomlWriter& w, const ValidationOptions& v) {
   w.boolean("allow_non_finite", v.allow_non_finite);
 }
 
+namespace {
+
+void collect_changes(const toml::table& before, const toml::table& after, const std::string& prefix,
+                     std::vector<std::string>& out) {
+  for (const auto& [key, node] : after) {
+    const std::string name = prefix + toml_key(key.str());
+    const toml::node* old = before.get(key.str());
+    if (old && old->is_table() && node.is_table()) {
+      collect_changes(*old->as_table(), *node.as_table(), name + ".", out);
+    } else if (!old ||
+               toml::node_view<const toml::node>(old) != toml::node_view<const toml::node>(&node)) {
+      out.push_back(name);
+    }
+  }
+  for (const auto& [key, node] : before) {
+    if (!after.contains(key.str())) out.push_back(prefix + toml_key(key.str()));
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> changed_settings(std::string_view before, std::string_view after) {
+  std::vector<std::string> out;
+  try {
+    const toml::table a = toml::parse(before);
+    const toml::table b = toml::parse(after);
+    collect_changes(a, b, "", out);
+  } catch (const toml::parse_error&) {
+    out = {"(the effective configuration)"};  // a writer bug; say something changed
+  }
+  return out;
+}
+
 }  // namespace outpost::common

@@ -1,7 +1,8 @@
 // `--check-config` of outpost-agent and outpost-collector, run as an operator runs it: a good
 // configuration prints the effective one (defaults included, no secret) and exits 0; a missing
 // file, a directory that takes no files or a bad dsn exits 78 naming file:line, key and path;
-// nothing is created either way. The printed configuration reads back to itself.
+// nothing is created either way. The printed configuration reads back to itself, and two of
+// them compared name the keys a SIGHUP reports as changed.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 #include "outpost/agent/config.h"
 #include "outpost/collector/config.h"
 #include "outpost/collector/config_check.h"
+#include "outpost/common/config_check.h"
 
 namespace outpost {
 namespace {
@@ -309,6 +311,74 @@ TEST(EffectiveConfig, CollectorNonDefaultsReadBack) {
   EXPECT_NE(printed.find("[rules.\"cold room\"]\nsensor = \"t\"\ndevice = \"d\"\nbelow = -2.5\n"),
             std::string::npos)
       << printed;
+}
+
+// What a SIGHUP reports: the keys that differ between the running configuration and the file's.
+agent::AgentConfig agent_config(const std::string& text) {
+  auto reader = common::ConfigReader::parse_string(text, "a.toml");
+  EXPECT_TRUE(reader.ok());
+  agent::AgentConfig c;
+  if (!reader.ok()) return c;
+  auto s = agent::read_agent_config(reader.value(), c);
+  EXPECT_TRUE(s.ok()) << s.error().to_string();
+  return c;
+}
+
+collector::CollectorConfig collector_config(const std::string& text) {
+  auto reader = common::ConfigReader::parse_string(text, "c.toml");
+  EXPECT_TRUE(reader.ok());
+  collector::CollectorConfig c;
+  if (!reader.ok()) return c;
+  auto s = collector::read_collector_config(reader.value(), c);
+  EXPECT_TRUE(s.ok()) << s.error().to_string();
+  return c;
+}
+
+using Keys = std::vector<std::string>;
+
+TEST(ReloadChanges, AgentNamesEachChangedKeyAndAChangedPassword) {
+  const std::string base = "[device]\nsite = \"lab\"\nid = \"gw\"\n[mqtt]\npassword = \"one\"\n";
+  const auto running = agent_config(base);
+  EXPECT_EQ(agent::changed_agent_settings(running, agent_config(base)), Keys{});
+  EXPECT_EQ(agent::changed_agent_settings(
+                running, agent_config(base + "broker = \"tcp://other:1883\"\n[log]\nlevel = "
+                                             "\"debug\"\n[tail]\nfiles = [\"/var/log/x\"]\n")),
+            (Keys{"log.level", "mqtt.broker", "tail.files"}));
+  EXPECT_EQ(agent::changed_agent_settings(
+                running, agent_config("[device]\nsite = \"lab\"\nid = \"gw\"\n[mqtt]\npassword "
+                                      "= \"two\"\n")),
+            Keys{"mqtt.password"});
+}
+
+TEST(ReloadChanges, CollectorNamesRulesSectionsAndSecrets) {
+  const std::string base =
+      "[storage]\nkind = \"postgres\"\ndsn = \"postgresql://u:pw@h/db\"\n"
+      "journal_dir = \"/tmp/j\"\n[rules.hot]\nsensor = \"t\"\nabove = 30.0\n"
+      "[webhooks.ops]\nurl = \"https://h/x\"\nsecret = \"s1\"\n[console]\ntoken = "
+      "\"token-one-0123456789\"\n";
+  const auto running = collector_config(base);
+  EXPECT_EQ(collector::changed_collector_settings(running, collector_config(base)), Keys{});
+  std::string changed = base;
+  changed.replace(changed.find("above = 30.0"), 12, "above = 31.0");
+  changed.replace(changed.find(":pw@"), 4, ":pw2@");
+  changed.replace(changed.find("\"s1\""), 4, "\"s2\"");
+  changed.replace(changed.find("token-one"), 9, "token-two");
+  changed += "[rules.cold]\nsensor = \"t\"\nbelow = 2.0\n";
+  EXPECT_EQ(collector::changed_collector_settings(running, collector_config(changed)),
+            (Keys{"rules.cold", "rules.hot.above", "storage.dsn", "console.token",
+                  "webhooks.ops.secret"}));
+  // A rule gone is named too.
+  EXPECT_EQ(collector::changed_collector_settings(collector_config(base + "[rules.cold]\nsensor = "
+                                                                          "\"t\"\nbelow = 2.0\n"),
+                                                  running),
+            Keys{"rules.cold"});
+}
+
+TEST(ReloadChanges, TextThatIsNotTomlCountsAsAChange) {
+  EXPECT_EQ(common::changed_settings("a = 1\n", "[broken\n"),
+            Keys{"(the effective configuration)"});
+  EXPECT_EQ(common::changed_settings("[s]\na = 1\nb = [1, 2]\n", "[s]\na = 1\nb = [1, 3]\n"),
+            Keys{"s.b"});
 }
 
 }  // namespace

@@ -94,4 +94,9 @@ void check_agent_environment(common::ConfigReader& reader, const AgentConfig& co
 // password redacted; read_agent_config() reads it back to the same configuration.
 std::string effective_agent_config(const AgentConfig& config);
 
+// The dotted keys whose values differ between the running configuration and a reloaded one
+// (log.level among them), the password included: what a SIGHUP reports.
+std::vector<std::string> changed_agent_settings(const AgentConfig& running,
+                                                const AgentConfig& reloaded);
+
 }  // namespace outpost::agent

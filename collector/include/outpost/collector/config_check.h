@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "outpost/collector/config.h"
 
@@ -18,5 +19,11 @@ void check_collector_environment(common::ConfigReader& reader, const CollectorCo
 // webhooks as their tables; the MQTT password, webhook secrets and the dsn's password redacted.
 // read_collector_config() reads it back to the same configuration.
 std::string effective_collector_config(const CollectorConfig& config);
+
+// The dotted keys whose values differ between the running configuration and a reloaded one
+// (log.level among them), secrets included (the MQTT and PostgreSQL passwords, the dsn, webhook
+// secrets, the console token): what a SIGHUP reports.
+std::vector<std::string> changed_collector_settings(const CollectorConfig& running,
+                                                    const CollectorConfig& reloaded);
 
 }  // namespace outpost::collector

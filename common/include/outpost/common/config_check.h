@@ -67,6 +67,13 @@ std::string toml_key(std::string_view name);
 
 inline constexpr std::string_view kRedacted = "(redacted)";
 
+// The dotted keys whose values differ between two effective configurations (TomlWriter's
+// output, as a reload compares the running one with the file's), sorted by section and key;
+// a whole array, or a section only one side has, counts as one key.
+// Secrets are redacted in both, so a changed secret is not seen here: compare those apart.
+// Text that is not TOML gives {"(the effective configuration)"}.
+std::vector<std::string> changed_settings(std::string_view before, std::string_view after);
+
 // The [mqtt] connection keys of read_mqtt_connection(), password redacted (no section line).
 void write_mqtt_connection(TomlWriter& out, const BrokerConfig& keys);
 // The keys read_validation_options() reads (no section line).

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,8 +28,28 @@ std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name);
 inline constexpr std::string_view kLogLevelNames = "trace, debug, info, warn, error, critical, off";
 
 // Makes spdlog's default logger write "<time> <level> <program>: <message>" to
-// stderr at `level`. Call once from main() before starting threads.
+// stderr at `level`; when stderr is the journal (stderr_is_journal()), "<N><level> <message>"
+// instead: the syslog priority the journal files the line under (journal_priority()), and
+// neither the time nor the program, which the journal records itself. Call once from main()
+// before starting threads.
 void init_logging(std::string_view program, spdlog::level::level_enum level);
+
+// How lines are laid out: for a terminal or a file, or for the journal (above).
+enum class LogTarget { kPlain, kJournal };
+// The formatter init_logging() gives the logger for `target`.
+std::unique_ptr<spdlog::formatter> make_log_formatter(LogTarget target);
+
+// The sd-daemon prefix of a line at `level`: "<7>" trace and debug, "<6>" info, "<4>" warn,
+// "<3>" error, "<2>" critical.
+std::string_view journal_priority(spdlog::level::level_enum level);
+
+// Whether `journal_stream` (JOURNAL_STREAM as systemd sets it: "<device>:<inode>", decimal)
+// names the file with this device and inode.
+bool journal_stream_matches(std::string_view journal_stream, uint64_t device, uint64_t inode);
+
+// Whether fd 2 is the journal's stream: $JOURNAL_STREAM names what fstat(2) sees. A service
+// whose stderr was redirected elsewhere (or a child that inherited the variable) gets false.
+bool stderr_is_journal();
 
 // Lets through at most `burst` events per `period`; the rest are counted, so a
 // flood of bad input costs a counter increment, not a log line each.
