@@ -4,7 +4,6 @@
 #include <charconv>
 #include <map>
 #include <string_view>
-#include <unordered_map>
 
 #include "outpost/collector/postgres.h"
 #include "pg_db.h"
@@ -280,14 +279,7 @@ Result<FleetChanges, SinkError> PostgresReader::fleet_changes(uint64_t revision)
     out.devices = std::move(rows).value();
     auto lines = read_seq_lines(db, which);
     if (!lines.ok()) return lines.error();
-    std::unordered_map<std::string_view, DeviceRow*> by_name;
-    by_name.reserve(out.devices.size());
-    for (DeviceRow& d : out.devices) by_name.emplace(d.device, &d);
-    for (SeqLineState& line : lines.value()) {
-      if (auto it = by_name.find(line.device); it != by_name.end()) {
-        it->second->seq_line = std::move(line);
-      }
-    }
+    attach_seq_lines(out.devices, std::move(lines).value());
   }
   // The DLQ keeps no revision here: its counts by topic come with every read.
   auto topics = dlq_topics();

@@ -6,7 +6,6 @@
 #include <map>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "sqlite_db.h"
@@ -231,14 +230,7 @@ Result<FleetChanges, SinkError> SqliteReader::fleet_changes(uint64_t revision) {
     out.devices = std::move(rows).value();
     auto lines = read_seq_lines(db, which);
     if (!lines.ok()) return lines.error();
-    std::unordered_map<std::string_view, DeviceRow*> by_name;
-    by_name.reserve(out.devices.size());
-    for (DeviceRow& d : out.devices) by_name.emplace(d.device, &d);
-    for (SeqLineState& line : lines.value()) {
-      if (auto it = by_name.find(line.device); it != by_name.end()) {
-        it->second->seq_line = std::move(line);
-      }
-    }
+    attach_seq_lines(out.devices, std::move(lines).value());
   }
   if (complete || static_cast<uint64_t>(dlq_now.value()) > revision) {
     auto topics = dlq_topics();

@@ -174,6 +174,10 @@ struct FleetChanges {
   uint64_t revision = 0;
 };
 
+// Gives each device of `devices` its line from `lines` (matched by name; a line of a device not
+// there is dropped).
+void attach_seq_lines(std::vector<DeviceRow>& devices, std::vector<SeqLineState>&& lines);
+
 class Reader {
  public:
   virtual ~Reader() = default;
