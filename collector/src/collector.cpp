@@ -166,6 +166,7 @@ Collector::Collector(CollectorConfig config, std::unique_ptr<Sink> sink,
       sink_(std::move(sink)),
       journal_(std::move(journal)),
       queue_(config_.queue_messages),
+      intake_(IntakeBounds{config_.intake_max_bytes, config_.intake_max_bytes / 4}),
       adapters_(std::make_unique<Adapters>(queue_, *journal_, counters_, *sink_)),
       fleet_store_(std::move(fleet_store)) {
   FleetTracker fleet(
@@ -224,7 +225,11 @@ common::Status<> Collector::start() {
 
   client_ = std::make_unique<mqtt::async_client>(config_.broker, config_.client_id,
                                                  mqtt::create_options(MQTTVERSION_3_1_1));
-  client_->start_consuming();
+  // Runs on Paho's receive thread, holding Paho's global mutex: a push, never a wait.
+  client_->set_message_callback([this](mqtt::const_message_ptr m) {
+    const std::size_t bytes = m->get_payload_ref().size() + m->get_topic_ref().size();
+    intake_.put(std::move(m), bytes);
+  });
   publisher_ = std::make_unique<mqtt::async_client>(config_.broker, config_.client_id + "-pub",
                                                     mqtt::create_options(MQTTVERSION_3_1_1));
   adapters_->publisher.emplace(*publisher_);
@@ -269,6 +274,9 @@ std::string Collector::metrics_text() const {
   LiveGauges live;
   live.queue_depth = queue_.size();
   live.connected = connected_;
+  live.intake_bytes = intake_.bytes();
+  live.intake_peak_bytes = intake_.peak_bytes();
+  live.intake_paused = intake_paused_;
   live.publisher_connected = publisher_ && publisher_->is_connected();
   if (webhooks_) live.webhooks = webhooks_->stats();
   if (leader_) {
@@ -311,6 +319,11 @@ constexpr std::size_t kBurstMessages = 512;
 constexpr std::size_t kBurstBytes = 1u << 20;
 // Classified messages handed to the storage thread's queue in one go.
 constexpr std::size_t kQueueChunk = 64;
+// While the storage queue is full, the intake's bound is checked this often: Paho receives
+// about 75,000 messages/s on this machine's cores, so about 400 (300 KB) arrive in between.
+constexpr auto kPauseCheck = std::chrono::milliseconds(5);
+// A subscribe not acknowledged within this is a failed connection attempt.
+constexpr auto kSubscribeTimeout = std::chrono::seconds(15);
 
 }  // namespace
 
@@ -382,12 +395,16 @@ void Collector::ensure_publisher() {
 bool Collector::ensure_connected() {
   Reconnect& state = *subscriber_state_;
   if (client_->is_connected()) {
-    connected_ = true;
+    if (!subscribe_) connected_ = true;
     ensure_publisher();
     return true;
   }
   auto now = Clock::now();
-  if (connected_.exchange(false) && state.lost(now) == Reconnect::Say::kLost) {
+  // Paused on purpose (maybe_pause said so): connected again at once, without a word.
+  const bool resuming = std::exchange(resuming_, false);
+  if (resuming) {
+    state.lost(now);
+  } else if (connected_.exchange(false) && state.lost(now) == Reconnect::Say::kLost) {
     spdlog::warn("connection to {} lost; reconnecting", config_.broker);
   }
   if (!state.due(now)) {
@@ -413,111 +430,213 @@ bool Collector::ensure_connected() {
     if (!token->wait_for(connect_wait)) {
       throw mqtt::exception(-1, "timed out");
     }
+    // With its session at the broker, messages flow from the CONNACK on, and a backlog can
+    // come in much faster than the SUBACK: then the subscribe is not waited for here, but
+    // checked by the loop (check_subscription) while it takes the intake and watches its bound.
+    const bool session = token->get_connect_response().is_session_present();
+    if (resuming && session && subscribed_) {
+      // Back from a pause, still subscribed: subscribing again would only make the broker send
+      // every retained status once more.
+      connected_ = true;
+      state.succeeded(Clock::now());
+      return true;
+    }
+    subscribed_ = false;
     auto topics = mqtt::string_collection::create(filters);
     std::vector<int> qos(filters.size(), 1);
-    if (!client_->subscribe(topics, qos)->wait_for(std::chrono::seconds(15))) {
-      throw mqtt::exception(-1, "subscribe timed out");
+    subscribe_ = client_->subscribe(topics, qos);
+    subscribe_started_ = Clock::now();
+    if (!session) {
+      if (!subscribe_->wait_for(kSubscribeTimeout)) {
+        throw mqtt::exception(-1, "subscribe timed out");
+      }
+      subscribe_.reset();
+      on_subscribed();
     }
   } catch (const mqtt::exception& e) {
-    // Half done (connected, not subscribed): start again from a clean disconnect.
-    try {
-      if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(2));
-    } catch (const mqtt::exception&) {
-      // Nothing more to do: the next attempt connects from scratch either way.
-    }
-    ++counters_.connect_failures;
-    now = Clock::now();
-    // Said once per change: of the connection's state (Reconnect), or of why it fails.
-    const std::string why = common::describe_connect_failure(
-        common::connect_failure(e, config_.broker), config_.settings(config_.clean_session));
-    auto say = state.failed(now);
-    if (say == Reconnect::Say::kNothing && why != last_connect_error_)
-      say = Reconnect::Say::kFailing;
-    last_connect_error_ = why;
-    switch (say) {
-      case Reconnect::Say::kFailing:
-        spdlog::warn("cannot connect to {}: {}; retrying with backoff from {} ms up to {} ms",
-                     config_.broker, why, config_.reconnect_min_us / 1000,
-                     config_.reconnect_max_us / 1000);
-        break;
-      case Reconnect::Say::kStillFailing:
-        spdlog::warn("still not connected to {} after {} attempts in {} s: {}", config_.broker,
-                     state.failures(), state.down_for(now).count() / 1'000'000, why);
-        break;
-      default:
-        break;
-    }
+    subscribe_.reset();
+    connect_failed(e);
     return false;
   }
+  return true;
+}
+
+bool Collector::check_subscription() {
+  if (!subscribe_) return true;
+  try {
+    if (!subscribe_->is_complete()) {
+      if (Clock::now() - subscribe_started_ < kSubscribeTimeout) return true;
+      throw mqtt::exception(-1, "subscribe timed out");
+    }
+    subscribe_->wait_for(std::chrono::milliseconds(0));  // throws if it failed
+    subscribe_.reset();
+    on_subscribed();
+    return true;
+  } catch (const mqtt::exception& e) {
+    subscribe_.reset();
+    connect_failed(e);
+    return false;
+  }
+}
+
+void Collector::on_subscribed() {
+  subscribed_ = true;
   connected_ = true;
   ++counters_.reconnects;
-  const auto said = state.succeeded(Clock::now());
+  const auto said = subscriber_state_->succeeded(Clock::now());
   spdlog::info("{} {} as {}, subscribed to {}",
                said == Reconnect::Say::kBack ? "connected again to" : "connected to",
-               config_.broker, config_.client_id, fmt::join(filters, ", "));
+               config_.broker, config_.client_id, fmt::join(subscription_filters(config_), ", "));
+}
+
+void Collector::connect_failed(const mqtt::exception& e) {
+  Reconnect& state = *subscriber_state_;
+  connected_ = false;
+  // Half done (connected, not subscribed): start again from a clean disconnect.
+  try {
+    if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(2));
+  } catch (const mqtt::exception&) {
+    // Nothing more to do: the next attempt connects from scratch either way.
+  }
+  ++counters_.connect_failures;
+  const auto now = Clock::now();
+  // Said once per change: of the connection's state (Reconnect), or of why it fails.
+  const std::string why = common::describe_connect_failure(
+      common::connect_failure(e, config_.broker), config_.settings(config_.clean_session));
+  auto say = state.failed(now);
+  if (say == Reconnect::Say::kNothing && why != last_connect_error_) say = Reconnect::Say::kFailing;
+  last_connect_error_ = why;
+  switch (say) {
+    case Reconnect::Say::kFailing:
+      spdlog::warn("cannot connect to {}: {}; retrying with backoff from {} ms up to {} ms",
+                   config_.broker, why, config_.reconnect_min_us / 1000,
+                   config_.reconnect_max_us / 1000);
+      break;
+    case Reconnect::Say::kStillFailing:
+      spdlog::warn("still not connected to {} after {} attempts in {} s: {}", config_.broker,
+                   state.failures(), state.down_for(now).count() / 1'000'000, why);
+      break;
+    default:
+      break;
+  }
+}
+
+void Collector::maybe_pause() {
+  if (intake_paused_ || !intake_.should_pause()) return;
+  const double mib = static_cast<double>(intake_.bytes()) / (1u << 20);
+  if (config_.clean_session) {
+    // The broker keeps nothing for a clean session: a pause would lose messages.
+    if (pause_log_.allow(Clock::now())) {
+      spdlog::warn(
+          "intake: {:.1f} MiB received and not yet stored, over mqtt.intake_max_bytes; with "
+          "clean_session = true the subscription cannot pause without losing messages, so this "
+          "grows until storage catches up ({} more not logged)",
+          mib, pause_log_.take_suppressed());
+    }
+    return;
+  }
+  try {
+    if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(5));
+  } catch (const mqtt::exception& e) {
+    // Lost or half gone: the resume connects from scratch either way.
+    spdlog::debug("intake: disconnect to pause: {}", e.what());
+  }
+  subscribe_.reset();  // if it was under way, the resume subscribes again (subscribed_ is false)
+  intake_paused_ = true;
+  ++counters_.intake_pauses;
+  if (pause_log_.allow(Clock::now())) {
+    spdlog::info(
+        "intake: {:.1f} MiB received and not yet stored (mqtt.intake_max_bytes): subscription "
+        "paused until a quarter is left, the broker keeps the rest ({} more pauses not logged)",
+        mib, pause_log_.take_suppressed());
+  }
+}
+
+bool Collector::handle_burst(std::vector<mqtt::const_message_ptr>& taken) {
+  std::vector<RawMessage>& burst = burst_;
+  std::vector<JournalPosition>& after = after_;
+  std::vector<StorageWork>& work = work_;
+  burst.clear();
+  const std::size_t max_bytes = config_.max_message_bytes;
+  const bool catch_all = !config_.catch_all.empty();
+  const int64_t now = wall_now_us();
+  for (auto& msg : taken) {
+    if (catch_all && admit(msg->get_topic(), config_.topics) == Admission::kIgnore) {
+      ++counters_.ignored;  // our own acks and events: never journaled
+    } else {
+      // Read in place: an oversized payload is hashed where Paho holds it, never copied.
+      const std::string& payload = msg->get_payload();
+      burst.push_back(take_message(msg->get_topic(), payload, now, max_bytes));
+      if (burst.back().cut) {
+        ++counters_.oversized_cut;
+        if (oversized_log_.allow(Clock::now())) {
+          spdlog::warn(
+              "oversized message on {}: {} bytes, over mqtt.max_message_bytes ({}); "
+              "to the DLQ as its first {} bytes and SHA-256 ({} more not logged)",
+              burst.back().topic, payload.size(), max_bytes, kOversizedKeepBytes,
+              oversized_log_.take_suppressed());
+        }
+      }
+    }
+    msg.reset();  // let Paho's copy go before the next one is read
+  }
+  taken.clear();
+  if (burst.empty()) return true;
+  counters_.received += burst.size();
+  bool journaled = true;
+  if (auto s = journal_->append(burst, after); !s.ok()) {
+    // Still stored, but the journal position cannot move past them.
+    ++counters_.journal_errors;
+    journaled = false;
+    if (journal_log_.allow(Clock::now())) {
+      spdlog::error("{} ({} more not logged)", s.error().message, journal_log_.take_suppressed());
+    }
+  }
+  // Classified and queued kQueueChunk at a time: one lock and at most one wake-up per chunk,
+  // and the storage thread starts on a burst before all of it is decoded. After each chunk, and
+  // every kPauseCheck while the push waits for storage, the intake's bound is checked.
+  for (std::size_t i = 0; i < burst.size(); ++i) {
+    std::optional<JournalPosition> pos;
+    if (journaled) pos = after[i];
+    work.push_back(StorageWork{classify(std::move(burst[i]), config_.validation), pos});
+    if (work.size() < kQueueChunk && i + 1 < burst.size()) continue;
+    for (std::size_t done = 0; done < work.size();) {
+      if (!queue_.push_until(work, done, Clock::now() + kPauseCheck)) return false;  // stopping
+      if (!stopping_) maybe_pause();
+    }
+    work.clear();
+  }
   return true;
 }
 
 void Collector::mqtt_loop() {
-  std::vector<RawMessage> burst;
-  std::vector<JournalPosition> after;
-  std::vector<StorageWork> work;
-  const std::size_t max_bytes = config_.max_message_bytes;
-  const bool catch_all = !config_.catch_all.empty();
+  std::vector<mqtt::const_message_ptr> taken;
+  const auto wait = std::chrono::milliseconds(100);
   while (!stopping_) {
-    if (!ensure_connected()) continue;
-    mqtt::const_message_ptr msg;
-    if (!client_->try_consume_message_for(&msg, std::chrono::milliseconds(100))) continue;
-    burst.clear();
-    std::size_t burst_bytes = 0;
-    const int64_t now = wall_now_us();
-    // A null message is Paho's way of saying the connection was lost.
-    while (msg) {
-      if (catch_all && admit(msg->get_topic(), config_.topics) == Admission::kIgnore) {
-        ++counters_.ignored;  // our own acks and events: never journaled
-      } else {
-        // Read in place: an oversized payload is hashed where Paho holds it, never copied.
-        const std::string& payload = msg->get_payload();
-        burst.push_back(take_message(msg->get_topic(), payload, now, max_bytes));
-        if (burst.back().cut) {
-          ++counters_.oversized_cut;
-          if (oversized_log_.allow(Clock::now())) {
-            spdlog::warn(
-                "oversized message on {}: {} bytes, over mqtt.max_message_bytes ({}); "
-                "to the DLQ as its first {} bytes and SHA-256 ({} more not logged)",
-                burst.back().topic, payload.size(), max_bytes, kOversizedKeepBytes,
-                oversized_log_.take_suppressed());
-          }
-        }
-        burst_bytes += burst.back().payload.size();
+    if (intake_paused_) {
+      ensure_publisher();
+      if (intake_.may_resume()) {
+        intake_paused_ = false;
+        resuming_ = true;
+        continue;
       }
-      msg.reset();  // let Paho's copy go before the next one is taken
-      if (burst.size() >= kBurstMessages || burst_bytes >= kBurstBytes ||
-          !client_->try_consume_message(&msg)) {
-        break;
-      }
+    } else if (!ensure_connected() || !check_subscription()) {
+      continue;
     }
-    if (burst.empty()) continue;
-    counters_.received += burst.size();
-    bool journaled = true;
-    if (auto s = journal_->append(burst, after); !s.ok()) {
-      // Still stored, but the journal position cannot move past them.
-      ++counters_.journal_errors;
-      journaled = false;
-      if (journal_log_.allow(Clock::now())) {
-        spdlog::error("{} ({} more not logged)", s.error().message, journal_log_.take_suppressed());
-      }
+    if (intake_.take_until(Clock::now() + wait, taken, kBurstMessages, kBurstBytes) == 0) {
+      continue;
     }
-    // Classified and queued kQueueChunk at a time: one lock and at most one wake-up per chunk,
-    // and the storage thread starts on a burst before all of it is decoded.
-    for (std::size_t i = 0; i < burst.size(); ++i) {
-      std::optional<JournalPosition> pos;
-      if (journaled) pos = after[i];
-      work.push_back(StorageWork{classify(std::move(burst[i]), config_.validation), pos});
-      if (work.size() < kQueueChunk && i + 1 < burst.size()) continue;
-      const std::size_t n = work.size();
-      if (queue_.push_all(work) < n) return;  // closed: stopping
-    }
+    if (!handle_burst(taken)) return;
+  }
+  // Stopping: nothing more may come in, then what Paho acknowledged and the intake still holds
+  // is journaled and queued (the storage thread commits it before it stops).
+  try {
+    if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(5));
+  } catch (const mqtt::exception& e) {
+    spdlog::warn("disconnect {}: {}", client_->get_client_id(), e.what());
+  }
+  while (intake_.take_until(Clock::now(), taken, kBurstMessages, kBurstBytes) > 0) {
+    if (!handle_burst(taken)) return;
   }
 }
 

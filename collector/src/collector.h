@@ -7,12 +7,15 @@
 // every reconnect; after a broker restart mosquitto found those resends malformed and the
 // collector could never reconnect (docs/chaos.md). Apart, a stale ack or event is dropped at
 // reconnect (acks are re-sent when the agent re-sends; events are in the database).
-// Threads: Paho's own network thread only fills Paho's consumer queue; nothing of ours runs
-// on it. The MQTT thread (mqtt_loop) connects both (the subscriber first, the publisher's
-// connect started beside it and never waited for; backoff and logging decided by Reconnect),
-// subscribes, consumes (dropping our own topics the catch-all brings, cutting messages over
-// max_message_bytes), journals and classifies; it blocks on the bounded queue when storage falls
-// behind, which is the backpressure (Paho's queue then holds the surplus, and the broker its own).
+// Threads: Paho's own network thread only fills the Intake (intake.h): a lock and a push,
+// nothing else of ours runs on it. The MQTT thread (mqtt_loop) connects both (the subscriber first,
+// the publisher's connect started beside it and never waited for; backoff and logging decided by
+// Reconnect), subscribes, consumes (dropping our own topics the catch-all brings, cutting messages
+// over max_message_bytes), journals and classifies; it blocks on the bounded queue when storage
+// falls behind, which is the backpressure: the intake then fills, and at mqtt.intake_max_bytes the
+// MQTT thread pauses the subscription (disconnects; a persistent session keeps the rest at the
+// broker) and resumes it at a quarter of that. At stop it disconnects the subscriber first and then
+// journals and queues whatever the intake still holds, so that nothing Paho acknowledged is lost.
 // The storage thread runs StorageLoop (storage_loop.h, where every storage decision lives) over the
 // Sink; after each commit it publishes acks and events and hands events to the WebhookDispatcher,
 // whose own thread delivers them and hands back those that give up (stored in the DLQ).
@@ -34,6 +37,7 @@
 #include "outpost/collector/config.h"
 #include "outpost/collector/counters.h"
 #include "outpost/collector/fleet_leader.h"
+#include "outpost/collector/intake.h"
 #include "outpost/collector/journal.h"
 #include "outpost/collector/reader.h"  // DeviceRow
 #include "outpost/collector/reconnect.h"
@@ -75,9 +79,20 @@ class Collector {
   struct Adapters;  // what StorageLoop runs over: Paho publisher, journal, webhooks, queue
 
   void mqtt_loop();
+  // Journals, classifies and queues what was taken from the intake (empties `taken`); false once
+  // the storage queue is closed. MQTT thread only.
+  bool handle_burst(std::vector<mqtt::const_message_ptr>& taken);
+  // Pauses the subscription when the intake is over its bound (persistent sessions only).
+  void maybe_pause();
   // Connects and subscribes the subscriber when it is down and an attempt is due (starting the
   // publisher's connect beside it); true when it is up. MQTT thread only.
   bool ensure_connected();
+  // The subscribe ensure_connected left under way (a session with a backlog): its outcome once
+  // it has one; false when it failed or timed out (the connection is then dropped and tried
+  // again with backoff). MQTT thread only.
+  bool check_subscription();
+  void on_subscribed();                           // says so, counts it, marks the state up
+  void connect_failed(const mqtt::exception& e);  // disconnects, counts, logs per change
   // Starts (re)connecting the publisher when it is down; never blocks. MQTT thread only.
   void ensure_publisher();
   void start_publisher_connect();
@@ -94,6 +109,19 @@ class Collector {
   std::optional<Reconnect> subscriber_state_;
   std::optional<Reconnect> publisher_state_;
   BoundedQueue<StorageWork> queue_;
+  Intake<mqtt::const_message_ptr> intake_;  // Paho's receive thread -> the MQTT thread
+  // The subscriber disconnected on purpose (intake over its bound), and the resume that follows.
+  // MQTT thread only; intake_paused_ is read by scrapes.
+  std::atomic<bool> intake_paused_{false};
+  bool resuming_ = false;
+  // The subscription's state on the current connection. MQTT thread only.
+  mqtt::token_ptr subscribe_;  // under way
+  Clock::time_point subscribe_started_{};
+  bool subscribed_ = false;  // acknowledged (a resume with the session present keeps it)
+  // handle_burst's buffers, kept for their capacity. MQTT thread only.
+  std::vector<RawMessage> burst_;
+  std::vector<JournalPosition> after_;
+  std::vector<StorageWork> work_;
   Counters counters_;
   SystemStorageClock clock_;
   std::unique_ptr<Adapters> adapters_;
@@ -112,6 +140,7 @@ class Collector {
   common::RateLimiter journal_log_{3, std::chrono::seconds(30)};
   std::string last_connect_error_;  // why the subscriber's connection fails, as last logged
   common::RateLimiter oversized_log_{3, std::chrono::seconds(60)};  // MQTT thread only
+  common::RateLimiter pause_log_{1, std::chrono::seconds(60)};      // MQTT thread only
 };
 
 }  // namespace outpost::collector

@@ -70,6 +70,7 @@ common::Status<common::ConfigError> read_collector_config(common::ConfigReader& 
   r.read("mqtt.catch_all", c.catch_all);
   r.read_size_bytes("mqtt.max_message_bytes", c.max_message_bytes, common::kMaxPayloadBytes,
                     16u << 20);
+  r.read_size_bytes("mqtt.intake_max_bytes", c.intake_max_bytes, 64u << 10, 1u << 30);
   r.read("mqtt.publish_acks", c.publish_acks);
   r.read("mqtt.publish_events", c.publish_events);
 

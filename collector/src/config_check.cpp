@@ -47,6 +47,7 @@ std::string effective_collector_config(const CollectorConfig& c) {
   w.string("shared_group", c.shared_group);
   w.string("catch_all", c.catch_all);
   w.size("max_message_bytes", c.max_message_bytes);
+  w.size("intake_max_bytes", c.intake_max_bytes);
   w.boolean("publish_acks", c.publish_acks);
   w.boolean("publish_events", c.publish_events);
 

@@ -82,6 +82,10 @@ std::string metrics_text(const Counters& c, const LiveGauges& live) {
   counter("reconnects_total", "Successful connections to the broker.", c.reconnects);
   counter("connect_failures_total", "Failed attempts to connect and subscribe.",
           c.connect_failures);
+  counter("intake_pauses_total",
+          "Times the subscription paused because the messages received and not yet taken "
+          "reached mqtt.intake_max_bytes (the broker kept the rest of its backlog).",
+          c.intake_pauses);
   counter("oversized_cut_total",
           "Messages over mqtt.max_message_bytes: not journaled, their DLQ entry keeps the first "
           "4 KiB, the length and the SHA-256.",
@@ -117,7 +121,16 @@ std::string metrics_text(const Counters& c, const LiveGauges& live) {
             live.leader_restores);
   }
   gauge("queue_depth", "Messages waiting for the storage thread.", live.queue_depth);
-  gauge("connected", "1 while the subscriber is connected to the broker.", live.connected ? 1 : 0);
+  gauge("connected",
+        "1 while the subscriber is connected to the broker (or paused by the intake's bound).",
+        live.connected ? 1 : 0);
+  gauge("intake_bytes",
+        "Messages received and not yet journaled, in bytes (payload and topic, plus 256 a "
+        "message).",
+        live.intake_bytes);
+  gauge("intake_peak_bytes", "The most intake_bytes has been since start.", live.intake_peak_bytes);
+  gauge("intake_paused", "1 while the subscription is paused at mqtt.intake_max_bytes.",
+        live.intake_paused ? 1 : 0);
   gauge("publisher_connected", "1 while the publisher (acks, events) is connected.",
         live.publisher_connected ? 1 : 0);
   out +=

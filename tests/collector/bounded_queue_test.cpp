@@ -78,5 +78,27 @@ TEST(BoundedQueue, AWaitingPopSomeIsWokenByAPushAll) {
   EXPECT_EQ(out.front(), 7);
 }
 
+TEST(BoundedQueue, PushUntilGivesUpAtItsDeadlineAndGoesOnWhereItStopped) {
+  BoundedQueue<int> q(3);
+  std::vector<int> in = {1, 2, 3, 4, 5};
+  std::size_t done = 0;
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(q.push_until(in, done, t0 + 20ms));  // full after 3: waits, then gives up
+  EXPECT_GE(Clock::now() - t0, 20ms);
+  EXPECT_EQ(done, 3u);
+  EXPECT_EQ(q.size(), 3u);
+  std::vector<int> out;
+  EXPECT_EQ(q.pop_some_until(Clock::now(), out, 2), 2u);
+  EXPECT_TRUE(q.push_until(in, done, Clock::now() + 1s));  // room for the last two
+  EXPECT_EQ(done, 5u);
+  EXPECT_EQ(q.pop_some_until(Clock::now(), out, 10), 3u);
+  EXPECT_EQ(out, (std::vector<int>{1, 2, 3, 4, 5}));
+  q.close();
+  std::vector<int> more = {6};
+  done = 0;
+  EXPECT_FALSE(q.push_until(more, done, Clock::now() + 1s));  // closed
+  EXPECT_EQ(done, 0u);
+}
+
 }  // namespace
 }  // namespace outpost::collector

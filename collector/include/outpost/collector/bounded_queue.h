@@ -47,6 +47,27 @@ class BoundedQueue {
     return done;
   }
 
+  // push_all that gives up at `deadline`: queues items[done..] in order as room is made,
+  // advancing `done` (all are queued when it reaches items.size()). False once the queue is
+  // closed. For a producer that has something else to check while it waits.
+  bool push_until(std::vector<T>& items, std::size_t& done,
+                  std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mu_);
+    while (done < items.size()) {
+      if (!not_full_.wait_until(lock, deadline,
+                                [&] { return closed_ || items_.size() < capacity_; })) {
+        return true;  // still full at the deadline
+      }
+      if (closed_) return false;
+      const bool was_empty = items_.empty();
+      while (done < items.size() && items_.size() < capacity_) {
+        items_.push_back(std::move(items[done++]));
+      }
+      if (was_empty) not_empty_.notify_one();
+    }
+    return true;
+  }
+
   // Moves up to `max` of the oldest items onto the end of `out`, waiting until `deadline` for
   // the first; the number moved (0 on timeout, or when closed and empty).
   std::size_t pop_some_until(std::chrono::steady_clock::time_point deadline, std::vector<T>& out,

@@ -35,6 +35,10 @@ struct CollectorConfig : common::BrokerConfig {
   // entry (oversized) keeps the first 4 KiB, its length and its SHA-256. At least
   // kMaxPayloadBytes (any valid payload fits), at most 16 MiB.
   uint64_t max_message_bytes = 512 * 1024;
+  // Bytes Paho has handed over and the MQTT thread has not taken yet (payloads plus 256 B a
+  // message). At this bound a persistent session pauses: the subscriber disconnects and the
+  // broker keeps the rest, until a quarter of it is left. A clean session cannot pause.
+  uint64_t intake_max_bytes = 4u << 20;
   bool publish_acks = true;  // commit acks on .../ack (what end_to_end agents wait for)
   bool publish_events = true;
 

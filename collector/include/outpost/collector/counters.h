@@ -38,6 +38,7 @@ struct Counters {
   std::atomic<uint64_t> encode_failures{0};  // acks/events/DLQ copies whose topic or bytes failed
   std::atomic<uint64_t> reconnects{0};
   std::atomic<uint64_t> connect_failures{0};  // failed subscriber connect/subscribe attempts
+  std::atomic<uint64_t> intake_pauses{0};     // subscription paused: intake over its bound
   std::atomic<uint64_t> oversized_cut{0};     // messages over max_message_bytes: kept cut
   std::atomic<uint64_t> ignored{0};           // catch-all: Outpost topics not ours to store
   std::atomic<uint64_t> expired_rows{0};
@@ -57,7 +58,10 @@ inline constexpr std::array<double, 12> kLatencyBuckets = {0.005, 0.01, 0.025, 0
 // What a scrape reads from the live service besides the counters.
 struct LiveGauges {
   uint64_t queue_depth = 0;              // messages waiting for the storage thread
-  bool connected = false;                // the subscriber
+  bool connected = false;                // the subscriber (also while paused by the intake)
+  uint64_t intake_bytes = 0;             // received, not yet taken by the MQTT thread
+  uint64_t intake_peak_bytes = 0;        // the most held at once since start
+  bool intake_paused = false;            // the subscription is paused (intake over its bound)
   bool publisher_connected = false;      // acks and events
   std::optional<WebhookStats> webhooks;  // nullopt when no webhook is configured
   // Shared mode only (nullopt otherwise): whether this collector is the fleet leader now, and
