@@ -322,6 +322,10 @@ constexpr std::size_t kQueueChunk = 64;
 // While the storage queue is full, the intake's bound is checked this often: Paho receives
 // about 75,000 messages/s on this machine's cores, so about 400 (300 KB) arrive in between.
 constexpr auto kPauseCheck = std::chrono::milliseconds(5);
+// Unsubscribed (never subscribed) before a pause's disconnect: its UNSUBACK says the broker has
+// read every PUBACK sent before it.
+const std::string kPauseProbe = "outpost/v1/pause-probe/never-subscribed";
+constexpr auto kPauseProbeWait = std::chrono::milliseconds(20);
 // A subscribe not acknowledged within this is a failed connection attempt.
 constexpr auto kSubscribeTimeout = std::chrono::seconds(15);
 
@@ -536,7 +540,13 @@ void Collector::maybe_pause() {
     return;
   }
   try {
-    if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(5));
+    if (client_->is_connected()) {
+      // The broker reads our PUBACKs in order. Once it answers an UNSUBSCRIBE sent after them
+      // (of a filter never subscribed: a no-op), it has seen them all; a disconnect before that
+      // would make it send again, at the resume, every message whose PUBACK it had not read.
+      client_->unsubscribe(kPauseProbe)->wait_for(kPauseProbeWait);
+      client_->disconnect()->wait_for(std::chrono::seconds(5));
+    }
   } catch (const mqtt::exception& e) {
     // Lost or half gone: the resume connects from scratch either way.
     spdlog::debug("intake: disconnect to pause: {}", e.what());
