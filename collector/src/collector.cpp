@@ -396,7 +396,7 @@ void Collector::ensure_publisher() {
   if (state.due(now)) start_publisher_connect();
 }
 
-bool Collector::ensure_connected() {
+bool Collector::ensure_connected(bool resuming) {
   Reconnect& state = *subscriber_state_;
   if (client_->is_connected()) {
     if (!subscribe_) connected_ = true;
@@ -405,7 +405,6 @@ bool Collector::ensure_connected() {
   }
   auto now = Clock::now();
   // Paused on purpose (maybe_pause said so): connected again at once, without a word.
-  const bool resuming = std::exchange(resuming_, false);
   if (resuming) {
     state.lost(now);
   } else if (connected_.exchange(false) && state.lost(now) == Reconnect::Say::kLost) {
@@ -622,15 +621,15 @@ bool Collector::handle_burst(std::vector<mqtt::const_message_ptr>& taken) {
 void Collector::mqtt_loop() {
   std::vector<mqtt::const_message_ptr> taken;
   const auto wait = std::chrono::milliseconds(100);
+  bool resuming = false;
   while (!stopping_) {
+    if (intake_paused_ && intake_.may_resume()) {
+      intake_paused_ = false;
+      resuming = true;
+    }
     if (intake_paused_) {
       ensure_publisher();
-      if (intake_.may_resume()) {
-        intake_paused_ = false;
-        resuming_ = true;
-        continue;
-      }
-    } else if (!ensure_connected() || !check_subscription()) {
+    } else if (!ensure_connected(std::exchange(resuming, false)) || !check_subscription()) {
       continue;
     }
     if (intake_.take_until(Clock::now() + wait, taken, kBurstMessages, kBurstBytes) == 0) {

@@ -85,8 +85,10 @@ class Collector {
   // Pauses the subscription when the intake is over its bound (persistent sessions only).
   void maybe_pause();
   // Connects and subscribes the subscriber when it is down and an attempt is due (starting the
-  // publisher's connect beside it); true when it is up. MQTT thread only.
-  bool ensure_connected();
+  // publisher's connect beside it); true when it is up. `resuming`: back from a pause, connected
+  // at once and without a word, and not subscribed again if the session is still there. MQTT
+  // thread only.
+  bool ensure_connected(bool resuming);
   // The subscribe ensure_connected left under way (a session with a backlog): its outcome once
   // it has one; false when it failed or timed out (the connection is then dropped and tried
   // again with backoff). MQTT thread only.
@@ -110,10 +112,9 @@ class Collector {
   std::optional<Reconnect> publisher_state_;
   BoundedQueue<StorageWork> queue_;
   Intake<mqtt::const_message_ptr> intake_;  // Paho's receive thread -> the MQTT thread
-  // The subscriber disconnected on purpose (intake over its bound), and the resume that follows.
-  // MQTT thread only; intake_paused_ is read by scrapes.
+  // The subscriber disconnected on purpose (intake over its bound). Set by the MQTT thread,
+  // read by scrapes.
   std::atomic<bool> intake_paused_{false};
-  bool resuming_ = false;
   // The subscription's state on the current connection. MQTT thread only.
   mqtt::token_ptr subscribe_;  // under way
   Clock::time_point subscribe_started_{};

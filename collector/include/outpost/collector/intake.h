@@ -46,7 +46,7 @@ class Intake {
   }
 
   // Moves up to `max` of the oldest items onto `out` (the first whatever its size, then while
-  // their payloads stay within `max_bytes`), waiting until `deadline` for the first; the
+  // their counted bytes stay within `max_bytes`), waiting until `deadline` for the first; the
   // number moved.
   std::size_t take_until(std::chrono::steady_clock::time_point deadline, std::vector<T>& out,
                          std::size_t max, std::size_t max_bytes) {
@@ -89,7 +89,6 @@ class Intake {
     std::lock_guard lock(mu_);
     return peak_bytes_;
   }
-  const IntakeBounds& bounds() const { return bounds_; }
 
  private:
   const IntakeBounds bounds_;
